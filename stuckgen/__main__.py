@@ -1,0 +1,3 @@
+from stuckgen.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""The exception tree and the exit codes every command shares.
+
+    StuckgenError                 anything the tool reports as one line (exit 2 unless said)
+    ├── ConfigError               a flag, variable, .env or stuckgen.toml value is invalid (2)
+    │   ├── SchemaError           a table or column the mapping needs does not exist (2)
+    │   └── InsecureTransportError   credentials would travel over plain HTTP (2)
+    ├── SelectionError            ids or filters select nothing usable (2)
+    ├── UnreachableError          cannot reach something we must talk to (3)
+    │   ├── DatabaseUnreachableError  connect failed, auth failed, server went away (3)
+    │   ├── DatabaseTimeoutError      statement_timeout or lock_timeout fired (3)
+    │   └── DeploymentUnreachableError  no target answered (3)
+    └── AbortedError              interrupted (Ctrl-C / SIGTERM) after reporting progress (1)
+
+Lower-level errors (psycopg, httpx, OSError) are translated at the boundary
+with ``raise X(...) from exc`` so that the CLI only ever catches these.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit status of every stuckgen command."""
+
+    OK = 0  # nothing found: no stuck rows, auth healthy, every row remediated
+    FINDINGS = 1  # findings: stuck rows, a warning finding, rows not remediated
+    USAGE = 2  # usage or configuration error: bad flag, bad config, missing table
+    UNREACHABLE = 3  # cannot reach the database or the deployment
+
+
+class StuckgenError(Exception):
+    """An error stuckgen reports as one line, without a traceback."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(StuckgenError):
+    """A configuration value (flag, environment, .env, stuckgen.toml) is invalid."""
+
+
+class SchemaError(ConfigError):
+    """The database lacks a table or column the schema mapping needs."""
+
+
+class InsecureTransportError(ConfigError):
+    """A secret or cookie would be sent over plain HTTP to a non-loopback host."""
+
+
+class SelectionError(StuckgenError):
+    """The ids or filters given select nothing that can be acted on."""
+
+
+class UnreachableError(StuckgenError):
+    """Something stuckgen must talk to cannot be reached."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class DatabaseUnreachableError(UnreachableError):
+    """The database refused, timed out, rejected the credentials or went away."""
+
+
+class DatabaseTimeoutError(UnreachableError):
+    """A statement ran past statement_timeout or waited past lock_timeout."""
+
+
+class DeploymentUnreachableError(UnreachableError):
+    """No deployment target answered."""
+
+
+class AbortedError(StuckgenError):
+    """The run was interrupted; what was done so far has been reported."""
+
+    exit_code = ExitCode.FINDINGS
