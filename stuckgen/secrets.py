@@ -64,3 +64,13 @@ def scrub(text: str, secrets: "list[str | None]") -> str:
             if stripped and stripped != s and len(stripped) >= 4:
                 text = text.replace(stripped, "***")
     return text
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password inside a DSN, so that it can be scrubbed from output (never shown)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        return conninfo_to_dict(dsn).get("password") or None
+    except Exception:  # a malformed DSN has no password we can find
+        return None

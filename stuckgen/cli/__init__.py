@@ -1,0 +1,25 @@
+"""The command line: a thin Typer layer over the core. See _app.py for the shared shape."""
+
+from __future__ import annotations
+
+import sys
+
+from stuckgen.cli._app import app
+
+# Each module registers its commands on ``app`` when imported.
+from stuckgen.cli import scan as _scan  # noqa: E402,F401
+
+
+def main() -> int:
+    """Console entry point."""
+    try:
+        app(prog_name="stuckgen")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    return 0
+
+
+__all__ = ["app", "main"]
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

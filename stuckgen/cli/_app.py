@@ -1,0 +1,200 @@
+"""The Typer app, shared options, output streams and the error boundary.
+
+Commands live one concern per module (scan.py, probe.py, ...) and follow one shape:
+options -> ``settings_from`` -> core -> renderer -> ``Output``; the tool's own
+exceptions become one line on stderr and the documented exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional, TypeVar
+
+import typer
+
+from stuckgen import __version__
+from stuckgen.errors import ExitCode, StuckgenError
+
+HELP = """Find, explain and safely remediate background jobs stuck in 'processing'.
+
+Exit codes (every command): 0 nothing found, 1 findings, 2 usage or configuration
+error, 3 database or deployment unreachable, 130 interrupted.
+"""
+
+app = typer.Typer(
+    name="stuckgen",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stuckgen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Find, explain and safely remediate background jobs stuck in 'processing'."""
+
+
+def env_help(name: str, text: str) -> str:
+    """Help text that names the option's environment variables (single source: settings.OPTIONS)."""
+    from stuckgen.settings import OPTIONS
+
+    names = ", ".join(OPTIONS[name].env)
+    return f"{text} [env: {names}]"
+
+
+# -- shared options ---------------------------------------------------------------------------
+DatabaseUrlOpt = Annotated[Optional[str], typer.Option(
+    "--database-url", "-d", show_default=False, metavar="URL",
+    help=env_help("database_url", "PostgreSQL URL of the app's database (never printed)."))]
+ThresholdOpt = Annotated[Optional[str], typer.Option(
+    "--threshold", "-t", show_default=False, metavar="DURATION",
+    help=env_help("threshold", "Stuck when quiet longer than this: 90s, 2m, 1h30m, PT2M. Default 2m."))]
+SinceOpt = Annotated[Optional[str], typer.Option(
+    "--since", show_default=False, metavar="DURATION",
+    help=env_help("since", "Only rows created within this window ('all' for no limit). Default 24h."))]
+StatementTimeoutOpt = Annotated[Optional[str], typer.Option(
+    "--statement-timeout", show_default=False, metavar="DURATION",
+    help=env_help("statement_timeout", "Cancel any statement running longer. Default 30s."))]
+LockTimeoutOpt = Annotated[Optional[str], typer.Option(
+    "--lock-timeout", show_default=False, metavar="DURATION",
+    help=env_help("lock_timeout", "Give up on a row lock after this. Default 5s."))]
+ConnectTimeoutOpt = Annotated[Optional[str], typer.Option(
+    "--connect-timeout", show_default=False, metavar="DURATION",
+    help=env_help("connect_timeout", "Give up connecting after this. Default 10s."))]
+TableOpt = Annotated[Optional[str], typer.Option(
+    "--table", show_default=False, help=env_help("table", "Table of generations. Default generations."))]
+DbSchemaOpt = Annotated[Optional[str], typer.Option(
+    "--db-schema", show_default=False, help=env_help("db_schema", "PostgreSQL schema. Default: the current schema."))]
+MapOpt = Annotated[Optional[list[str]], typer.Option(
+    "--map", show_default=False, metavar="FIELD=SPEC",
+    help="Map a field to a column or JSON key, e.g. heartbeat=parameters.lastHeartbeatAt, "
+         "updated=updatedAt, step_log=none. Repeatable. [env: STUCKGEN_MAP]")]
+InflightOpt = Annotated[Optional[str], typer.Option(
+    "--inflight-statuses", show_default=False, metavar="A,B",
+    help=env_help("inflight_statuses", "Statuses that mean 'in flight'. Default processing,queued."))]
+EnvFileOpt = Annotated[Optional[str], typer.Option(
+    "--env-file", show_default=False, metavar="PATH", help="Read this .env file instead of ./.env.")]
+ConfigOpt = Annotated[Optional[str], typer.Option(
+    "--config", show_default=False, metavar="PATH",
+    help="Read this stuckgen.toml (default: ./stuckgen.toml, or [tool.stuckgen] in ./pyproject.toml).")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
+
+
+def settings_from(params: dict[str, Any], *, map_flags: Iterable[str] | None = None):
+    """Settings from a command's locals: option values by name, plus --env-file/--config/--map."""
+    from stuckgen.settings import OPTIONS, load_settings
+
+    flags = {k: v for k, v in params.items() if k in OPTIONS}
+    return load_settings(flags, env_file=params.get("env_file"), config_file=params.get("config"),
+                         map_flags=tuple(map_flags or params.get("map") or ()))
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Output:
+    """stdout for data, stderr for messages; colour only on a terminal and without NO_COLOR."""
+
+    def __post_init__(self) -> None:
+        from rich.console import Console
+
+        no_color = bool(os.environ.get("NO_COLOR"))
+        self.is_tty = sys.stdout.isatty()
+        self.out = Console(file=sys.stdout, no_color=no_color, highlight=False, width=None if self.is_tty else 200,
+                           emoji=False)
+        self.err = Console(file=sys.stderr, no_color=no_color, highlight=False, emoji=False)
+
+    def lines(self, lines: Iterable[str]) -> None:
+        """Write plain lines to stdout as they come (streamed, never styled)."""
+        write = sys.stdout.write
+        for line in lines:
+            write(line)
+            write("\n")
+        sys.stdout.flush()
+
+    def note(self, message: str) -> None:
+        self.err.print(message, markup=False, highlight=False)
+
+    def warn(self, message: str) -> None:
+        self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def default_format(fmt: str | None, *, tty: bool) -> str:
+    return fmt or ("table" if tty else "json")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _known_secrets() -> list[str]:
+    from stuckgen.secrets import dsn_password
+    from stuckgen.settings import OPTIONS
+
+    vals: list[str] = []
+    for opt in OPTIONS.values():
+        if opt.secret:
+            vals += [os.environ[v] for v in opt.env if os.environ.get(v)]
+    for v in list(vals):
+        if "://" in v or "=" in v:
+            p = dsn_password(v)
+            if p:
+                vals.append(p)
+    return vals
+
+
+def handle_errors(fn: F) -> F:
+    """The error boundary: our exceptions -> one line + exit code; tracebacks only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from stuckgen.secrets import scrub
+
+        debug = bool(kwargs.get("debug")) or os.environ.get("STUCKGEN_DEBUG", "") not in ("", "0", "false")
+        try:
+            code = fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except StuckgenError as exc:
+            if debug:
+                traceback.print_exc(file=sys.stderr)
+            msg = scrub(f"stuckgen: error: {exc.message}", _known_secrets())
+            sys.stderr.write(msg + "\n")
+            if exc.hint:
+                sys.stderr.write(scrub(f"  hint: {exc.hint}", _known_secrets()) + "\n")
+            raise typer.Exit(int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("stuckgen: interrupted\n")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: say so in one line unless debugging
+            if debug:
+                raise
+            msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets())
+            sys.stderr.write(msg + " (run again with --debug for a traceback)\n")
+            raise typer.Exit(4) from None
+        raise typer.Exit(int(code or ExitCode.OK))
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,166 @@
+"""`stuckgen scan` and `stuckgen schema`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, handle_errors,
+    settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode
+
+FORMATS = ("table", "json", "csv")
+
+
+@app.command()
+@handle_errors
+def scan(
+    database_url: DatabaseUrlOpt = None,
+    threshold: ThresholdOpt = None,
+    since: SinceOpt = None,
+    cls: Annotated[Optional[list[str]], typer.Option(
+        "--class", "-c", metavar="CLASS", show_default=False,
+        help="Only rows of this class (repeatable): never-started, trigger-failed, stalled, awaiting-webhook, "
+             "queued-not-drained, outputs-not-finalized, unknown.")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, show_default=False,
+                                                 help="At most this many rows.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False,
+                                               help="table | json | csv. Default: table on a terminal, json in a pipe.")] = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """List generations stuck past a threshold and classify why each one is stuck.
+
+    Stuck: status in the in-flight statuses (processing, queued) and no sign of life
+    (heartbeat, else updated, else created time) for longer than --threshold, measured
+    with the database's clock. Reads only, in a READ ONLY transaction with timeouts.
+
+    Example:
+
+        stuckgen scan --threshold 5m --since 6h
+
+        stuckgen scan --format json | jq '.rows[] | select(.class == "trigger-failed") | .id'
+
+    Exit: 0 none stuck, 1 stuck rows found, 2 configuration error, 3 database unreachable.
+    """
+    from stuckgen.cli import _db
+    from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table, summary_lines
+    from stuckgen.scan import ScanRun, explain_advice
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = default_format(fmt, tty=out.is_tty)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    opts = _db.scan_options(settings, classes=tuple(cls or ()), limit=limit)
+    conn = _db.connect(settings)
+    with conn:
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+            for w in mapping.warnings:
+                out.note(f"note: {w}")
+            run = ScanRun(conn, mapping, opts, _db.rules(settings))
+            run.count_window()
+            advice = explain_advice(conn, mapping, opts)
+            if advice:
+                out.note(f"note: the scan reads all of {mapping.table} sequentially; this partial index makes it cheap:\n  {advice}")
+            meta = {"table": mapping.table, "threshold_seconds": opts.threshold, "since_seconds": opts.since,
+                    "inflight_statuses": list(opts.inflight_statuses)}
+            if fmt == "json":
+                out.lines(scan_json_lines(run, lambda: run.summary, meta))
+            elif fmt == "csv":
+                out.lines(scan_csv_lines(run))
+                for line in summary_lines(run.summary, threshold=opts.threshold, since=opts.since):
+                    out.note(line)
+            else:
+                shown = limit if limit is not None else (50 if out.is_tty else None)
+                tbl, hidden = scan_table(run, max_rows=shown)
+                if run.summary.stuck:
+                    out.out.print(tbl)
+                    if hidden:
+                        out.out.print(f"... and {hidden} more (see --limit, or --format json)", markup=False)
+                    out.out.print()
+                for line in summary_lines(run.summary, threshold=opts.threshold, since=opts.since):
+                    out.out.print(line, markup=False)
+    return ExitCode.FINDINGS if run.summary.stuck else ExitCode.OK
+
+
+@app.command()
+@handle_errors
+def schema(
+    database_url: DatabaseUrlOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False,
+                                               help="table | json. Default: table on a terminal, json in a pipe.")] = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Print the schema mapping stuckgen resolved, and where each field came from.
+
+    Each logical field maps to a column, a key inside a JSON column, or nothing
+    (which lowers what scan can conclude). Override with --map or [mapping] in stuckgen.toml.
+
+    Example:
+
+        stuckgen schema --map heartbeat=parameters.lastHeartbeatAt
+
+    Exit: 0 resolved, 2 a table or column is missing, 3 database unreachable.
+    """
+    import json
+
+    from rich.table import Table
+
+    from stuckgen.cli import _db
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = default_format(fmt, tty=out.is_tty)
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format: {fmt!r} is not one of table, json")
+    conn = _db.connect(settings)
+    with conn:
+        with _db.read_tx(conn, settings):
+            m = _db.resolve_mapping(conn, settings)
+    if fmt == "json":
+        doc = {
+            "schema": "stuckgen.mapping/v1", "db_schema": m.db_schema, "table": m.table,
+            "fields": {k: {"spec": None if not f.present else f.describe(), "type": f.data_type, "source": f.source}
+                       for k, f in m.fields.items()},
+            "outputs": {"table": m.outputs.table, "key": m.outputs.key, "source": m.outputs.source},
+            "queue": {"table": m.queue.table, "key": m.queue.key, "columns": dict(m.queue.columns),
+                      "source": m.queue.source},
+            "warnings": list(m.warnings),
+        }
+        out.lines([json.dumps(doc, indent=2)])
+        return ExitCode.OK
+    t = Table(show_edge=False, header_style="bold", pad_edge=False)
+    t.add_column("field")
+    t.add_column("maps to")
+    t.add_column("type")
+    t.add_column("source")
+    for name, f in m.fields.items():
+        t.add_row(name, f.describe(), f.data_type or "-", f.source)
+    t.add_row("outputs", f"{m.outputs.table}.{m.outputs.key}" if m.outputs.present else "-", "", m.outputs.source)
+    t.add_row("queue", f"{m.queue.table}.{m.queue.key}" if m.queue.present else "-", "", m.queue.source)
+    out.out.print(f"{m.db_schema}.{m.table}", markup=False)
+    out.out.print(t)
+    for w in m.warnings:
+        out.out.print(f"note: {w}", markup=False)
+    return ExitCode.OK

@@ -1,0 +1,115 @@
+"""Connections and transactions: read-only with timeouts, pooler-safe, errors translated.
+
+Only the CLI opens connections (``connect``); the core receives them. Statements
+live with the module that owns the concern (scan.py, remediate.py), always
+composed with ``psycopg.sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pgerrors
+from psycopg.conninfo import conninfo_to_dict
+
+from stuckgen.errors import ConfigError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError
+from stuckgen.secrets import redact_dsn
+
+APPLICATION_NAME = "stuckgen"
+
+
+def check_dsn(dsn: str | None) -> dict[str, Any]:
+    """Parse a DSN; ConfigError (exit 2) when missing or malformed. Never echoes the password."""
+    if not dsn:
+        raise ConfigError(
+            "no database configured: set DATABASE_URL (or SUPABASE_DB_URL, STUCKGEN_DATABASE_URL) or pass --database-url"
+        )
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"database URL is malformed: {redact_dsn(dsn)}") from exc
+    return params
+
+
+def is_transaction_pooler(params: dict[str, Any]) -> bool:
+    """Supabase's transaction pooler listens on 6543; PgBouncer users often name it."""
+    port = str(params.get("port") or "")
+    host = str(params.get("host") or "")
+    return port == "6543" or "pooler" in host or "pgbouncer" in host
+
+
+def connect(dsn: str | None, *, connect_timeout: float = 10.0, application_name: str = APPLICATION_NAME) -> psycopg.Connection:
+    """Open a connection safe for transaction-mode poolers (no server-side prepared statements)."""
+    params = check_dsn(dsn)
+    params.setdefault("connect_timeout", max(1, int(round(connect_timeout))))
+    params["application_name"] = application_name
+    try:
+        conn = psycopg.connect(**params, autocommit=False, prepare_threshold=None)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
+    return conn
+
+
+def _where(params: dict[str, Any]) -> str:
+    host = params.get("host") or "local socket"
+    port = params.get("port") or "5432"
+    db = params.get("dbname") or params.get("user") or ""
+    return f"({host}:{port}/{db})"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line.removeprefix("connection failed: ")
+
+
+def _set_local(conn: psycopg.Connection, *, statement_timeout: float, lock_timeout: float) -> None:
+    # SET LOCAL, not connection options: a transaction-mode pooler hands each
+    # transaction a different server connection, so settings must live in the transaction.
+    conn.execute(
+        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
+        "set_config('TimeZone', 'UTC', true), set_config('application_name', %s, true)",
+        (f"{int(statement_timeout * 1000)}ms", f"{int(lock_timeout * 1000)}ms", APPLICATION_NAME),
+    )
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection, *, read_only: bool, statement_timeout: float = 30.0,
+                lock_timeout: float = 5.0) -> Iterator[psycopg.Connection]:
+    """One transaction (READ ONLY when asked) with timeouts; database errors become ours."""
+    with translate_errors():
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
+            _set_local(conn, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
+            yield conn
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn psycopg errors into the tool's exceptions at the boundary."""
+    try:
+        yield
+    except StuckgenError:
+        raise
+    except pgerrors.QueryCanceled as exc:
+        raise DatabaseTimeoutError(
+            f"the database cancelled a statement: {_first_line(exc)}",
+            hint="raise --statement-timeout, or add the index scan suggests",
+        ) from exc
+    except pgerrors.LockNotAvailable as exc:
+        raise DatabaseTimeoutError(f"a row lock was not granted within lock_timeout: {_first_line(exc)}") from exc
+    except pgerrors.UndefinedTable as exc:
+        raise ConfigError(f"the database says: {_first_line(exc)}") from exc
+    except pgerrors.UndefinedColumn as exc:
+        raise ConfigError(f"the database says: {_first_line(exc)}") from exc
+    except pgerrors.InsufficientPrivilege as exc:
+        raise ConfigError(f"the database refused: {_first_line(exc)}") from exc
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise DatabaseUnreachableError(f"lost the database connection: {_first_line(exc)}") from exc
+    except psycopg.Error as exc:
+        raise DatabaseUnreachableError(f"database error: {_first_line(exc)}") from exc

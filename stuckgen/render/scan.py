@@ -1,0 +1,118 @@
+"""Scan output: streamed JSON (``stuckgen.scan/v1``), CSV, and terminal tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from stuckgen.durations import format_duration
+from stuckgen.scan import StuckRow, Summary
+
+SCAN_SCHEMA = "stuckgen.scan/v1"
+
+CSV_COLUMNS = ("id", "status", "class", "quiet_seconds", "age_seconds", "created_at", "last_sign_of_life",
+               "heartbeat_at", "last_step", "trigger_status", "trigger_failures", "outputs", "job_state",
+               "user_id", "error", "why")
+
+CLASS_STYLE = {
+    "never-started": "bold red", "trigger-failed": "red", "stalled": "yellow",
+    "awaiting-webhook": "cyan", "queued-not-drained": "magenta", "outputs-not-finalized": "green",
+    "unknown": "dim",
+}
+
+
+def scan_json_lines(rows: Iterable[StuckRow], summary: Callable[[], Summary], meta: dict[str, Any]) -> Iterator[str]:
+    """One JSON document, streamed: the header, one line per row, then the summary.
+
+    Shape (v1): {"schema", "generated_at", "table", "threshold_seconds", "since_seconds",
+    "rows": [row...], "summary": {...}}. Rows are written as they arrive, so memory
+    does not grow with the number of stuck rows.
+    """
+    head = {"schema": SCAN_SCHEMA, "generated_at": _now_iso(), **meta}
+    yield json.dumps(head)[:-1] + ', "rows": ['
+    first = True
+    for row in rows:
+        yield ("  " if first else ", ") + json.dumps(row.as_dict())
+        first = False
+    yield '], "summary": ' + json.dumps(summary().as_dict()) + "}"
+
+
+def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="")
+    w.writerow(CSV_COLUMNS)
+    yield buf.getvalue()
+    for row in rows:
+        d = row.as_dict()
+        buf.seek(0)
+        buf.truncate()
+        w.writerow(["" if d[c] is None else d[c] for c in CSV_COLUMNS])
+        yield buf.getvalue()
+
+
+def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Table, int]:
+    """A table of the first ``max_rows`` rows; returns it and how many rows were left out."""
+    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+    for col, kw in (("id", {"no_wrap": True}), ("class", {"no_wrap": True}), ("quiet", {"justify": "right"}),
+                    ("created", {"no_wrap": True}), ("last step", {}), ("why", {"ratio": 1})):
+        table.add_column(col, **kw)
+    hidden = 0
+    for i, row in enumerate(rows):
+        if max_rows is not None and i >= max_rows:
+            hidden += 1
+            continue
+        why = row.why + ("".join(f"; {n}" for n in row.notes) if row.notes else "")
+        table.add_row(
+            row.id, Text(row.cls, style=CLASS_STYLE.get(row.cls, "")), format_duration(row.quiet_seconds),
+            _short_time(row.created_at), row.last_step or "-", why,
+        )
+    return table, hidden
+
+
+def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Iterator[str]:
+    """The summary as plain lines (also used under the table on a terminal)."""
+    window = "all time" if since is None else f"the last {format_duration(since)}"
+    if s.stuck == 0:
+        yield f"No generation quiet for more than {format_duration(threshold)} (created in {window})."
+    else:
+        rate = ""
+        if s.stuck_rate is not None:
+            rate = f" of {s.created_in_window} created in {window} ({s.stuck_rate:.1%})"
+        else:
+            rate = f" (created in {window})"
+        yield f"{s.stuck} stuck{rate}, quiet for more than {format_duration(threshold)}."
+        yield "By class: " + ", ".join(f"{c} {n}" for c, n in s.as_dict()["by_class"].items())
+        if s.trigger_statuses:
+            yield "Failed triggers answered: " + ", ".join(f"HTTP {k} x{v}" for k, v in sorted(s.trigger_statuses.items()))
+        if s.oldest is not None:
+            yield f"Oldest: {s.oldest.id}, quiet for {format_duration(s.oldest.quiet_seconds)}."
+        if s.onset is not None:
+            yield f"Onset: first stuck row created {_short_time(s.onset, full=True)}."
+        if len(s.per_hour) > 0:
+            yield "Per hour (UTC, by creation):"
+            peak = max(s.per_hour.values())
+            for hour, n in sorted(s.per_hour.items()):
+                bar = "#" * max(1, round(30 * n / peak))
+                yield f"  {hour.strftime('%Y-%m-%d %H:00')}  {n:>6}  {bar}"
+    if s.stuck_before_window:
+        yield f"Also {s.stuck_before_window} stuck rows created before {window} (widen with --since)."
+    if s.truncated:
+        yield "Output cut at --limit; counts above cover the rows shown."
+
+
+def _short_time(t: datetime | None, *, full: bool = False) -> str:
+    if t is None:
+        return "-"
+    t = t.astimezone(timezone.utc)
+    return t.strftime("%Y-%m-%d %H:%M:%SZ") if full else t.strftime("%m-%d %H:%M:%S")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,510 @@
+"""Select stuck rows and classify why each is stuck; classes are data (``Rule``), not code.
+
+Stuck: status in the in-flight statuses and no sign of life for longer than the
+threshold, where the last sign of life is coalesce(heartbeat, updated, created)
+measured with the database's clock. Evidence for each row is extracted in SQL
+(a few short values, never the whole parameters document) and matched against
+the rules in order; the first rule whose every condition holds names the class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from psycopg import sql
+
+from stuckgen.errors import ConfigError
+from stuckgen.schema import SchemaMapping
+
+CLASSES: tuple[str, ...] = (
+    "never-started", "trigger-failed", "stalled", "awaiting-webhook",
+    "queued-not-drained", "outputs-not-finalized", "unknown",
+)
+
+QUEUE_LOCK_SECONDS = 60.0  # the app's worker holds a job lock for 60 s
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A class and the conditions (all must hold) under which a stuck row belongs to it.
+
+    A condition on a field the schema does not map is unknown, so the rule does not match.
+    """
+
+    cls: str
+    why: str
+    steps_any: tuple[str, ...] = ()   # the step log holds at least one of these
+    steps_none: tuple[str, ...] = ()  # ... and none of these
+    last_step_in: tuple[str, ...] = ()
+    heartbeat: bool | None = None     # a heartbeat was ever written
+    outputs: bool | None = None       # outputs exist
+    webhook: bool | None = None       # a provider prediction id is set
+    job: tuple[str, ...] = ()         # queue job state in: unclaimed, lock-expired, locked
+
+    def matches(self, ev: "Evidence") -> bool:
+        if self.steps_any:
+            if ev.steps is None or not any(s in ev.steps for s in self.steps_any):
+                return False
+        if self.steps_none:
+            if ev.steps is None or any(s in ev.steps for s in self.steps_none):
+                return False
+        if self.last_step_in and ev.last_step not in self.last_step_in:
+            return False
+        for attr in ("heartbeat", "outputs", "webhook"):
+            want = getattr(self, attr)
+            if want is not None:
+                have = getattr(ev, "has_" + attr)
+                if have is None or have != want:
+                    return False
+        if self.job and ev.job_state not in self.job:
+            return False
+        return True
+
+
+TRIGGER_FAILED_STEPS = ("process:trigger-failed-http", "process:trigger-failed-exception")
+WORKER_STEPS = ("process:start", "model:generate:start", "model:generate:heartbeat", "model:generate:end")
+CREATE_STEPS = ("generate:create", "process:triggered", "process:trigger-timeout-expected")
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule(cls="outputs-not-finalized", why="outputs exist but the status was never set", outputs=True),
+    Rule(cls="trigger-failed", why="the step log records a failed trigger and no worker ever started",
+         steps_any=TRIGGER_FAILED_STEPS, steps_none=WORKER_STEPS),
+    Rule(cls="awaiting-webhook", why="handed to an outside provider that never called back",
+         steps_any=("webhook:submitted",)),
+    Rule(cls="awaiting-webhook", why="a provider prediction id is set and no callback finished it",
+         webhook=True),
+    Rule(cls="queued-not-drained", why="queued but never claimed, or claimed and the lock expired",
+         job=("unclaimed", "lock-expired")),
+    Rule(cls="stalled", why="a worker wrote heartbeats, then went silent", heartbeat=True),
+    Rule(cls="stalled", why="a worker started but died before its first heartbeat",
+         steps_any=WORKER_STEPS),
+    Rule(cls="never-started", why="no heartbeat and the last step is still the create step: the trigger never arrived",
+         heartbeat=False, last_step_in=CREATE_STEPS),
+)
+
+_RULE_KEYS = {"class", "why", "steps_any", "steps_none", "last_step_in", "heartbeat", "outputs", "webhook", "job"}
+
+
+def rules_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """[[rules]] tables from stuckgen.toml -> rules; ConfigError on anything unknown."""
+    out: list[Rule] = []
+    for i, item in enumerate(items, 1):
+        unknown = set(item) - _RULE_KEYS
+        if unknown:
+            raise ConfigError(f"rules[{i}]: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_RULE_KEYS))}")
+        cls = item.get("class")
+        if not isinstance(cls, str) or not cls:
+            raise ConfigError(f"rules[{i}]: 'class' must be a non-empty string")
+        kwargs: dict[str, Any] = {"cls": cls, "why": str(item.get("why", cls))}
+        for key in ("steps_any", "steps_none", "last_step_in", "job"):
+            if key in item:
+                v = item[key]
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise ConfigError(f"rules[{i}]: {key!r} must be a list of strings")
+                kwargs[key] = tuple(v)
+        for key in ("heartbeat", "outputs", "webhook"):
+            if key in item:
+                if not isinstance(item[key], bool):
+                    raise ConfigError(f"rules[{i}]: {key!r} must be true or false")
+                kwargs[key] = item[key]
+        out.append(Rule(**kwargs))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the database says about one row; None means 'not mapped, unknown'."""
+
+    steps: frozenset[str] | None
+    last_step: str | None
+    has_heartbeat: bool | None
+    has_outputs: bool | None
+    has_webhook: bool | None
+    job_state: str | None  # None: no queue table or no job
+
+
+@dataclass(frozen=True, kw_only=True)
+class StuckRow:
+    """One stuck generation, its class and the evidence behind it."""
+
+    id: str
+    status: str
+    cls: str
+    why: str
+    created_at: datetime | None
+    last_sign_of_life: datetime | None
+    quiet_seconds: float
+    age_seconds: float | None
+    heartbeat_at: datetime | None
+    last_step: str | None
+    trigger_status: int | None
+    trigger_failures: int
+    error: str | None
+    outputs: int | None
+    job_state: str | None
+    user_id: str | None
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "status": self.status,
+            "class": self.cls,
+            "why": self.why,
+            "created_at": _iso(self.created_at),
+            "last_sign_of_life": _iso(self.last_sign_of_life),
+            "quiet_seconds": round(self.quiet_seconds, 3),
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "last_step": self.last_step,
+            "trigger_status": self.trigger_status,
+            "trigger_failures": self.trigger_failures,
+            "error": self.error,
+            "outputs": self.outputs,
+            "job_state": self.job_state,
+            "user_id": self.user_id,
+            "notes": list(self.notes),
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScanOptions:
+    threshold: float = 120.0
+    since: float | None = 86400.0
+    inflight_statuses: tuple[str, ...] = ("processing", "queued")
+    classes: tuple[str, ...] = ()
+    limit: int | None = None
+    older_than: float | None = None  # only rows quiet for at least this long (remediation)
+    ids: tuple[str, ...] = ()
+    naive_timezone: str = "UTC"
+
+
+@dataclass
+class Summary:
+    """Aggregates built while rows stream past: memory is O(classes + hours), not O(rows)."""
+
+    database_now: datetime | None = None
+    stuck: int = 0
+    by_class: Counter = field(default_factory=Counter)
+    trigger_statuses: Counter = field(default_factory=Counter)
+    created_in_window: int | None = None
+    stuck_before_window: int | None = None
+    oldest: StuckRow | None = None
+    onset: datetime | None = None
+    per_hour: Counter = field(default_factory=Counter)
+    truncated: bool = False
+
+    def add(self, row: StuckRow) -> None:
+        self.stuck += 1
+        self.by_class[row.cls] += 1
+        if row.trigger_status is not None:
+            self.trigger_statuses[row.trigger_status] += 1
+        if self.oldest is None or row.quiet_seconds > self.oldest.quiet_seconds:
+            self.oldest = row
+        t = row.created_at or row.last_sign_of_life
+        if t is not None:
+            if self.onset is None or t < self.onset:
+                self.onset = t
+            self.per_hour[t.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)] += 1
+
+    @property
+    def stuck_rate(self) -> float | None:
+        if not self.created_in_window:
+            return None
+        return self.stuck / self.created_in_window
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stuck": self.stuck,
+            "by_class": {c: self.by_class.get(c, 0) for c in _class_order(self.by_class)},
+            "trigger_statuses": {str(k): v for k, v in sorted(self.trigger_statuses.items())},
+            "created_in_window": self.created_in_window,
+            "stuck_rate": None if self.stuck_rate is None else round(self.stuck_rate, 6),
+            "stuck_before_window": self.stuck_before_window,
+            "oldest": None if self.oldest is None else {
+                "id": self.oldest.id, "created_at": _iso(self.oldest.created_at),
+                "quiet_seconds": round(self.oldest.quiet_seconds, 3)},
+            "onset": _iso(self.onset),
+            "per_hour": [{"hour": _iso(h), "stuck": n} for h, n in sorted(self.per_hour.items())],
+            "truncated": self.truncated,
+            "database_now": _iso(self.database_now),
+        }
+
+
+def _class_order(counter: Mapping[str, int]) -> list[str]:
+    known = [c for c in CLASSES if counter.get(c)]
+    return known + sorted(c for c in counter if c not in CLASSES)
+
+
+# -- SQL ---------------------------------------------------------------------------------------
+
+
+def evidence_steps(rules: Iterable[Rule]) -> tuple[str, ...]:
+    """Steps whose log entries carry detail we report (the failed trigger's HTTP status)."""
+    return TRIGGER_FAILED_STEPS
+
+
+def _step_log_array(m: SchemaMapping) -> sql.Composable:
+    raw = m.raw("step_log")
+    return sql.SQL("(CASE WHEN jsonb_typeof({r}::jsonb) = 'array' THEN {r}::jsonb ELSE '[]'::jsonb END)").format(r=raw)
+
+
+def last_sign_sql(m: SchemaMapping, opts: ScanOptions) -> sql.Composable:
+    parts = [m.timestamp(f, naive_tz=opts.naive_timezone) for f in ("heartbeat", "updated", "created") if m.has(f)]
+    return sql.SQL("coalesce({})").format(sql.SQL(", ").join(parts))
+
+
+def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
+    """The scan statement: stuck rows with their evidence, quietest-longest first."""
+    tz = opts.naive_timezone
+    last_sign = last_sign_sql(m, opts)
+    created = m.timestamp("created", naive_tz=tz)
+    selects: list[sql.Composable] = [
+        sql.SQL("{}::text AS id").format(m.raw("id")),
+        sql.SQL("{}::text AS status").format(m.raw("status")),
+        sql.SQL("{} AS created_at").format(created),
+        sql.SQL("{} AS last_sign").format(last_sign),
+        sql.SQL("{} AS heartbeat_at").format(m.timestamp("heartbeat", naive_tz=tz)),
+        sql.SQL("left({}, 60) AS heartbeat_raw").format(m.text("heartbeat")),
+        sql.SQL("left({}, 200) AS last_step").format(m.text("last_step")),
+        sql.SQL("left({}, 300) AS error").format(m.text("error")),
+        sql.SQL("left({}, 80) AS user_id").format(m.text("user")),
+        sql.SQL("({} IS NOT NULL AND {} <> '') AS has_webhook").format(m.text("webhook"), m.text("webhook"))
+        if m.has("webhook") else sql.SQL("NULL::boolean AS has_webhook"),
+    ]
+    if m.has("step_log"):
+        arr = _step_log_array(m)
+        failed = sql.Literal(list(evidence_steps(())))
+        selects.append(sql.SQL(
+            "ARRAY(SELECT DISTINCT e->>'step' FROM jsonb_array_elements({a}) e "
+            "WHERE jsonb_typeof(e) = 'object' AND e->>'step' IS NOT NULL) AS steps").format(a=arr))
+        selects.append(sql.SQL(
+            "(SELECT left(e::text, 600) FROM jsonb_array_elements({a}) WITH ORDINALITY x(e, n) "
+            "WHERE jsonb_typeof(e) = 'object' AND e->>'step' = ANY({f}) ORDER BY n DESC LIMIT 1) AS trigger_entry").format(a=arr, f=failed))
+        selects.append(sql.SQL(
+            "(SELECT count(*) FROM jsonb_array_elements({a}) e WHERE jsonb_typeof(e) = 'object' "
+            "AND e->>'step' = ANY({f})) AS trigger_failures").format(a=arr, f=failed))
+    else:
+        selects += [sql.SQL("NULL::text[] AS steps"), sql.SQL("NULL::text AS trigger_entry"),
+                    sql.SQL("0::bigint AS trigger_failures")]
+    if m.outputs.present:
+        selects.append(sql.SQL("(SELECT count(*) FROM {t} o WHERE o.{k} = {id}) AS outputs").format(
+            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id")))
+    else:
+        selects.append(sql.SQL("NULL::bigint AS outputs"))
+    join = sql.SQL("")
+    if m.queue.present:
+        locked = m.queue.columns.get("locked_at")
+        if locked:
+            lt = (m.queue.types.get(locked) or "").lower()
+            lock_ts = sql.Identifier("j", locked) if lt == "timestamp with time zone" else \
+                sql.SQL("({} AT TIME ZONE {})").format(sql.Identifier("j", locked), sql.Literal(tz))
+            selects.append(sql.SQL(
+                "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
+                "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END AS job_state"
+            ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS)))
+        else:
+            selects.append(sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END AS job_state").format(
+                k=sql.Identifier(m.queue.key)))
+        join = sql.SQL("LEFT JOIN {t} j ON j.{k} = {id}").format(
+            t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"))
+    else:
+        selects.append(sql.SQL("NULL::text AS job_state"))
+    selects.append(sql.SQL("now() AS db_now"))
+
+    where = where_stuck(m, opts)
+    limit = sql.SQL("LIMIT {}").format(sql.Literal(opts.limit)) if opts.limit is not None else sql.SQL("")
+    return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where} ORDER BY {ls} ASC NULLS FIRST, {id} {limit}").format(
+        sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where, ls=last_sign,
+        id=m.raw("id"), limit=limit)
+
+
+def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> sql.Composable:
+    """The stuck predicate, shared by scan and the compare-and-set of remediation."""
+    quiet = max(opts.threshold, opts.older_than or 0.0)
+    conds: list[sql.Composable] = [
+        sql.SQL("{} = ANY({})").format(m.raw("status"), sql.Literal(list(opts.inflight_statuses))),
+        sql.SQL("{} < now() - make_interval(secs => {})").format(last_sign_sql(m, opts), sql.Literal(quiet)),
+    ]
+    if window and opts.since is not None and m.has("created"):
+        conds.append(sql.SQL("{} >= now() - make_interval(secs => {})").format(
+            m.timestamp("created", naive_tz=opts.naive_timezone), sql.Literal(opts.since)))
+    if opts.ids:
+        conds.append(sql.SQL("{}::text = ANY({})").format(m.raw("id"), sql.Literal(list(opts.ids))))
+    return sql.SQL(" AND ").join(conds)
+
+
+def build_window_count(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
+    if opts.since is None or not m.has("created"):
+        return None
+    return sql.SQL("SELECT count(*) FROM {t} g WHERE {c} >= now() - make_interval(secs => {s})").format(
+        t=m.qualified(), c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
+
+
+def build_before_window_count(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
+    if opts.since is None or not m.has("created"):
+        return None
+    return sql.SQL("SELECT count(*) FROM {t} g WHERE {w} AND {c} < now() - make_interval(secs => {s})").format(
+        t=m.qualified(), w=where_stuck(m, opts, window=False),
+        c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
+
+
+# -- classification ----------------------------------------------------------------------------
+
+
+def classify(ev: Evidence, rules: Sequence[Rule]) -> tuple[str, str]:
+    for rule in rules:
+        if rule.matches(ev):
+            return rule.cls, rule.why
+    return "unknown", "no rule matched the evidence"
+
+
+def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule]) -> StuckRow:
+    notes: list[str] = []
+    hb_raw = rec["heartbeat_raw"]
+    hb_at = rec["heartbeat_at"]
+    if hb_raw is not None and hb_at is None:
+        notes.append(f"heartbeat {hb_raw!r} is not a timestamp")
+    has_hb = (hb_raw is not None) if m.has("heartbeat") else None
+    steps = frozenset(s for s in rec["steps"] if s) if rec["steps"] is not None else None
+    last_step = rec["last_step"]
+    if last_step is None and steps is not None and not m.has("last_step"):
+        last_step = None
+    trigger_status = None
+    entry = rec["trigger_entry"]
+    if entry:
+        try:
+            obj = json.loads(entry)
+            st = obj.get("status")
+            trigger_status = int(st) if st is not None and str(st).isdigit() else None
+            err = obj.get("error") or obj.get("errorText") or obj.get("message")
+            if err:
+                notes.append(f"{obj.get('step')}: {str(err)[:160]}")
+        except (ValueError, AttributeError):
+            notes.append("the failed-trigger log entry is cut or not JSON")
+    outputs = rec["outputs"]
+    ev = Evidence(
+        steps=steps,
+        last_step=last_step,
+        has_heartbeat=has_hb,
+        has_outputs=None if outputs is None else outputs > 0,
+        has_webhook=rec["has_webhook"],
+        job_state=rec["job_state"],
+    )
+    cls, why = classify(ev, rules)
+    if cls == "trigger-failed" and trigger_status is not None:
+        why = f"the trigger got HTTP {trigger_status} ({rec['trigger_failures']}x) and no worker ever started"
+    if cls == "unknown":
+        bits = [f"last step {last_step!r}" if last_step else "no last step",
+                "heartbeat seen" if has_hb else ("no heartbeat" if has_hb is False else "heartbeat not mapped"),
+                f"{outputs} outputs" if outputs is not None else "outputs not mapped"]
+        why = "no rule matched: " + ", ".join(bits)
+    now = rec["db_now"]
+    last_sign = rec["last_sign"]
+    created = rec["created_at"]
+    return StuckRow(
+        id=rec["id"], status=rec["status"], cls=cls, why=why, created_at=created,
+        last_sign_of_life=last_sign,
+        quiet_seconds=(now - last_sign).total_seconds() if last_sign else 0.0,
+        age_seconds=(now - created).total_seconds() if created else None,
+        heartbeat_at=hb_at, last_step=last_step, trigger_status=trigger_status,
+        trigger_failures=int(rec["trigger_failures"] or 0), error=rec["error"], outputs=outputs,
+        job_state=rec["job_state"], user_id=rec["user_id"], notes=tuple(notes),
+    )
+
+
+class ScanRun:
+    """Iterate stuck rows from a server-side cursor; ``summary`` is complete once exhausted.
+
+    Must be consumed inside the (read-only) transaction the caller opened.
+    """
+
+    def __init__(self, conn: Any, mapping: SchemaMapping, options: ScanOptions,
+                 rules: Sequence[Rule] = DEFAULT_RULES, *, fetch_size: int = 2000) -> None:
+        self.conn = conn
+        self.mapping = mapping
+        self.options = options
+        self.rules = tuple(rules)
+        self.fetch_size = fetch_size
+        self.summary = Summary()
+        unknown = [c for c in options.classes if c not in {r.cls for r in self.rules} | {"unknown"}]
+        if unknown:
+            raise ConfigError(f"--class: unknown class {', '.join(unknown)}; classes: {', '.join(sorted({r.cls for r in self.rules} | {'unknown'}))}")
+
+    def count_window(self) -> None:
+        from psycopg.rows import tuple_row
+
+        q = build_window_count(self.mapping, self.options)
+        if q is not None:
+            self.summary.created_in_window = self.conn.cursor(row_factory=tuple_row).execute(q).fetchone()[0]
+        q2 = build_before_window_count(self.mapping, self.options)
+        if q2 is not None:
+            self.summary.stuck_before_window = self.conn.cursor(row_factory=tuple_row).execute(q2).fetchone()[0]
+        self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
+
+    def __iter__(self) -> Iterator[StuckRow]:
+        from psycopg.rows import dict_row
+
+        query = build_scan_query(self.mapping, self.options)
+        want = set(self.options.classes)
+        with self.conn.cursor(name="stuckgen_scan", row_factory=dict_row) as cur:
+            cur.itersize = self.fetch_size
+            cur.execute(query)
+            for rec in cur:
+                row = _row_to_stuck(rec, self.mapping, self.rules)
+                if want and row.cls not in want:
+                    continue
+                if self.summary.database_now is None:
+                    self.summary.database_now = rec["db_now"]
+                self.summary.add(row)
+                yield row
+        if self.options.limit is not None and self.summary.stuck >= self.options.limit:
+            self.summary.truncated = True
+
+
+def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
+    """When the scan would read the whole table sequentially, the partial index that fixes it."""
+    from psycopg.rows import tuple_row
+
+    est = conn.cursor(row_factory=tuple_row).execute(
+        sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(
+            sql.Literal(sql.Identifier(mapping.db_schema, mapping.table).as_string(conn)))
+    ).fetchone()
+    if not est or est[0] is None or est[0] < min_rows:
+        return None
+    plan = conn.cursor(row_factory=tuple_row).execute(
+        sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options))).fetchone()[0]
+    if not _has_seq_scan(plan, mapping.table):
+        return None
+    return index_ddl(conn, mapping, options)
+
+
+def _has_seq_scan(node: Any, table: str) -> bool:
+    if isinstance(node, list):
+        return any(_has_seq_scan(n, table) for n in node)
+    if isinstance(node, dict):
+        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == table:
+            return True
+        return any(_has_seq_scan(v, table) for k, v in node.items() if k in ("Plan", "Plans"))
+    return False
+
+
+def index_ddl(conn: Any, m: SchemaMapping, options: ScanOptions) -> str:
+    col = m["created"].column if m.has("created") and not m["created"].path else m["id"].column
+    q = sql.SQL("CREATE INDEX CONCURRENTLY {name} ON {tbl} ({col}) WHERE {status} IN ({vals});").format(
+        name=sql.Identifier(f"{m.table}_inflight_{col}_idx"[:63]),
+        tbl=m.qualified(),
+        col=sql.Identifier(col),
+        status=sql.Identifier(m["status"].column),
+        vals=sql.SQL(", ").join(sql.Literal(s) for s in options.inflight_statuses),
+    )
+    return q.as_string(conn)

@@ -1,0 +1,343 @@
+"""Logical fields -> columns or JSON key paths, resolved by introspection with overrides.
+
+Each logical field (heartbeat, last step, ...) maps to a real column, a key path
+inside a JSON column, or nothing. A field mapped to nothing lowers what scan can
+conclude; it never breaks a command. ``stuckgen schema`` prints the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from psycopg import sql
+
+from stuckgen.errors import ConfigError, SchemaError
+
+# Logical fields of the generations table, in display order.
+FIELDS: tuple[str, ...] = (
+    "id", "status", "created", "updated", "heartbeat", "last_step",
+    "step_log", "error", "user", "processing_lock", "webhook",
+)
+TIME_FIELDS = frozenset({"created", "updated", "heartbeat", "processing_lock"})
+
+# Candidates tried in order when nothing is configured. Column candidates first
+# (real columns beat keys inside JSON), then keys inside the JSON columns.
+_COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "id": ("id", "generation_id", "uuid"),
+    "status": ("status", "state"),
+    "created": ("created_at", "createdAt", "inserted_at", "created"),
+    "updated": ("updated_at", "updatedAt", "modified_at", "modifiedAt"),
+    "heartbeat": ("last_heartbeat_at", "lastHeartbeatAt", "last_heartbeat", "lastHeartbeat",
+                  "heartbeat_at", "heartbeatAt"),
+    "last_step": ("last_step", "lastStep", "current_step", "currentStep"),
+    "step_log": ("debug_logs", "debugLogs", "step_log", "stepLog"),
+    "error": ("error", "error_message", "errorMessage", "failure_reason"),
+    "user": ("user_id", "userId", "owner_id", "ownerId"),
+    "processing_lock": ("processing_started_at", "processingStartedAt"),
+    "webhook": ("replicate_prediction_id", "replicatePredictionId", "prediction_id", "predictionId"),
+}
+_JSON_KEY_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "heartbeat": ("lastHeartbeatAt", "lastHeartbeat", "last_heartbeat_at", "heartbeatAt"),
+    "last_step": ("lastStep", "last_step", "step"),
+    "step_log": ("debugLogs", "debug_logs", "stepLog", "steps"),
+    "error": ("error", "errorMessage", "triggerErrorText", "error_message"),
+    "processing_lock": ("processingStartedAt", "processing_started_at"),
+    "webhook": ("replicatePredictionId", "predictionId", "replicate_prediction_id"),
+}
+_JSON_CONTAINERS = ("parameters", "params", "metadata", "meta", "data", "payload")
+_JSON_TYPES = frozenset({"json", "jsonb"})
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where one logical field lives: a column, a key path in a JSON column, or nowhere."""
+
+    field: str
+    column: str | None = None
+    path: tuple[str, ...] = ()
+    data_type: str | None = None  # the column's SQL type
+    source: str = "not found"
+
+    @property
+    def present(self) -> bool:
+        return self.column is not None
+
+    def describe(self) -> str:
+        """The field as a spec string, the same syntax overrides use: ``parameters.lastStep``."""
+        if self.column is None:
+            return "-"
+        return ".".join((self.column, *self.path))
+
+
+@dataclass(frozen=True)
+class SideTable:
+    """A related table (outputs, queue jobs) keyed by a foreign key to the generation id."""
+
+    table: str | None
+    key: str | None = None
+    columns: MappingABC[str, str] = field(default_factory=dict)  # logical -> column
+    types: MappingABC[str, str] = field(default_factory=dict)
+    source: str = "not found"
+
+    @property
+    def present(self) -> bool:
+        return self.table is not None and self.key is not None
+
+
+@dataclass(frozen=True)
+class SchemaMapping:
+    """The resolved mapping of the generations table and its side tables."""
+
+    db_schema: str
+    table: str
+    fields: MappingABC[str, FieldMap]
+    outputs: SideTable
+    queue: SideTable
+    columns: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def __getitem__(self, name: str) -> FieldMap:
+        return self.fields[name]
+
+    def has(self, name: str) -> bool:
+        return self.fields[name].present
+
+    # -- SQL fragments, all composed from identifiers and literals ---------------------------
+
+    def qualified(self) -> sql.Composable:
+        return sql.Identifier(self.db_schema, self.table)
+
+    def raw(self, name: str, alias: str = "g") -> sql.Composable:
+        """The field as stored: a column, or ``col #> path`` (jsonb) for a JSON key."""
+        f = self.fields[name]
+        if f.column is None:
+            return sql.SQL("NULL")
+        col = sql.Identifier(alias, f.column)
+        if not f.path:
+            return col
+        cast = sql.SQL("::jsonb") if f.data_type == "json" else sql.SQL("")
+        return sql.SQL("({}{} #> {})").format(col, cast, sql.Literal(list(f.path)))
+
+    def text(self, name: str, alias: str = "g") -> sql.Composable:
+        """The field as text (JSON strings unquoted)."""
+        f = self.fields[name]
+        if f.column is None:
+            return sql.SQL("NULL::text")
+        if f.path:
+            col = sql.Identifier(alias, f.column)
+            cast = sql.SQL("::jsonb") if f.data_type == "json" else sql.SQL("")
+            return sql.SQL("({}{} #>> {})").format(col, cast, sql.Literal(list(f.path)))
+        return sql.SQL("{}::text").format(sql.Identifier(alias, f.column))
+
+    def timestamp(self, name: str, alias: str = "g", *, naive_tz: str = "UTC") -> sql.Composable:
+        """The field as timestamptz; NULL when absent or not a valid time (never an error)."""
+        f = self.fields[name]
+        if f.column is None:
+            return sql.SQL("NULL::timestamptz")
+        if not f.path:
+            t = (f.data_type or "").lower()
+            col = sql.Identifier(alias, f.column)
+            if t == "timestamp with time zone":
+                return col
+            if t.startswith("timestamp"):
+                return sql.SQL("({} AT TIME ZONE {})").format(col, sql.Literal(naive_tz))
+            if t in ("bigint", "integer", "numeric", "double precision", "real"):
+                return _epoch_sql(sql.SQL("{}::double precision").format(col))
+            if t in _JSON_TYPES:
+                return _json_time_sql(sql.SQL("{}::jsonb").format(col), naive_tz)
+            return _text_time_sql(sql.SQL("{}::text").format(col), naive_tz)
+        return _json_time_sql(self.raw(name, alias), naive_tz)
+
+
+def _epoch_sql(num: sql.Composable) -> sql.Composable:
+    # Epoch seconds or milliseconds (the app's processingStartedAt is Date.now()).
+    return sql.SQL("(CASE WHEN {n} > 100000000000 THEN to_timestamp({n} / 1000.0) ELSE to_timestamp({n}) END)").format(n=num)
+
+
+def _text_time_sql(txt: sql.Composable, naive_tz: str) -> sql.Composable:
+    # jsonpath's .datetime() with silent => true returns NULL instead of raising on a
+    # malformed value, so one bad row never aborts a scan. It does not know 'Z'.
+    norm = sql.SQL("jsonb_path_query_first(to_jsonb(regexp_replace({t}, '[zZ]$', '+00:00')), '$.datetime()', '{{}}', true)").format(t=txt)
+    return sql.SQL(
+        "(CASE WHEN {t} ~ '^\\d{{4}}-\\d\\d-\\d\\d[T ]\\d\\d:\\d\\d' THEN "
+        "(CASE WHEN ({n} #>> '{{}}') ~ '[+-]\\d\\d:?\\d\\d$' THEN ({n} #>> '{{}}')::timestamptz "
+        "ELSE (({n} #>> '{{}}')::timestamp AT TIME ZONE {tz}) END) END)"
+    ).format(t=txt, n=norm, tz=sql.Literal(naive_tz))
+
+
+def _json_time_sql(j: sql.Composable, naive_tz: str) -> sql.Composable:
+    return sql.SQL(
+        "(CASE jsonb_typeof({j}) WHEN 'number' THEN {num} WHEN 'string' THEN {txt} END)"
+    ).format(
+        j=j,
+        num=_epoch_sql(sql.SQL("({} #>> '{{}}')::double precision").format(j)),
+        txt=_text_time_sql(sql.SQL("({} #>> '{{}}')").format(j), naive_tz),
+    )
+
+
+# -- resolution ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    """What the user asked for: table names and per-field overrides (spec strings)."""
+
+    table: str = "generations"
+    db_schema: str | None = None
+    overrides: MappingABC[str, str] = field(default_factory=dict)  # field -> "col" / "col.key" / "none"
+    override_source: MappingABC[str, str] = field(default_factory=dict)
+    outputs: str | None = "outputs.generation_id"  # "table.fk_column" or None/"none"
+    queue: str | None = "generation_jobs.generation_id"
+    sample_rows: int = 200
+
+
+def parse_spec(spec: str, *, option: str) -> tuple[str | None, tuple[str, ...]]:
+    """``parameters.lastHeartbeatAt`` -> ("parameters", ("lastHeartbeatAt",)); ``none`` -> (None, ())."""
+    s = spec.strip()
+    if s.lower() in ("", "none", "-", "null"):
+        return None, ()
+    parts = [p for p in s.replace("->>", ".").replace("->", ".").split(".")]
+    if any(p == "" for p in parts):
+        raise ConfigError(f"{option}: {spec!r} is not a column or column.json.key path")
+    return parts[0], tuple(parts[1:])
+
+
+def _columns(conn: Any, db_schema: str, table: str) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
+        (db_schema, table),
+    ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def _tables(conn: Any, db_schema: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
+        (db_schema,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: str,
+               order_by: str | None, sample: int) -> set[str]:
+    """Top-level keys present in the JSON column of the most recent rows."""
+    col = sql.Identifier(column)
+    cast = sql.SQL("::jsonb") if data_type == "json" else sql.SQL("")
+    order = sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order_by)) if order_by else sql.SQL("")
+    q = sql.SQL(
+        "SELECT DISTINCT k FROM (SELECT {col}{cast} AS j FROM {tbl} {order} LIMIT {n}) s, "
+        "LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(s.j) = 'object' THEN s.j ELSE '{{}}'::jsonb END) k"
+    ).format(col=col, cast=cast, tbl=sql.Identifier(db_schema, table), order=order, n=sql.Literal(sample))
+    return {r[0] for r in conn.execute(q).fetchall()}
+
+
+def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
+    """Introspect the database and resolve every logical field. Raises SchemaError."""
+    db_schema = cfg.db_schema or conn.execute("SELECT current_schema()").fetchone()[0]
+    cols = _columns(conn, db_schema, cfg.table)
+    if not cols:
+        tables = _tables(conn, db_schema)
+        listing = ", ".join(tables[:30]) if tables else "none"
+        raise SchemaError(
+            f"table {cfg.table!r} not found in schema {db_schema!r}; tables there: {listing}",
+            hint="set --table (STUCKGEN_TABLE) or [mapping] table in stuckgen.toml",
+        )
+    fields: dict[str, FieldMap] = {}
+    warnings: list[str] = []
+
+    for name in FIELDS:
+        if name in cfg.overrides:
+            src = cfg.override_source.get(name, "override")
+            column, path = parse_spec(cfg.overrides[name], option=f"mapping {name}")
+            if column is None:
+                fields[name] = FieldMap(field=name, source=f"{src}: none")
+                continue
+            if column not in cols:
+                raise SchemaError(
+                    f"mapping {name}: column {column!r} not found in {cfg.table}; "
+                    f"columns: {', '.join(cols)}"
+                )
+            if path and cols[column] not in _JSON_TYPES:
+                raise SchemaError(
+                    f"mapping {name}: {column!r} is {cols[column]}, not json/jsonb, so it has no key {'.'.join(path)!r}"
+                )
+            fields[name] = FieldMap(field=name, column=column, path=path, data_type=cols[column], source=src)
+            continue
+        found = next((c for c in _COLUMN_CANDIDATES.get(name, ()) if c in cols), None)
+        if found:
+            fields[name] = FieldMap(field=name, column=found, data_type=cols[found], source="introspected column")
+        else:
+            fields[name] = FieldMap(field=name)
+
+    if not fields["id"].present:
+        raise SchemaError(f"no id column found in {cfg.table}; columns: {', '.join(cols)}",
+                          hint="map it with --map id=COLUMN")
+    if not fields["status"].present:
+        raise SchemaError(f"no status column found in {cfg.table}; columns: {', '.join(cols)}",
+                          hint="map it with --map status=COLUMN")
+
+    # JSON keys, for fields still unmapped: look in the JSON columns' recent rows.
+    json_cols = [c for c in _JSON_CONTAINERS if c in cols and cols[c] in _JSON_TYPES]
+    json_cols += [c for c, t in cols.items() if t in _JSON_TYPES and c not in json_cols]
+    created_col = fields["created"].column if fields["created"].present and not fields["created"].path else None
+    keys_by_col = {c: _json_keys(conn, db_schema, cfg.table, c, cols[c], created_col, cfg.sample_rows)
+                   for c in json_cols if any(not fields[f].present for f in _JSON_KEY_CANDIDATES)}
+    for name, candidates in _JSON_KEY_CANDIDATES.items():
+        if fields[name].present:
+            continue
+        hit = next(((c, k) for c in json_cols for k in candidates if k in keys_by_col.get(c, ())), None)
+        if hit:
+            fields[name] = FieldMap(field=name, column=hit[0], path=(hit[1],), data_type=cols[hit[0]],
+                                    source="introspected JSON key (seen in recent rows)")
+        elif json_cols and json_cols[0] in _JSON_CONTAINERS:
+            # Not seen yet (no row got that far), but the app's convention says where it goes.
+            fields[name] = FieldMap(field=name, column=json_cols[0], path=(candidates[0],),
+                                    data_type=cols[json_cols[0]],
+                                    source="default JSON key (not seen in recent rows)")
+
+    for name in ("created", "heartbeat", "last_step", "step_log"):
+        if not fields[name].present:
+            warnings.append(_MISSING_CONSEQUENCE[name])
+    if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
+        raise SchemaError(
+            f"{cfg.table} has no created, updated or heartbeat time, so age cannot be measured; "
+            f"columns: {', '.join(cols)}", hint="map one with --map created=COLUMN"
+        )
+
+    outputs = _side_table(conn, db_schema, cfg.outputs, "outputs", {})
+    queue = _side_table(conn, db_schema, cfg.queue, "queue",
+                        {"locked_at": ("locked_at", "lockedAt"), "run_after": ("run_after", "runAfter"),
+                         "attempts": ("attempts",)})
+    return SchemaMapping(db_schema=db_schema, table=cfg.table, fields=fields, outputs=outputs,
+                         queue=queue, columns=tuple(cols), warnings=tuple(warnings))
+
+
+_MISSING_CONSEQUENCE = {
+    "created": "no created time: rows are aged by update/heartbeat only, and the stuck rate is unavailable",
+    "heartbeat": "no heartbeat: 'stalled' and 'never-started' cannot be told apart by heartbeat",
+    "last_step": "no last step: 'never-started' is concluded from the step log only",
+    "step_log": "no step log: failed triggers and webhooks cannot be seen",
+}
+
+
+def _side_table(conn: Any, db_schema: str, spec: str | None, what: str,
+                wanted: dict[str, tuple[str, ...]]) -> SideTable:
+    if not spec or spec.strip().lower() == "none":
+        return SideTable(table=None, source="disabled")
+    table, _, key = spec.partition(".")
+    key = key or "generation_id"
+    cols = _columns(conn, db_schema, table)
+    if not cols:
+        return SideTable(table=None, source=f"table {table!r} not found")
+    if key not in cols:
+        raise SchemaError(f"{what} table {table!r} has no column {key!r}; columns: {', '.join(cols)}")
+    found: dict[str, str] = {}
+    for logical, names in wanted.items():
+        hit = next((n for n in names if n in cols), None)
+        if hit:
+            found[logical] = hit
+    return SideTable(table=table, key=key, columns=found, types={c: cols[c] for c in found.values()},
+                     source="introspected")

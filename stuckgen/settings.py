@@ -1,0 +1,326 @@
+"""The one place that reads configuration: flags, environment, .env and stuckgen.toml.
+
+Precedence, highest first: command-line flag > process environment > .env file
+(the working directory's, or --env-file) > stuckgen.toml (or [tool.stuckgen] in
+pyproject.toml, or --config) > built-in default. ``Settings.sources`` records
+which one supplied each value, so `doctor` can say where a value came from.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stuckgen.durations import parse_duration
+from stuckgen.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+def _duration(name: str) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+        return parse_duration(str(v), option=name)
+    return parse
+
+
+def _since(v: Any) -> float | None:
+    if isinstance(v, str) and v.strip().lower() in ("all", "0", "none"):
+        return None
+    return _duration("--since")(v)
+
+
+def _int(name: str, lo: int = 0) -> Callable[[Any], int]:
+    def parse(v: Any) -> int:
+        try:
+            n = int(str(v).strip())
+        except ValueError:
+            raise ConfigError(f"{name}: {v!r} is not a whole number") from None
+        if n < lo:
+            raise ConfigError(f"{name}: must be at least {lo}, got {n}")
+        return n
+    return parse
+
+
+def _float(name: str) -> Callable[[Any], float]:
+    def parse(v: Any) -> float:
+        try:
+            return float(str(v).strip().rstrip("%")) / (100.0 if str(v).strip().endswith("%") else 1.0)
+        except ValueError:
+            raise ConfigError(f"{name}: {v!r} is not a number") from None
+    return parse
+
+
+def _list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, (list, tuple)):
+        items = [str(x) for x in v]
+    else:
+        items = str(v).split(",")
+    return tuple(x.strip() for x in items if x.strip())
+
+
+def _str(v: Any) -> str:
+    return str(v)
+
+
+def _secret(v: Any) -> str:
+    # Secrets are kept byte for byte: a trailing newline is a finding, not noise to strip.
+    return str(v)
+
+
+def _url_list(v: Any) -> tuple[str, ...]:
+    urls = _list(v)
+    for u in urls:
+        if "://" not in u:
+            raise ConfigError(f"--url: {u!r} has no scheme (write https://{u})")
+        scheme = u.split("://", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise ConfigError(f"--url: {u!r}: scheme must be http or https")
+        if not u.split("://", 1)[1].split("/", 1)[0]:
+            raise ConfigError(f"--url: {u!r} has no host")
+    return tuple(u.rstrip("/") for u in urls)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration value: its environment variables, default and parser."""
+
+    name: str
+    env: tuple[str, ...]
+    default: Any
+    parse: Callable[[Any], Any]
+    secret: bool = False
+    help: str = ""
+
+
+def _opt(name: str, default: Any, parse: Callable[[Any], Any], *aliases: str, secret: bool = False,
+         help: str = "") -> Option:
+    return Option(name=name, env=(f"STUCKGEN_{name.upper()}", *aliases), default=default, parse=parse,
+                  secret=secret, help=help)
+
+
+OPTIONS: dict[str, Option] = {o.name: o for o in (
+    _opt("database_url", None, _secret, "DATABASE_URL", "SUPABASE_DB_URL", secret=True,
+         help="PostgreSQL URL of the app's database"),
+    _opt("internal_secret", None, _secret, "INTERNAL_API_SECRET", secret=True,
+         help="the value the process route expects in x-internal-secret"),
+    _opt("base_url", (), _url_list, help="deployment URL(s), comma-separated"),
+    _opt("route", "/api/generate/process", _str, help="path of the process route"),
+    _opt("secret_header", "x-internal-secret", _str, help="header carrying the internal secret"),
+    _opt("cookie", None, _secret, secret=True, help="session cookie header value (name=value; ...)"),
+    _opt("cookie_file", None, _str, help="file holding cookies (cookies.txt or a Cookie header)"),
+    _opt("bypass_secret", None, _secret, "VERCEL_AUTOMATION_BYPASS_SECRET", secret=True,
+         help="Vercel Deployment Protection bypass secret"),
+    _opt("threshold", 120.0, _duration("--threshold"), help="quiet time after which a row is stuck"),
+    _opt("since", 86400.0, _since, help="window of created rows to consider ('all' for no limit)"),
+    _opt("statement_timeout", 30.0, _duration("--statement-timeout")),
+    _opt("lock_timeout", 5.0, _duration("--lock-timeout")),
+    _opt("connect_timeout", 10.0, _duration("--connect-timeout")),
+    _opt("http_timeout", 10.0, _duration("--http-timeout")),
+    _opt("table", "generations", _str),
+    _opt("db_schema", None, _str),
+    _opt("inflight_statuses", ("processing", "queued"), _list),
+    _opt("failed_status", "failed", _str),
+    _opt("completed_status", "completed", _str),
+    _opt("naive_timezone", "UTC", _str),
+    _opt("outputs", "outputs.generation_id", _str),
+    _opt("queue", "generation_jobs.generation_id", _str),
+    _opt("audit_table", "stuckgen_audit", _str),
+    _opt("audit_file", None, _str),
+    _opt("operator", None, _str, "USER"),
+    _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True),
+    _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID"),
+    _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID"),
+)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration. ``values`` by option name; ``sources`` says where each came from."""
+
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+    mapping_overrides: Mapping[str, str] = field(default_factory=dict)
+    mapping_sources: Mapping[str, str] = field(default_factory=dict)
+    rules: tuple[Mapping[str, Any], ...] | None = None
+    config_file: str | None = None
+    env_file: str | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def secrets(self) -> list[str]:
+        """Every secret value in play, for scrubbing and leak tests."""
+        out = [self.values.get(o.name) for o in OPTIONS.values() if o.secret]
+        dsn = self.values.get("database_url")
+        if dsn:
+            from stuckgen.secrets import dsn_password
+            out.append(dsn_password(dsn))
+        return [s for s in out if s]
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a .env file; a line that is not KEY=VALUE is a ConfigError naming the line."""
+    from dotenv.parser import parse_stream
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"--env-file: cannot read {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    out: dict[str, str] = {}
+    import io
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ConfigError(f"{path}:{binding.original.line}: not a KEY=VALUE line")
+        if binding.key is not None and binding.value is not None:
+            out[binding.key] = binding.value
+    return out
+
+
+def read_config_file(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str | None]:
+    """stuckgen.toml, or [tool.stuckgen] in pyproject.toml; (table, file name)."""
+    candidates: list[tuple[Path, bool]] = []
+    if path is not None:
+        candidates.append((path, path.name == "pyproject.toml"))
+        if not path.exists():
+            raise ConfigError(f"--config: {path} does not exist")
+    else:
+        candidates += [(cwd / "stuckgen.toml", False), (cwd / "pyproject.toml", True)]
+    for p, is_pyproject in candidates:
+        if not p.is_file():
+            continue
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{p}: invalid TOML: {exc}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{p}: cannot read: {exc}") from exc
+        if is_pyproject:
+            table = data.get("tool", {}).get("stuckgen")
+            if table is None:
+                continue
+        else:
+            table = data
+        if not isinstance(table, dict):
+            raise ConfigError(f"{p}: [tool.stuckgen] must be a table")
+        return table, str(p)
+    return {}, None
+
+
+_MAPPING_KEYS = frozenset({"id", "status", "created", "updated", "heartbeat", "last_step", "step_log",
+                           "error", "user", "processing_lock", "webhook"})
+
+
+def parse_map_flags(items: tuple[str, ...] | list[str], *, option: str = "--map") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ConfigError(f"{option}: {item!r} is not FIELD=COLUMN[.json.key]")
+        if key not in _MAPPING_KEYS:
+            raise ConfigError(f"{option}: unknown field {key!r}; fields: {', '.join(sorted(_MAPPING_KEYS))}")
+        out[key] = value.strip()
+    return out
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    env_file: str | None = None,
+    config_file: str | None = None,
+    map_flags: tuple[str, ...] = (),
+) -> Settings:
+    """Resolve every option by precedence. Raises ConfigError naming the bad option."""
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+
+    env_path: Path | None
+    if env_file:
+        env_path = Path(env_file)
+        if not env_path.is_file():
+            raise ConfigError(f"--env-file: {env_file} does not exist")
+    else:
+        env_path = cwd / ".env" if (cwd / ".env").is_file() else None
+    dotenv = read_env_file(env_path) if env_path else {}
+
+    toml, toml_name = read_config_file(Path(config_file) if config_file else None, cwd)
+    toml_opts = {k: v for k, v in toml.items() if not isinstance(v, dict) and k not in ("rules",)}
+    for k in toml_opts:
+        if k.replace("-", "_") not in OPTIONS:
+            raise ConfigError(f"{toml_name}: unknown setting {k!r}")
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, opt in OPTIONS.items():
+        raw: Any = None
+        src = "default"
+        if name in flags:
+            raw, src = flags[name], "flag --" + name.replace("_", "-")
+        else:
+            for var in opt.env:
+                if var in environ and environ[var] != "":
+                    raw, src = environ[var], f"environment {var}"
+                    break
+            else:
+                for var in opt.env:
+                    if var in dotenv and dotenv[var] != "":
+                        raw, src = dotenv[var], f".env {var}"
+                        break
+                else:
+                    key = name if name in toml_opts else name.replace("_", "-")
+                    if key in toml_opts:
+                        raw, src = toml_opts[key], f"{Path(toml_name or '').name} {key}"
+        if src == "default":
+            values[name] = opt.default
+        else:
+            try:
+                values[name] = opt.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc.message} (from {src})") from None
+        sources[name] = src
+
+    overrides: dict[str, str] = {}
+    override_src: dict[str, str] = {}
+    toml_map = toml.get("mapping", {})
+    if not isinstance(toml_map, dict):
+        raise ConfigError(f"{toml_name}: [mapping] must be a table")
+    for k, v in toml_map.items():
+        if k in ("table", "schema", "outputs", "queue"):
+            continue
+        for key, value in parse_map_flags([f"{k}={v}"], option=f"{toml_name} [mapping]").items():
+            overrides[key], override_src[key] = value, f"{Path(toml_name or '').name} [mapping]"
+    for k, opt_name in (("table", "table"), ("schema", "db_schema"), ("outputs", "outputs"), ("queue", "queue")):
+        if k in toml_map and sources[opt_name] == "default":
+            values[opt_name] = str(toml_map[k])
+            sources[opt_name] = f"{Path(toml_name or '').name} [mapping] {k}"
+    env_map = environ.get("STUCKGEN_MAP") or dotenv.get("STUCKGEN_MAP")
+    if env_map:
+        for key, value in parse_map_flags(env_map.split(","), option="STUCKGEN_MAP").items():
+            overrides[key], override_src[key] = value, "environment STUCKGEN_MAP"
+    for key, value in parse_map_flags(tuple(map_flags)).items():
+        overrides[key], override_src[key] = value, "flag --map"
+
+    rules = toml.get("rules")
+    if rules is not None and not (isinstance(rules, list) and all(isinstance(r, dict) for r in rules)):
+        raise ConfigError(f"{toml_name}: rules must be an array of tables ([[rules]])")
+
+    return Settings(values=values, sources=sources, mapping_overrides=overrides, mapping_sources=override_src,
+                    rules=tuple(rules) if rules else None, config_file=toml_name,
+                    env_file=str(env_path) if env_path else None)
