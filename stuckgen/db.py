@@ -15,7 +15,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
-from stuckgen.errors import ConfigError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError
+from stuckgen.errors import (
+    ConfigError, DatabaseQueryError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError,
+)
 from stuckgen.secrets import redact_dsn
 
 APPLICATION_NAME = "stuckgen"
@@ -112,4 +114,4 @@ def translate_errors() -> Iterator[None]:
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         raise DatabaseUnreachableError(f"lost the database connection: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
-        raise DatabaseUnreachableError(f"database error: {_first_line(exc)}") from exc
+        raise DatabaseQueryError(f"the database rejected a statement: {_first_line(exc)}") from exc

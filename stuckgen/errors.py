@@ -5,6 +5,7 @@
     │   ├── SchemaError           a table or column the mapping needs does not exist (2)
     │   └── InsecureTransportError   credentials would travel over plain HTTP (2)
     ├── SelectionError            ids or filters select nothing usable (2)
+    ├── DatabaseQueryError        the database rejected a statement (a wrong type, a read-only violation) (2)
     ├── UnreachableError          cannot reach something we must talk to (3)
     │   ├── DatabaseUnreachableError  connect failed, auth failed, server went away (3)
     │   ├── DatabaseTimeoutError      statement_timeout or lock_timeout fired (3)
@@ -57,6 +58,10 @@ class InsecureTransportError(ConfigError):
 
 class SelectionError(StuckgenError):
     """The ids or filters given select nothing that can be acted on."""
+
+
+class DatabaseQueryError(StuckgenError):
+    """The database rejected a statement: a mapped column of an unexpected type, a read-only violation."""
 
 
 class UnreachableError(StuckgenError):

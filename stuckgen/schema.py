@@ -284,9 +284,9 @@ def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
     json_cols += [c for c, t in cols.items() if t in _JSON_TYPES and c not in json_cols]
     created_col = fields["created"].column if fields["created"].present and not fields["created"].path else None
     keys_by_col = {c: _json_keys(conn, db_schema, cfg.table, c, cols[c], created_col, cfg.sample_rows)
-                   for c in json_cols if any(not fields[f].present for f in _JSON_KEY_CANDIDATES)}
+                   for c in json_cols if any(not fields[f].present and f not in cfg.overrides for f in _JSON_KEY_CANDIDATES)}
     for name, candidates in _JSON_KEY_CANDIDATES.items():
-        if fields[name].present:
+        if fields[name].present or name in cfg.overrides:
             continue
         hit = next(((c, k) for c in json_cols for k in candidates if k in keys_by_col.get(c, ())), None)
         if hit:
@@ -299,7 +299,7 @@ def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
                                     source="default JSON key (not seen in recent rows)")
 
     for name in ("created", "heartbeat", "last_step", "step_log"):
-        if not fields[name].present:
+        if not fields[name].present and name not in cfg.overrides:
             warnings.append(_MISSING_CONSEQUENCE[name])
     if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
         raise SchemaError(

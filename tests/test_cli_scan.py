@@ -1,0 +1,154 @@
+"""The scan and schema commands end to end: exit codes, stdout vs stderr, formats, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from stuckgen.cli import app
+from stuckgen.reference.seed import KINDS, generate, db_now, insert_rows, seed
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def seeded(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {k: 2 for k in KINDS})
+    return db
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for var in ("DATABASE_URL", "SUPABASE_DB_URL", "STUCKGEN_DATABASE_URL", "INTERNAL_API_SECRET", "STUCKGEN_MAP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_scan_json_has_documented_shape_and_exit_1(seeded):
+    r = runner.invoke(app, ["scan", "-d", seeded, "--format", "json"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "stuckgen.scan/v1"
+    assert set(doc) >= {"generated_at", "table", "threshold_seconds", "since_seconds", "rows", "summary"}
+    assert len(doc["rows"]) == 14
+    row = doc["rows"][0]
+    assert set(row) >= {"id", "status", "class", "why", "created_at", "quiet_seconds", "last_step", "trigger_status"}
+    assert doc["summary"]["stuck"] == 14
+    assert sum(doc["summary"]["by_class"].values()) == 14
+    assert doc["summary"]["created_in_window"] == 18
+
+
+def test_scan_csv_and_summary_on_stderr(seeded):
+    r = runner.invoke(app, ["scan", "-d", seeded, "--format", "csv", "--class", "stalled"])
+    assert r.exit_code == 1, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 2 and {x["class"] for x in rows} == {"stalled"}
+    assert "2 stuck" in r.stderr
+
+
+def test_scan_table_format(seeded):
+    r = runner.invoke(app, ["scan", "-d", seeded, "--format", "table"])
+    assert r.exit_code == 1, r.output
+    assert "never-started" in r.stdout and "By class:" in r.stdout and "Onset:" in r.stdout
+    assert "\x1b[" not in r.stdout, "no colour when stdout is not a terminal"
+
+
+def test_scan_nothing_stuck_exits_0(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"completed": 3, "running": 2})
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == []
+
+
+def test_scan_limit_marks_truncation(seeded):
+    r = runner.invoke(app, ["scan", "-d", seeded, "-f", "json", "--limit", "3"])
+    doc = json.loads(r.stdout)
+    assert len(doc["rows"]) == 3 and doc["summary"]["truncated"] is True
+
+
+def test_database_url_from_env_and_dotenv(seeded, tmp_path):
+    r = runner.invoke(app, ["scan", "-f", "json"], env={"DATABASE_URL": seeded})
+    assert r.exit_code == 1, r.output
+    (tmp_path / ".env").write_text(f"SUPABASE_DB_URL={seeded}\n")
+    r = runner.invoke(app, ["scan", "-f", "json"])
+    assert r.exit_code == 1, r.output
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["scan", "--threshold", "soon"], "--threshold"),
+    (["scan", "--since", "5"], "--since"),
+    (["scan", "--format", "xml"], "--format"),
+    (["scan", "--map", "beat=x"], "unknown field"),
+])
+def test_bad_input_is_one_line_and_exit_2(seeded, args, needle):
+    r = runner.invoke(app, args + ["-d", seeded])
+    assert r.exit_code == 2, r.output
+    assert needle in r.stderr and "Traceback" not in r.output
+    assert r.stdout == ""
+
+
+def test_no_database_configured_is_exit_2():
+    r = runner.invoke(app, ["scan"])
+    assert r.exit_code == 2
+    assert "DATABASE_URL" in r.stderr
+
+
+def test_unreachable_database_is_exit_3_and_password_never_printed():
+    r = runner.invoke(app, ["scan", "-d", "postgresql://app:s3cr3t-pw-xyz@127.0.0.1:1/db", "--connect-timeout", "2s"])
+    assert r.exit_code == 3, r.output
+    assert "s3cr3t-pw-xyz" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_table_is_exit_2_listing_tables(db):
+    r = runner.invoke(app, ["scan", "-d", db, "--table", "jobs"])
+    assert r.exit_code == 2
+    assert "generations" in r.stderr and "outputs" in r.stderr
+
+
+def test_schema_command_reports_fields_and_sources(db):
+    r = runner.invoke(app, ["schema", "-d", db, "-f", "json", "--map", "error=parameters.triggerErrorText"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["fields"]["created"]["spec"] == "created_at"
+    assert doc["fields"]["heartbeat"]["spec"] == "parameters.lastHeartbeatAt"
+    assert doc["fields"]["error"] == {"spec": "parameters.triggerErrorText", "type": "jsonb", "source": "flag --map"}
+    assert doc["fields"]["updated"]["spec"] is None
+    assert doc["queue"]["table"] == "generation_jobs"
+
+
+def test_debug_shows_traceback_only_when_asked(db):
+    r = runner.invoke(app, ["scan", "-d", db, "--table", "nope"])
+    assert "Traceback" not in r.stderr
+    r = runner.invoke(app, ["scan", "-d", db, "--table", "nope", "--debug"])
+    assert "Traceback" in r.stderr
+
+
+def test_installed_console_script_runs_scan(seeded, tmp_path):
+    exe = Path(sys.executable).parent / "stuckgen"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env["NO_COLOR"] = "1"
+    p = subprocess.run([str(exe), "scan", "-d", seeded], capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+    assert p.returncode == 1, p.stderr
+    assert json.loads(p.stdout)["summary"]["stuck"] == 14, "a pipe gets JSON by default"
+    v = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=30)
+    assert v.returncode == 0 and v.stdout.startswith("stuckgen ")
+
+
+def test_scan_streams_many_rows_as_valid_json(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        insert_rows(conn, generate({"never-started": 5000}, now=db_now(conn)))
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    doc = json.loads(r.stdout)
+    assert len(doc["rows"]) == 5000 and doc["summary"]["by_class"] == {"never-started": 5000}
