@@ -16,7 +16,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 SCHEMA_SQL = (Path(__file__).parent.parent / "stuckgen" / "reference" / "schema.sql").read_text()
 
 
-def _embedded_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
+def _embedded_dsn() -> Iterator[str]:
+    """Start a throwaway PostgreSQL (pgserver) for this test session."""
     import pgserver  # only needed when no server is configured
 
     datadir = tempfile.mkdtemp(prefix="stuckgen-pg-")
@@ -35,7 +36,7 @@ def pg_server() -> Iterator[str]:
     if dsn:
         yield dsn
         return
-    yield from _embedded_dsn(None)  # type: ignore[arg-type]
+    yield from _embedded_dsn()
 
 
 def dsn_for_database(server_dsn: str, dbname: str) -> str:
