@@ -9,7 +9,8 @@
     ├── UnreachableError          cannot reach something we must talk to (3)
     │   ├── DatabaseUnreachableError  connect failed, auth failed, server went away (3)
     │   ├── DatabaseTimeoutError      statement_timeout or lock_timeout fired (3)
-    │   └── DeploymentUnreachableError  no target answered (3)
+    │   ├── DeploymentUnreachableError  no target answered (3)
+    │   └── VercelUnreachableError    the Vercel API did not answer, or not with its API (3)
     └── AbortedError              interrupted (Ctrl-C / SIGTERM) after reporting progress (1)
 
 Lower-level errors (psycopg, httpx, OSError) are translated at the boundary
@@ -80,6 +81,10 @@ class DatabaseTimeoutError(UnreachableError):
 
 class DeploymentUnreachableError(UnreachableError):
     """No deployment target answered."""
+
+
+class VercelUnreachableError(UnreachableError):
+    """The Vercel REST API timed out, refused, rate-limited us, or answered with something else."""
 
 
 class AbortedError(StuckgenError):
