@@ -145,6 +145,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops SYNs under concurrent probes,
+    # which costs a one-second retransmit: a fake timeout.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: ReferenceDeployment, *, primary: bool) -> None:
         self.app = app
@@ -176,6 +179,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
     server_version = "Vercel"
     sys_version = ""
 

@@ -1,0 +1,490 @@
+"""The auth matrix: send the process route each kind of credential and read every answer.
+
+A probe always carries ``{"generationId": <random uuid>}`` that matches no row,
+so no probe can process or claim real work. Redirects are never followed (a
+3xx is recorded with its ``Location``), bodies are read up to a cap, and
+transport failures become fields of the result: nothing but stuckgen's own
+errors leaves :func:`probe`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets as _secrets
+import socket
+import ssl
+import statistics
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from stuckgen.errors import AbortedError, ConfigError, InsecureTransportError
+from stuckgen.secrets import describe, scrub
+
+DEFAULT_ROUTE = "/api/generate/process"
+MAX_BODY_BYTES = 64 * 1024
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeMode:
+    """One kind of credential set."""
+
+    name: str
+    secret: str | None  # None, "right" or "wrong"
+    cookie: bool
+    bypass: bool
+
+
+_BASE_MODES = (
+    ProbeMode(name="none", secret=None, cookie=False, bypass=False),
+    ProbeMode(name="wrong-secret", secret="wrong", cookie=False, bypass=False),
+    ProbeMode(name="secret", secret="right", cookie=False, bypass=False),
+    ProbeMode(name="cookie", secret=None, cookie=True, bypass=False),
+    ProbeMode(name="secret+cookie", secret="right", cookie=True, bypass=False),
+)
+# Each base mode again behind the Deployment Protection bypass header.
+MODES: tuple[ProbeMode, ...] = _BASE_MODES + tuple(
+    ProbeMode(name="bypass" if m.name == "none" else f"bypass+{m.name}", secret=m.secret, cookie=m.cookie, bypass=True)
+    for m in _BASE_MODES
+)
+MODE_NAMES = tuple(m.name for m in MODES)
+
+
+def base_mode(name: str) -> str:
+    """``bypass+secret`` -> ``secret``; ``bypass`` -> ``none``."""
+    if name == "bypass":
+        return "none"
+    return name.removeprefix("bypass+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeTarget:
+    """A deployment to probe: its base URL and an optional label (``production``)."""
+
+    url: str
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"target {self.url!r} is not an http(s) URL", hint="e.g. --url https://app.example.com")
+
+    @property
+    def name(self) -> str:
+        return self.label or self.url.rstrip("/")
+
+    @property
+    def insecure(self) -> bool:
+        """Plain HTTP to a host that is not loopback."""
+        parts = urlsplit(self.url)
+        return parts.scheme == "http" and not is_loopback(parts.hostname or "")
+
+    def endpoint(self, route: str) -> str:
+        return self.url.rstrip("/") + "/" + route.lstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResult:
+    """One answer (or failure) for one probe."""
+
+    target: str  # ProbeTarget.name
+    mode: str
+    attempt: int
+    status: int | None = None
+    error: str | None = None  # the app's JSON "error" field
+    accepted: bool = False  # JSON {"accepted": true}
+    content_type: str | None = None
+    html_auth_page: bool = False  # Vercel's "Authentication Required" page
+    sso_nonce: bool = False  # set-cookie: _vercel_sso_nonce
+    sso_redirect: bool = False  # Location to vercel.com/sso-api
+    vercel_id: str | None = None
+    vercel_error: str | None = None  # x-vercel-error (e.g. NOT_FOUND)
+    location: str | None = None
+    body_excerpt: str = ""
+    body_truncated: bool = False
+    latency: float = 0.0  # seconds until the answer was read (or the failure)
+    failure: str | None = None  # timeout | connect | dns | tls | protocol | network | too-slow
+    failure_detail: str | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+    @property
+    def behind_wall(self) -> bool:
+        """Answered by Vercel's Deployment Protection, not by the app."""
+        return self.sso_redirect or (self.status == 401 and (self.html_auth_page or self.sso_nonce))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeCell:
+    """Every result of one mode against one target."""
+
+    target: str
+    mode: str
+    results: tuple[ProbeResult, ...]
+
+    @property
+    def sent(self) -> int:
+        return len(self.results)
+
+    @property
+    def answered(self) -> tuple[ProbeResult, ...]:
+        return tuple(r for r in self.results if r.answered)
+
+    @property
+    def status_counts(self) -> Counter[int]:
+        return Counter(r.status for r in self.results if r.status is not None)
+
+    @property
+    def failure_counts(self) -> Counter[str]:
+        return Counter(r.failure for r in self.results if r.status is None and r.failure)
+
+    @property
+    def latency_median(self) -> float | None:
+        values = [r.latency for r in self.results]
+        return statistics.median(values) if values else None
+
+    @property
+    def latency_max(self) -> float | None:
+        return max((r.latency for r in self.results), default=None)
+
+    def summary(self) -> str:
+        """``401 x3, 202 x1, timeout x1``: most frequent first."""
+        parts = [f"{s} x{n}" for s, n in self.status_counts.most_common()]
+        parts += [f"{f} x{n}" for f, n in self.failure_counts.most_common()]
+        return ", ".join(parts) or "-"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeMatrix:
+    """Every probe sent, with what was skipped and why."""
+
+    targets: tuple[ProbeTarget, ...]
+    route: str
+    modes: tuple[str, ...]  # modes that ran, in order
+    skipped: tuple[tuple[str, str], ...]  # (mode, reason)
+    results: tuple[ProbeResult, ...]
+    repeat: int
+    probe_id: str
+    secret: str  # describe() of the secret: length and fingerprint, never the value
+    elapsed: float
+
+    @property
+    def any_answered(self) -> bool:
+        """False when no target answered at all (the CLI exits 3)."""
+        return any(r.answered for r in self.results)
+
+    @property
+    def unreachable_targets(self) -> tuple[str, ...]:
+        return tuple(
+            t.name for t in self.targets if not any(r.answered for r in self.results if r.target == t.name)
+        )
+
+    def cell(self, target: str, mode: str) -> ProbeCell:
+        return ProbeCell(
+            target=target, mode=mode, results=tuple(r for r in self.results if r.target == target and r.mode == mode)
+        )
+
+    def cells(self) -> list[ProbeCell]:
+        """Rows of the matrix: target x mode, in probing order."""
+        return [self.cell(t.name, m) for t in self.targets for m in self.modes]
+
+
+# -- sending -----------------------------------------------------------------------
+
+
+def _header_safe(value: str) -> bool:
+    return value.isascii() and value.isprintable()
+
+
+def _wrong_secret(secret: str | None) -> str:
+    # Same length as the real one when known, so a length check alone cannot pass it.
+    length = max(16, len(secret.strip())) if secret else 32
+    while True:
+        candidate = _secrets.token_hex(length)[:length]
+        if candidate != (secret or "").strip():
+            return candidate
+
+
+def _classify_transport(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    chain: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(chain) < 10:
+        chain.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    if any(isinstance(e, ssl.SSLError) for e in chain) or any(
+        k in str(e) for e in chain for k in ("SSL", "CERTIFICATE", "certificate")
+    ):
+        return "tls"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        k in str(e).lower() for e in chain for k in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")
+    ):
+        return "dns"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.LocalProtocolError):
+        return "protocol"
+    return "network"
+
+
+def _json_fields(body: bytes, content_type: str | None) -> tuple[str | None, bool]:
+    if not body or "json" not in (content_type or "") and not body.lstrip().startswith(b"{"):
+        return None, False
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None, False
+    if not isinstance(data, dict):
+        return None, False
+    err = data.get("error")
+    if isinstance(err, dict):  # {"error": {"code": ..., "message": ...}} (Vercel's own errors)
+        err = err.get("message") or err.get("code")
+    return (str(err)[:EXCERPT_CHARS] if err is not None else None), data.get("accepted") is True
+
+
+def _send_one(
+    client: httpx.Client,
+    *,
+    target: ProbeTarget,
+    mode: ProbeMode,
+    attempt: int,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, str],
+    timeout: float,
+    max_body: int,
+    known: list[str | None],
+) -> ProbeResult:
+    started = time.perf_counter()
+    base = {"target": target.name, "mode": mode.name, "attempt": attempt}
+    try:
+        with client.stream(
+            "POST", url, json=body, headers=headers, follow_redirects=False, timeout=httpx.Timeout(timeout)
+        ) as response:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            too_slow = False
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size >= max_body:
+                    truncated = True
+                    break
+                # httpx timeouts are per read; a server trickling bytes must not hold us forever.
+                if time.perf_counter() - started > timeout:
+                    too_slow = True
+                    break
+            raw = b"".join(chunks)[:max_body]
+            latency = time.perf_counter() - started
+            content_type = response.headers.get("content-type")
+            error, accepted = _json_fields(raw if not truncated else b"", content_type)
+            text = raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")
+            location = response.headers.get("location")
+            set_cookies = response.headers.get_list("set-cookie")
+            return ProbeResult(
+                **base,
+                status=response.status_code,
+                error=scrub(error, known) if error else None,
+                accepted=accepted,
+                content_type=content_type,
+                html_auth_page="text/html" in (content_type or "") and "Authentication Required" in text,
+                sso_nonce=any(c.lstrip().startswith("_vercel_sso_nonce=") for c in set_cookies),
+                sso_redirect=bool(location) and "vercel.com/sso-api" in (location or ""),
+                vercel_id=response.headers.get("x-vercel-id"),
+                vercel_error=response.headers.get("x-vercel-error"),
+                location=scrub(location, known) if location else None,
+                body_excerpt=scrub(text[:EXCERPT_CHARS], known),
+                body_truncated=truncated,
+                latency=latency,
+                failure="too-slow" if too_slow else None,
+            )
+    except httpx.HTTPError as exc:
+        return ProbeResult(
+            **base,
+            latency=time.perf_counter() - started,
+            failure=_classify_transport(exc),
+            failure_detail=scrub(f"{type(exc).__name__}: {exc}", known)[:EXCERPT_CHARS],
+        )
+
+
+def probe(
+    client: httpx.Client,
+    targets: Sequence[ProbeTarget | str],
+    *,
+    route: str = DEFAULT_ROUTE,
+    secret: str | None = None,
+    cookie_header: str | None = None,
+    bypass_secret: str | None = None,
+    repeat: int = 1,
+    concurrency: int = 10,
+    probe_id: str | None = None,
+    id_in_use: Callable[[str], bool] | None = None,
+    timeout: float = 10.0,
+    on_progress: Callable[[int, int], None] | None = None,
+    allow_insecure: bool = False,
+    max_body: int = MAX_BODY_BYTES,
+) -> ProbeMatrix:
+    """Send every applicable mode ``repeat`` times to each target; never follows redirects.
+
+    ``id_in_use(id)`` is the hook that checks the probe id against the database;
+    a generated id is replaced if it is taken, a given one is refused.
+    ``on_progress(done, total)`` is called from the calling thread.
+    """
+    if repeat < 1:
+        raise ConfigError("--repeat must be at least 1")
+    if concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    resolved = tuple(t if isinstance(t, ProbeTarget) else ProbeTarget(url=t) for t in targets)
+    if not resolved:
+        raise ConfigError("no target to probe", hint="pass --url or set STUCKGEN_BASE_URL")
+    probe_id = _choose_probe_id(probe_id, id_in_use)
+
+    # What goes on the wire: header values cannot carry surrounding whitespace,
+    # so the secret is sent stripped (as fetch would); the raw value is judged
+    # separately by the findings (secret-whitespace).
+    sent_secret = secret.strip() if secret else None
+    skipped: list[tuple[str, str]] = []
+    runnable: list[ProbeMode] = []
+    for mode in MODES:
+        reason = None
+        if mode.bypass and not bypass_secret:
+            reason = "no bypass secret given"
+        elif mode.bypass and not _header_safe(bypass_secret or ""):
+            reason = "the bypass secret has characters a header cannot carry"
+        elif mode.secret == "right" and not sent_secret:
+            reason = "no secret given"
+        elif mode.secret == "right" and not _header_safe(sent_secret or ""):
+            reason = "the secret has characters a header cannot carry (line break or non-ASCII)"
+        elif mode.cookie and not cookie_header:
+            reason = "no session cookie given"
+        elif mode.cookie and not _header_safe(cookie_header or ""):
+            reason = "the cookie has characters a header cannot carry"
+        if reason:
+            skipped.append((mode.name, reason))
+        else:
+            runnable.append(mode)
+
+    carries_credentials = any(m.secret == "right" or m.cookie or m.bypass for m in runnable)
+    if carries_credentials and not allow_insecure:
+        insecure = [t.url for t in resolved if t.insecure]
+        if insecure:
+            raise InsecureTransportError(
+                f"refusing to send the secret or cookie over plain HTTP to {', '.join(insecure)}",
+                hint="use https://, or pass --allow-insecure if you accept the risk",
+            )
+
+    wrong = _wrong_secret(secret)
+    known = [secret, sent_secret, cookie_header, bypass_secret]
+    body = {"generationId": probe_id}
+    jobs: list[tuple[ProbeTarget, ProbeMode, int, dict[str, str]]] = []
+    # Repeat-major order spreads each mode over time, which is what catches
+    # instances that disagree.
+    for attempt in range(1, repeat + 1):
+        for target in resolved:
+            for mode in runnable:
+                headers = {"content-type": "application/json", "accept": "application/json"}
+                if mode.secret == "right":
+                    headers["x-internal-secret"] = sent_secret  # type: ignore[assignment]
+                elif mode.secret == "wrong":
+                    headers["x-internal-secret"] = wrong
+                if mode.cookie:
+                    headers["cookie"] = cookie_header  # type: ignore[assignment]
+                if mode.bypass:
+                    headers["x-vercel-protection-bypass"] = bypass_secret  # type: ignore[assignment]
+                jobs.append((target, mode, attempt, headers))
+
+    started = time.perf_counter()
+    results: list[ProbeResult | None] = [None] * len(jobs)
+    total = len(jobs)
+    done = 0
+    if on_progress:
+        on_progress(0, total)
+    stop = threading.Event()
+
+    def run(index: int) -> None:
+        if stop.is_set():
+            return
+        target, mode, attempt, headers = jobs[index]
+        results[index] = _send_one(
+            client,
+            target=target,
+            mode=mode,
+            attempt=attempt,
+            url=target.endpoint(route),
+            headers=headers,
+            body=body,
+            timeout=timeout,
+            max_body=max_body,
+            known=known,
+        )
+
+    executor = ThreadPoolExecutor(max_workers=min(concurrency, max(1, total)), thread_name_prefix="probe")
+    try:
+        pending: set[Future[None]] = {executor.submit(run, i) for i in range(total)}
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                fut.result()  # re-raises a bug in _send_one rather than hiding it
+            done += len(finished)
+            if on_progress and finished:
+                on_progress(done, total)
+    except KeyboardInterrupt:
+        # Do not wait for probes in flight: each ends by its own timeout.
+        stop.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise AbortedError(f"interrupted after {done} of {total} probes") from None
+    except BaseException:
+        executor.shutdown(wait=True, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+    return ProbeMatrix(
+        targets=resolved,
+        route=route,
+        modes=tuple(m.name for m in runnable),
+        skipped=tuple(skipped),
+        results=tuple(r for r in results if r is not None),
+        repeat=repeat,
+        probe_id=probe_id,
+        secret=describe(secret),
+        elapsed=time.perf_counter() - started,
+    )
+
+
+def _choose_probe_id(probe_id: str | None, id_in_use: Callable[[str], bool] | None) -> str:
+    if probe_id is not None:
+        try:
+            probe_id = str(uuid.UUID(probe_id))
+        except ValueError:
+            raise ConfigError(f"probe id {probe_id!r} is not a UUID") from None
+        if id_in_use and id_in_use(probe_id):
+            raise ConfigError(f"probe id {probe_id} matches a generation; a probe must match no row")
+        return probe_id
+    for _ in range(5):
+        candidate = str(uuid.uuid4())
+        if not id_in_use or not id_in_use(candidate):
+            return candidate
+    raise ConfigError("could not find a probe id that matches no row")  # five uuid4 collisions: a broken hook
