@@ -343,19 +343,15 @@ def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> 
     return sql.SQL(" AND ").join(conds)
 
 
-def build_window_count(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
+def build_window_counts(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
+    """One pass for both: rows created in the window, and stuck rows created before it."""
     if opts.since is None or not m.has("created"):
         return None
-    return sql.SQL("SELECT count(*) FROM {t} g WHERE {c} >= now() - make_interval(secs => {s})").format(
-        t=m.qualified(), c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
-
-
-def build_before_window_count(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
-    if opts.since is None or not m.has("created"):
-        return None
-    return sql.SQL("SELECT count(*) FROM {t} g WHERE {w} AND {c} < now() - make_interval(secs => {s})").format(
-        t=m.qualified(), w=where_stuck(m, opts, window=False),
-        c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
+    return sql.SQL(
+        "SELECT count(*) FILTER (WHERE {c} >= now() - make_interval(secs => {s})), "
+        "count(*) FILTER (WHERE {c} < now() - make_interval(secs => {s}) AND {w}) FROM {t} g"
+    ).format(t=m.qualified(), w=where_stuck(m, opts, window=False),
+             c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
 
 
 # -- classification ----------------------------------------------------------------------------
@@ -443,12 +439,10 @@ class ScanRun:
     def count_window(self) -> None:
         from psycopg.rows import tuple_row
 
-        q = build_window_count(self.mapping, self.options)
+        q = build_window_counts(self.mapping, self.options)
         if q is not None:
-            self.summary.created_in_window = self.conn.cursor(row_factory=tuple_row).execute(q).fetchone()[0]
-        q2 = build_before_window_count(self.mapping, self.options)
-        if q2 is not None:
-            self.summary.stuck_before_window = self.conn.cursor(row_factory=tuple_row).execute(q2).fetchone()[0]
+            row = self.conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+            self.summary.created_in_window, self.summary.stuck_before_window = row
         self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
 
     def __iter__(self) -> Iterator[StuckRow]:

@@ -223,14 +223,25 @@ def _tables(conn: Any, db_schema: str) -> list[str]:
 
 def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: str,
                order_by: str | None, sample: int) -> set[str]:
-    """Top-level keys present in the JSON column of the most recent rows."""
+    """Top-level keys present in the JSON column of recent (small table) or sampled (large) rows."""
     col = sql.Identifier(column)
     cast = sql.SQL("::jsonb") if data_type == "json" else sql.SQL("")
-    order = sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order_by)) if order_by else sql.SQL("")
+    tbl = sql.Identifier(db_schema, table)
+    est = conn.execute(sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(
+        sql.Literal(tbl.as_string(conn)))).fetchone()
+    rows = est[0] if est and est[0] is not None else -1
+    if rows > 20 * sample:
+        # A large table: sorting it by time would read all of it; a block sample reads a few pages.
+        pct = min(100.0, max(0.01, 100.0 * 10 * sample / rows))
+        source = sql.SQL("{} TABLESAMPLE SYSTEM ({})").format(tbl, sql.Literal(pct))
+        order = sql.SQL("")
+    else:
+        source = tbl
+        order = sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order_by)) if order_by else sql.SQL("")
     q = sql.SQL(
-        "SELECT DISTINCT k FROM (SELECT {col}{cast} AS j FROM {tbl} {order} LIMIT {n}) s, "
+        "SELECT DISTINCT k FROM (SELECT {col}{cast} AS j FROM {src} {order} LIMIT {n}) s, "
         "LATERAL jsonb_object_keys(CASE WHEN jsonb_typeof(s.j) = 'object' THEN s.j ELSE '{{}}'::jsonb END) k"
-    ).format(col=col, cast=cast, tbl=sql.Identifier(db_schema, table), order=order, n=sql.Literal(sample))
+    ).format(col=col, cast=cast, src=source, order=order, n=sql.Literal(sample))
     return {r[0] for r in conn.execute(q).fetchall()}
 
 

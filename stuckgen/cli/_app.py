@@ -32,7 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -79,9 +79,9 @@ ConnectTimeoutOpt = Annotated[Optional[str], typer.Option(
     "--connect-timeout", show_default=False, metavar="DURATION",
     help=env_help("connect_timeout", "Give up connecting after this. Default 10s."))]
 TableOpt = Annotated[Optional[str], typer.Option(
-    "--table", show_default=False, help=env_help("table", "Table of generations. Default generations."))]
+    "--table", show_default=False, metavar="NAME", help=env_help("table", "Table of generations. Default generations."))]
 DbSchemaOpt = Annotated[Optional[str], typer.Option(
-    "--db-schema", show_default=False, help=env_help("db_schema", "PostgreSQL schema. Default: the current schema."))]
+    "--db-schema", show_default=False, metavar="NAME", help=env_help("db_schema", "PostgreSQL schema. Default: the current schema."))]
 MapOpt = Annotated[Optional[list[str]], typer.Option(
     "--map", show_default=False, metavar="FIELD=SPEC",
     help="Map a field to a column or JSON key, e.g. heartbeat=parameters.lastHeartbeatAt, "

@@ -26,9 +26,9 @@ def scan(
         "--class", "-c", metavar="CLASS", show_default=False,
         help="Only rows of this class (repeatable): never-started, trigger-failed, stalled, awaiting-webhook, "
              "queued-not-drained, outputs-not-finalized, unknown.")] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, show_default=False,
+    limit: Annotated[Optional[int], typer.Option("--limit", "-n", min=1, show_default=False, metavar="N",
                                                  help="At most this many rows.")] = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False, metavar="FORMAT",
                                                help="table | json | csv. Default: table on a terminal, json in a pipe.")] = None,
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
@@ -47,11 +47,10 @@ def scan(
     (heartbeat, else updated, else created time) for longer than --threshold, measured
     with the database's clock. Reads only, in a READ ONLY transaction with timeouts.
 
-    Example:
-
-        stuckgen scan --threshold 5m --since 6h
-
-        stuckgen scan --format json | jq '.rows[] | select(.class == "trigger-failed") | .id'
+    \b
+    Examples:
+      stuckgen scan --threshold 5m --since 6h
+      stuckgen scan --format json | jq '.rows[] | select(.class == "trigger-failed") | .id'
 
     Exit: 0 none stuck, 1 stuck rows found, 2 configuration error, 3 database unreachable.
     """
@@ -104,7 +103,7 @@ def schema(
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
     map: MapOpt = None,
-    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False, metavar="FORMAT",
                                                help="table | json. Default: table on a terminal, json in a pipe.")] = None,
     statement_timeout: StatementTimeoutOpt = None,
     connect_timeout: ConnectTimeoutOpt = None,
@@ -117,9 +116,9 @@ def schema(
     Each logical field maps to a column, a key inside a JSON column, or nothing
     (which lowers what scan can conclude). Override with --map or [mapping] in stuckgen.toml.
 
+    \b
     Example:
-
-        stuckgen schema --map heartbeat=parameters.lastHeartbeatAt
+      stuckgen schema --map heartbeat=parameters.lastHeartbeatAt
 
     Exit: 0 resolved, 2 a table or column is missing, 3 database unreachable.
     """
