@@ -51,6 +51,9 @@ def format_duration(seconds: float) -> str:
         return "-"
     neg = seconds < 0
     s = int(round(abs(seconds)))
+    if s >= 3600 and s % 3600 == 0:
+        out = f"{s // 86400}d" if s % 86400 == 0 and s >= 172800 else f"{s // 3600}h"
+        return "-" + out if neg else out
     if s < 60:
         out = f"{s}s"
     elif s < 3600:
