@@ -17,7 +17,8 @@ from stuckgen.errors import ConfigError
 # How the deployment's INTERNAL_API_SECRET relates to the operator's value:
 #   same              identical;
 #   missing           the variable is not set for this deployment;
-#   different         another value (set for another target, or rotated);
+#   different         another value (set for another target, or rotated); the
+#                     trigger's sender holds the operator's value;
 #   trailing-newline  the operator's value plus "\n", as stored by
 #                     ``echo "$SECRET" | vercel env add``. HTTP strips
 #                     whitespace from header values, so no request can ever
@@ -63,7 +64,10 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="secret-mismatch",
-            description="The deployment holds a different INTERNAL_API_SECRET: every internal call gets 401.",
+            description=(
+                "The process route's deployment holds a different INTERNAL_API_SECRET than the sender "
+                "(the operator, or a preview triggering production through the app URL): every internal call gets 401."
+            ),
             secret_value_transform="different",
             expected_finding="secret-rejected",
         ),

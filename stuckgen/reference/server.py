@@ -275,6 +275,11 @@ class ReferenceDeployment:
         self.route = PROCESS_ROUTE
         self._create_schema = create_schema
         self._deployment_secret = self._stored_secret(secret, self.scenario)
+        # Who sends the trigger: normally this deployment itself. In
+        # ``different`` the sender holds the operator's value while the process
+        # route's deployment holds another (a preview triggering production
+        # through the app URL, or a rotation that reached one side only).
+        self._sender_secret = secret if self.scenario.secret_value_transform == "different" else self._deployment_secret
 
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -420,7 +425,7 @@ class ReferenceDeployment:
         instance = n % max(1, self.scenario.instances)
         if not spread(instance, self.scenario.secret_fraction):
             return None
-        return self._deployment_secret
+        return self._sender_secret if path == GENERATE_ROUTE else self._deployment_secret
 
     def _should_hang(self) -> bool:
         with self._lock:
