@@ -12,7 +12,7 @@ import email.utils
 import ipaddress
 import json
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -404,7 +404,7 @@ class VercelClient:
         *,
         what: str,
         stop: Callable[[], bool] = lambda: False,
-    ) -> Iterable[dict[str, Any]]:
+    ) -> Iterator[dict[str, Any]]:
         params = dict(params)
         for _ in range(self.max_pages):
             data = self._get_json(path, params, what=what)
@@ -559,10 +559,13 @@ def _target_key(target: str) -> tuple[int, str]:
     return (_TARGET_ORDER.index(target) if target in _TARGET_ORDER else len(_TARGET_ORDER), target)
 
 
-def _set_fix(key: str, target: str) -> str:
-    branches = " (leave the Git branch empty so every preview branch gets it)" if target == "preview" else ""
+def _set_fix(key: str, target: str, branch: str | None = None) -> str:
+    if branch:
+        scope = f" {branch}"
+    else:
+        scope = " (leave the Git branch empty so every preview branch gets it)" if target == "preview" else ""
     # printf, not echo: echo adds a newline that becomes part of the value.
-    return f'printf %s "${key}" | vercel env add {key} {target}{branches}'
+    return f'printf %s "${key}" | vercel env add {key} {target}{scope}'
 
 
 def _redeploy_fix(deployment: VercelDeployment | None, target: str) -> str:
@@ -727,7 +730,7 @@ def _value(
     where = f"{target}, {var.scope}"
     fix = (
         f"vercel env rm {key} {target}{' ' + var.git_branch if var.git_branch else ''}, then "
-        f"{_set_fix(key, target)}; {_redeploy_fix(serving, target)}."
+        f"{_set_fix(key, target, var.git_branch)}; {_redeploy_fix(serving, target)}."
     )
     if digest.whitespace_problems:
         evidence = [

@@ -593,6 +593,15 @@ def test_vercel_value_with_a_trailing_newline_is_critical() -> None:
     assert "printf %s" in f.fix
 
 
+def test_whitespace_fix_for_a_branch_scoped_value_keeps_the_branch() -> None:
+    env_items = envs(env_json(target=("production",)),
+                     env_json(target=("preview",), branch="main", value=LOCAL_SECRET + "\n", decrypted=True))
+    f = by_id(analyze(env_items), "vercel-secret-value-whitespace", "preview")[0]
+    assert "vercel env rm INTERNAL_API_SECRET preview main, then" in f.fix
+    assert 'vercel env add INTERNAL_API_SECRET preview main;' in f.fix
+    assert "vercel redeploy https://genapp-a1b2c3d4e-acme.vercel.app" in f.fix  # main's own deployment
+
+
 def test_local_copy_with_the_whitespace_fault_is_named() -> None:
     f = by_id(analyze(envs(env_json(value=LOCAL_SECRET, decrypted=True)), local_secret=LOCAL_SECRET + "\n"),
               "vercel-secret-value-differs", "production")[0]
