@@ -8,6 +8,7 @@ from stuckgen.cli._app import app
 
 # Each module registers its commands on ``app`` when imported.
 from stuckgen.cli import scan as _scan  # noqa: E402,F401
+from stuckgen.cli import doctor as _doctor  # noqa: E402,F401
 
 
 def main() -> int:

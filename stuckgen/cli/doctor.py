@@ -1,0 +1,241 @@
+"""`stuckgen doctor` (the incident) and `stuckgen check` (the scheduled CI job)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help,
+    handle_errors, settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode, UnreachableError
+
+UrlOpt = Annotated[Optional[list[str]], typer.Option(
+    "--url", "-u", show_default=False, metavar="URL",
+    help=env_help("base_url", "Deployment to probe (repeatable: production and preview side by side)."))]
+SecretOpt = Annotated[Optional[str], typer.Option(
+    "--secret", show_default=False, metavar="VALUE", hidden=True,
+    help="The internal secret (prefer the environment: a flag is visible in `ps`).")]
+CookieOpt = Annotated[Optional[str], typer.Option(
+    "--cookie", show_default=False, metavar="HEADER", help=env_help("cookie", "Session cookie header (never printed)."))]
+CookieFileOpt = Annotated[Optional[str], typer.Option(
+    "--cookie-file", show_default=False, metavar="PATH", help=env_help("cookie_file", "Cookie file (cookies.txt or a Cookie header)."))]
+AllowInsecureOpt = Annotated[bool, typer.Option(
+    "--allow-insecure", help="Allow sending credentials over plain HTTP to a non-loopback host.")]
+
+
+def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
+    from stuckgen.cookies import load_cookie_file, parse_cookies
+
+    if settings.cookie:
+        info = parse_cookies(settings.cookie, now=now)
+    elif settings.cookie_file:
+        info = load_cookie_file(settings.cookie_file, now=now)
+    else:
+        return None, None
+    return (info.header or None), info
+
+
+def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecure: bool) -> Any:
+    """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
+    import httpx
+
+    from stuckgen.cli import _db
+    from stuckgen.doctor import diagnose
+
+    now = time.time()
+    conn, db_error = None, None
+    if settings.database_url:
+        try:
+            conn = _db.connect(settings)
+        except UnreachableError as exc:
+            db_error = exc.message
+    header, info = _cookie(settings, now)
+    timeout = httpx.Timeout(settings.http_timeout)
+    http = httpx.Client(follow_redirects=False, timeout=timeout) if probe and settings.base_url else None
+    vercel = httpx.Client(follow_redirects=False, timeout=timeout) if settings.vercel_token and settings.vercel_project else None
+    try:
+        return diagnose(settings, conn=conn, db_error=db_error, http=http, vercel_http=vercel, cookie_header=header,
+                        cookie_info=info, repeat=repeat, allow_insecure=allow_insecure, rules=_db.rules(settings),
+                        now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
+    finally:
+        for c in (http, vercel):
+            if c is not None:
+                c.close()
+        if conn is not None:
+            conn.close()
+
+
+@app.command()
+@handle_errors
+def doctor(
+    database_url: DatabaseUrlOpt = None,
+    url: UrlOpt = None,
+    internal_secret: SecretOpt = None,
+    cookie: CookieOpt = None,
+    cookie_file: CookieFileOpt = None,
+    repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, max=1000, metavar="N",
+                                        help="Probes per cell of the auth matrix (intermittent failures need several).")] = 3,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not call the deployment.")] = False,
+    allow_insecure: AllowInsecureOpt = False,
+    threshold: ThresholdOpt = None,
+    since: SinceOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
+                                               help="text | markdown | json. Default: text on a terminal, json in a pipe.")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH", show_default=False,
+                                                  help="Write the report to this file (created owner-only) instead of stdout.")] = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Gather every piece of evidence and rank the causes of stuck generations.
+
+    Configuration (what is set, from where; secrets as length and fingerprint), the
+    database and its schema mapping, the scan summary with onset and stuck rate, the
+    step-log evidence of stuck rows, probe-auth against every --url, and, with
+    VERCEL_TOKEN and VERCEL_PROJECT_ID, the project's variables and deployments.
+    Reads only.
+
+    \b
+    Examples:
+      stuckgen doctor --url https://app.example.com --url https://app-git-feat.vercel.app
+      stuckgen doctor --format markdown -o incident.md
+
+    Exit: 0 nothing wrong, 1 a warning or worse, 2 configuration error, 3 nothing could be reached.
+    """
+    from stuckgen.findings import Severity
+    from stuckgen.render.doctor import doctor_json_lines, doctor_markdown_lines, doctor_text_lines
+
+    params = dict(locals())
+    params["base_url"] = ",".join(url) if url else None
+    settings = settings_from(params)
+    out = Output()
+    fmt = fmt or ("markdown" if output and output.endswith(".md") else default_format(None, tty=out.is_tty).replace("table", "text"))
+    if fmt not in ("text", "markdown", "json"):
+        raise ConfigError(f"--format: {fmt!r} is not one of text, markdown, json")
+    report = gather(settings, out=out, probe=not no_probe, repeat=repeat, allow_insecure=allow_insecure)
+    lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines}[fmt](report)
+    if output:
+        write_private(Path(output), lines)
+        out.note(f"report written to {output}")
+    else:
+        out.lines(lines)
+    db_down = not report.database.get("reachable")
+    probe_down = report.probe_matrix is not None and not report.probe_matrix.any_answered
+    if (db_down and settings.database_url) and (probe_down or report.probe_matrix is None):
+        return ExitCode.UNREACHABLE
+    w = report.worst
+    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
+
+
+def write_private(path: Path, lines: Any) -> None:
+    """Write lines to a file only the owner can read: reports may hold row ids and errors."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+
+
+def append_private(path: Path, text: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@app.command()
+@handle_errors
+def check(
+    database_url: DatabaseUrlOpt = None,
+    max_stuck: Annotated[int, typer.Option("--max-stuck", min=0, metavar="N",
+                                           help="Fail when more rows than this are stuck.")] = 0,
+    max_stuck_rate: Annotated[Optional[str], typer.Option("--max-stuck-rate", metavar="RATE", show_default=False,
+                                                          help="Fail when the stuck rate exceeds this (0.05 or 5%).")] = None,
+    probe: Annotated[bool, typer.Option("--probe", help="Also run probe-auth against --url targets.")] = False,
+    url: UrlOpt = None,
+    internal_secret: SecretOpt = None,
+    cookie: CookieOpt = None,
+    cookie_file: CookieFileOpt = None,
+    allow_insecure: AllowInsecureOpt = False,
+    threshold: ThresholdOpt = None,
+    since: SinceOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
+                                               help="text | json | openmetrics. Default: text.")] = None,
+    junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", show_default=False,
+                                                 help="Write a JUnit XML report here (for CI systems).")] = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Health check for a scheduled CI job: thresholds, annotations, summaries, metrics.
+
+    Exit 1 when more than --max-stuck rows are stuck, the stuck rate exceeds
+    --max-stuck-rate, or (with --probe) a warning finding exists. Under GitHub Actions
+    it writes ::error:: / ::warning:: annotations and appends a Markdown summary to
+    $GITHUB_STEP_SUMMARY; --junit writes JUnit XML; --format openmetrics prints metrics.
+
+    \b
+    Examples:
+      stuckgen check --max-stuck 0 --junit stuckgen.xml
+      stuckgen check --max-stuck 5 --max-stuck-rate 2% --probe --url https://app.example.com
+      stuckgen check --format openmetrics > /var/lib/node_exporter/stuckgen.prom
+
+    Exit: 0 healthy, 1 a threshold crossed or a warning finding, 2 configuration error, 3 unreachable.
+    """
+    from stuckgen.checks import evaluate
+    from stuckgen.render.check import check_json_lines, check_text_lines, github_annotations, junit_xml_lines, openmetrics_lines
+    from stuckgen.render.doctor import doctor_markdown_lines
+    from stuckgen.settings import _float
+
+    params = dict(locals())
+    params["base_url"] = ",".join(url) if url else None
+    settings = settings_from(params)
+    out = Output()
+    fmt = fmt or "text"
+    if fmt not in ("text", "json", "openmetrics"):
+        raise ConfigError(f"--format: {fmt!r} is not one of text, json, openmetrics")
+    rate_limit = _float("--max-stuck-rate")(max_stuck_rate) if max_stuck_rate is not None else None
+    if not settings.database_url:
+        raise ConfigError("no database configured: set DATABASE_URL or pass --database-url")
+    report = gather(settings, out=out, probe=probe, repeat=1, allow_insecure=allow_insecure)
+    if not report.database.get("reachable"):
+        raise UnreachableError(report.database.get("error") or "the database could not be reached")
+    result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit)
+    renderer = {"text": check_text_lines, "json": check_json_lines, "openmetrics": openmetrics_lines}[fmt]
+    out.lines(renderer(result))
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        for line in github_annotations(result):
+            sys.stderr.write(line + "\n")
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        append_private(Path(summary_path), "\n".join(doctor_markdown_lines(report)) + "\n")
+    if junit:
+        write_private(Path(junit), junit_xml_lines(result))
+    return ExitCode.FINDINGS if result.failed else ExitCode.OK

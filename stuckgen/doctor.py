@@ -1,0 +1,350 @@
+"""Gather every piece of evidence and rank the causes: configuration, scan, step log, probe, Vercel.
+
+``diagnose`` takes what the CLI opened (a connection, HTTP clients) and never
+prints; each source that cannot be consulted becomes a finding of its own
+instead of stopping the diagnosis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stuckgen.errors import StuckgenError
+from stuckgen.findings import Finding, Severity
+from stuckgen.secrets import describe, hygiene_problems
+
+# What each class most likely means, and what to do about it.
+CLASS_CAUSES: dict[str, tuple[str, str]] = {
+    "trigger-failed": (
+        "the internal trigger to the process route was refused",
+        "fix the trigger's authentication (see the probe and Vercel findings), then "
+        "`stuckgen retrigger --all-stuck --class trigger-failed --yes`",
+    ),
+    "never-started": (
+        "the trigger never reached the process route (dropped fire-and-forget call, an auth wall, or a redirect)",
+        "await the trigger (or hand it to waitUntil / the queue) in /api/generate; then "
+        "`stuckgen retrigger --all-stuck --class never-started --yes`",
+    ),
+    "stalled": (
+        "workers started and then went silent: killed mid-run or past the function's maximum duration",
+        "raise maxDuration for /api/generate/process or split the work; "
+        "`stuckgen fail --all-stuck --class stalled --older-than 30m --yes` ends them honestly",
+    ),
+    "awaiting-webhook": (
+        "the provider's webhook never arrived (wrong callback URL, or the webhook route is behind protection)",
+        "check the webhook URL the app registers and that it is reachable without auth; replay or fail the rows",
+    ),
+    "queued-not-drained": (
+        "queued jobs are not being claimed: the queue worker/cron is not running or keeps failing",
+        "check the worker's schedule (GENERATION_QUEUE_ENABLED, the cron route) and its logs",
+    ),
+    "outputs-not-finalized": (
+        "outputs were written but the final status update failed",
+        "look for errors after upload in the worker; `stuckgen fail` or finalize these rows",
+    ),
+    "unknown": (
+        "rows whose evidence matches no known pattern",
+        "inspect them one by one with `stuckgen show ID`",
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigFact:
+    name: str
+    value: str
+    source: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankedFinding:
+    """A finding and how much of the evidence it explains (0..1), used to rank causes."""
+
+    finding: Finding
+    support: float
+
+
+@dataclass(kw_only=True)
+class DoctorReport:
+    """Everything doctor learned; renderers turn it into text, Markdown or JSON."""
+
+    generated_at: datetime
+    config: list[ConfigFact] = field(default_factory=list)
+    database: dict[str, Any] = field(default_factory=dict)
+    mapping: Any = None
+    summary: Any = None  # scan.Summary
+    stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
+    step_evidence: list[str] = field(default_factory=list)
+    probe_matrix: Any = None
+    probe_findings: list[Finding] = field(default_factory=list)
+    vercel: dict[str, Any] = field(default_factory=dict)
+    ranked: list[RankedFinding] = field(default_factory=list)
+    remediation: list[str] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [r.finding for r in self.ranked]
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((r.finding.severity for r in self.ranked), default=None)
+
+
+def config_facts(settings: Any) -> list[ConfigFact]:
+    """What is set and where from; secrets as length and fingerprint only."""
+    from stuckgen.db import check_dsn, is_transaction_pooler
+    from stuckgen.secrets import redact_dsn
+
+    facts: list[ConfigFact] = []
+    for name in ("database_url", "base_url", "route", "internal_secret", "bypass_secret", "cookie",
+                 "cookie_file", "threshold", "since", "table", "vercel_token", "vercel_project", "vercel_team"):
+        v = settings.values.get(name)
+        src = settings.sources.get(name, "default")
+        if name == "database_url":
+            shown = redact_dsn(v) if v else "not set"
+            if v:
+                try:
+                    if is_transaction_pooler(check_dsn(v)):
+                        shown += "  (transaction pooler: prepared statements disabled)"
+                except StuckgenError:
+                    shown = "malformed"
+        elif name in ("internal_secret", "bypass_secret", "cookie", "vercel_token"):
+            shown = describe(v)
+        elif name in ("threshold", "since") and isinstance(v, float):
+            from stuckgen.durations import format_duration
+
+            shown = format_duration(v)
+        elif isinstance(v, tuple):
+            shown = ", ".join(v) or "not set"
+        elif v is None:
+            shown = "all" if name == "since" else "not set"
+        else:
+            shown = str(v)
+        facts.append(ConfigFact(name=name, value=shown, source=src))
+    return facts
+
+
+def _config_findings(settings: Any) -> list[RankedFinding]:
+    out: list[RankedFinding] = []
+    secret = settings.values.get("internal_secret")
+    if secret:
+        problems = hygiene_problems(secret)
+        if problems:
+            out.append(RankedFinding(support=0.9, finding=Finding(
+                id="secret-whitespace", severity=Severity.ERROR,
+                title=f"the local INTERNAL_API_SECRET {', '.join(problems)}",
+                evidence=(f"local secret: {describe(secret)} ({settings.sources.get('internal_secret')})",
+                          f"stripped: {describe(secret.strip().strip(chr(34)).strip(chr(39)))}"),
+                fix="set the variable again without the newline/quotes, here and in every Vercel target, then redeploy")))
+    else:
+        out.append(RankedFinding(support=0.1, finding=Finding(
+            id="secret-not-configured", severity=Severity.INFO,
+            title="no INTERNAL_API_SECRET here, so the secret path cannot be probed",
+            evidence=("internal_secret: not set",),
+            fix="export INTERNAL_API_SECRET (the value the deployment should have) before running doctor")))
+    if not settings.values.get("base_url"):
+        out.append(RankedFinding(support=0.1, finding=Finding(
+            id="no-target", severity=Severity.INFO,
+            title="no deployment URL configured, so the process route was not probed",
+            evidence=("base_url: not set",),
+            fix="pass --url https://<deployment> (repeatable) or set STUCKGEN_BASE_URL")))
+    return out
+
+
+def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding], list[str]]:
+    """Findings from the scan and the step logs of stuck rows, with evidence lines."""
+    out: list[RankedFinding] = []
+    evidence: list[str] = []
+    total = summary.stuck
+    if not total:
+        return out, evidence
+    rate = f" ({summary.stuck_rate:.1%} of {summary.created_in_window} created)" if summary.stuck_rate is not None else ""
+    onset = summary.onset.strftime("%Y-%m-%d %H:%M UTC") if summary.onset else "unknown"
+    for status, n in sorted(summary.trigger_statuses.items()):
+        evidence.append(f"{n} of {total} stuck rows logged a failed trigger with HTTP {status}")
+    for cls, n in summary.by_class.most_common():
+        cause, fix = CLASS_CAUSES.get(cls, CLASS_CAUSES["unknown"])
+        ev = [f"{n} of {total} stuck rows{rate} are {cls}", f"onset: first stuck row created {onset}"]
+        if cls == "trigger-failed" and summary.trigger_statuses:
+            ev.append("trigger answers: " + ", ".join(f"HTTP {s} x{c}" for s, c in sorted(summary.trigger_statuses.items())))
+        sample = [r.id for r in rows if r.cls == cls][:3]
+        if sample:
+            ev.append("e.g. " + ", ".join(sample))
+        sev = Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
+        out.append(RankedFinding(support=n / total, finding=Finding(
+            id=f"stuck-{cls}", severity=sev, title=f"{n} generations stuck as {cls}: {cause}",
+            evidence=tuple(ev), fix=fix)))
+    return out, evidence
+
+
+def rank(items: Sequence[RankedFinding]) -> list[RankedFinding]:
+    """Security first, then by severity, then by how much evidence supports each."""
+    security = {"open-route", "wrong-secret-accepted"}
+    return sorted(items, key=lambda r: (r.finding.id not in security, r.finding.severity < Severity.WARNING,
+                                        -r.support, -int(r.finding.severity), r.finding.id))
+
+
+def diagnose(
+    settings: Any,
+    *,
+    conn: Any | None,
+    db_error: str | None = None,
+    http: Any | None = None,
+    vercel_http: Any | None = None,
+    cookie_header: str | None = None,
+    cookie_info: Any | None = None,
+    repeat: int = 3,
+    concurrency: int = 10,
+    allow_insecure: bool = False,
+    rules: Sequence[Any] | None = None,
+    now: float | None = None,
+    on_step: Callable[[str], None] | None = None,
+    sample_rows: int = 2000,
+) -> DoctorReport:
+    """Run every check that the configuration allows and rank what they found."""
+    from datetime import timezone
+
+    step = on_step or (lambda _msg: None)
+    now = time.time() if now is None else now
+    report = DoctorReport(generated_at=datetime.fromtimestamp(now, tz=timezone.utc))
+    report.config = config_facts(settings)
+    ranked: list[RankedFinding] = _config_findings(settings)
+
+    # -- database: mapping, scan, step-log evidence -------------------------------------------
+    if conn is None:
+        report.database = {"reachable": False, "error": db_error or "no database configured"}
+        ranked.append(RankedFinding(support=0.5, finding=Finding(
+            id="database-unreachable", severity=Severity.WARNING if db_error else Severity.INFO,
+            title="the database could not be consulted, so stuck rows were not counted",
+            evidence=(db_error or "database_url: not set",),
+            fix="set DATABASE_URL (a read-only role is enough for doctor) and check network access")))
+    else:
+        from stuckgen import db as dbmod
+        from stuckgen.scan import DEFAULT_RULES, ScanOptions, ScanRun, explain_advice
+        from stuckgen.schema import MappingConfig, resolve
+
+        step("reading the database")
+        opts = ScanOptions(threshold=settings.threshold, since=settings.since,
+                           inflight_statuses=tuple(settings.inflight_statuses),
+                           naive_timezone=settings.naive_timezone)
+        with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
+                               lock_timeout=settings.lock_timeout):
+            cfg = MappingConfig(table=settings.table, db_schema=settings.db_schema,
+                                overrides=dict(settings.mapping_overrides),
+                                override_source=dict(settings.mapping_sources),
+                                outputs=None if str(settings.outputs).lower() == "none" else settings.outputs,
+                                queue=None if str(settings.queue).lower() == "none" else settings.queue)
+            mapping = resolve(conn, cfg)
+            report.mapping = mapping
+            run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
+            run.count_window()
+            rows = []
+            for r in run:
+                if len(rows) < sample_rows:
+                    rows.append(r)
+            report.summary = run.summary
+            report.stuck_sample = rows[:20]
+            advice = explain_advice(conn, mapping, opts)
+            version = conn.execute("SHOW server_version").fetchone()[0]
+        report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}"}
+        for w in mapping.warnings:
+            ranked.append(RankedFinding(support=0.05, finding=Finding(
+                id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
+                fix="map the field with --map or [mapping] in stuckgen.toml if the app keeps it elsewhere")))
+        if advice:
+            ranked.append(RankedFinding(support=0.05, finding=Finding(
+                id="index-advice", severity=Severity.INFO,
+                title=f"the stuck-row scan reads all of {mapping.table} sequentially",
+                evidence=("EXPLAIN shows a sequential scan of a large table",), fix=advice)))
+        found, report.step_evidence = scan_findings(run.summary, rows)
+        ranked += found
+
+    # -- probe-auth --------------------------------------------------------------------------
+    targets = tuple(settings.values.get("base_url") or ())
+    if targets and http is not None:
+        from stuckgen.findings import analyze_probe
+        from stuckgen.probe import probe
+
+        step(f"probing {len(targets)} target(s)")
+        matrix = probe(http, targets, route=settings.route, secret=settings.internal_secret,
+                       cookie_header=cookie_header, bypass_secret=settings.bypass_secret, repeat=repeat,
+                       concurrency=concurrency, timeout=settings.http_timeout, allow_insecure=allow_insecure)
+        report.probe_matrix = matrix
+        report.probe_findings = analyze_probe(matrix, secret=settings.internal_secret, cookie_info=cookie_info, now=now)
+        have = {r.finding.id for r in ranked}
+        for f in report.probe_findings:
+            if f.id in have and f.id == "secret-whitespace":
+                ranked = [r for r in ranked if r.finding.id != f.id]
+            ranked.append(RankedFinding(support=_probe_support(f, report.summary), finding=f))
+
+    # -- Vercel ------------------------------------------------------------------------------
+    token, project = settings.values.get("vercel_token"), settings.values.get("vercel_project")
+    if token and project and vercel_http is not None:
+        from stuckgen.vercel import VercelClient, analyze_vercel
+
+        step("reading the Vercel project")
+        try:
+            client = VercelClient(vercel_http, token=token, project=project, team=settings.values.get("vercel_team"))
+            onset = report.summary.onset if report.summary else None
+            try:
+                ev = client.gather(onset=onset)
+            except StuckgenError:
+                # A token that may list variables but not read their values: compare scopes and times only.
+                ev = client.gather(onset=onset, decrypt=False)
+            envs, deployments = ev.envs, ev.deployments
+            protection = any(f.id == "deployment-protection" for f in report.probe_findings)
+            vf = analyze_vercel(envs, deployments, local_secret=settings.internal_secret,
+                                local_bypass=settings.bypass_secret,
+                                onset=report.summary.onset if report.summary else None,
+                                protection_seen=protection)
+            report.vercel = {"consulted": True, "variables": len(envs), "deployments": len(deployments)}
+            for f in vf:
+                support = _probe_support(f, report.summary) + 0.1 if f.severity >= Severity.WARNING else 0.2
+                ranked.append(RankedFinding(support=support, finding=f))
+        except StuckgenError as exc:
+            report.vercel = {"consulted": False, "error": exc.message}
+            ranked.append(RankedFinding(support=0.1, finding=Finding(
+                id="vercel-unavailable", severity=Severity.INFO, title="the Vercel API could not be consulted",
+                evidence=(exc.message,), fix=exc.hint or "check VERCEL_TOKEN, VERCEL_PROJECT_ID and VERCEL_TEAM_ID")))
+    report.ranked = rank(ranked)
+    report.remediation, report.next_steps = _plan(report)
+    return report
+
+
+def _probe_support(f: Finding, summary: Any) -> float:
+    """A probe finding that explains the stuck classes seen ranks above one that does not."""
+    # A cause outranks the symptom it explains: the stuck-class findings carry n/total (<= 1).
+    if summary is None or not summary.stuck:
+        return 0.5
+    by = summary.by_class
+    explained = by.get("trigger-failed", 0) + by.get("never-started", 0)
+    if f.id.startswith("vercel-secret") or f.id in (
+            "secret-rejected", "secret-intermittent", "secret-whitespace", "deployment-protection", "redirect",
+            "route-missing", "method-not-allowed", "server-error"):
+        return 0.5 + explained / summary.stuck
+    return 0.3
+
+
+def _plan(report: DoctorReport) -> tuple[list[str], list[str]]:
+    remediation: list[str] = []
+    steps: list[str] = []
+    s = report.summary
+    if s is not None and s.stuck:
+        by = s.by_class
+        retrig = [c for c in ("trigger-failed", "never-started", "queued-not-drained") if by.get(c)]
+        if retrig:
+            remediation.append("after fixing the trigger: " + "; ".join(
+                f"`stuckgen retrigger --all-stuck --class {c}` (dry run), then add `--yes`" for c in retrig))
+        if by.get("stalled") or by.get("outputs-not-finalized") or by.get("unknown"):
+            remediation.append("end rows that will not recover: `stuckgen fail --all-stuck --older-than 30m` (dry run), then `--yes`; `stuckgen undo RUN_ID` reverts")
+    for r in report.ranked[:3]:
+        if r.finding.severity >= Severity.WARNING:
+            steps.append(f"{r.finding.id}: {r.finding.fix}")
+    steps.append("schedule `stuckgen check --max-stuck 0` every 10 minutes in CI to catch the next occurrence early")
+    return remediation, steps
