@@ -345,6 +345,7 @@ def probe(
     on_progress: Callable[[int, int], None] | None = None,
     allow_insecure: bool = False,
     max_body: int = MAX_BODY_BYTES,
+    secret_header: str = "x-internal-secret",
 ) -> ProbeMatrix:
     """Send every applicable mode ``repeat`` times to each target; never follows redirects.
 
@@ -408,9 +409,9 @@ def probe(
             for mode in runnable:
                 headers = {"content-type": "application/json", "accept": "application/json"}
                 if mode.secret == "right":
-                    headers["x-internal-secret"] = sent_secret  # type: ignore[assignment]
+                    headers[secret_header] = sent_secret  # type: ignore[assignment]
                 elif mode.secret == "wrong":
-                    headers["x-internal-secret"] = wrong
+                    headers[secret_header] = wrong
                 if mode.cookie:
                     headers["cookie"] = cookie_header  # type: ignore[assignment]
                 if mode.bypass:

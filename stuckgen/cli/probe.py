@@ -1,0 +1,182 @@
+"""`stuckgen probe-auth`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DebugOpt, EnvFileOpt, Output, app, default_format, env_help,
+    handle_errors, settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode
+
+FORMATS = ("table", "json", "markdown")
+PROGRESS_AFTER = 20  # probes; below this the run is over before a bar is useful
+
+
+@app.command("probe-auth")
+@handle_errors
+def probe_auth(
+    base_url: Annotated[Optional[list[str]], typer.Option(
+        "--url", "-u", metavar="URL", show_default=False,
+        help=env_help("base_url", "Deployment to probe (repeatable: production and preview side by side)."))] = None,
+    route: Annotated[Optional[str], typer.Option(
+        "--route", metavar="PATH", show_default=False,
+        help=env_help("route", "Path of the process route. Default /api/generate/process."))] = None,
+    internal_secret: Annotated[Optional[str], typer.Option(
+        "--secret", metavar="VALUE", show_default=False,
+        help=env_help("internal_secret", "The INTERNAL_API_SECRET to test (prefer the environment; never printed)."))] = None,
+    cookie: Annotated[Optional[str], typer.Option(
+        "--cookie", metavar="HEADER", show_default=False,
+        help=env_help("cookie", "Session cookies as a Cookie header 'name=value; ...' (never printed)."))] = None,
+    cookie_file: Annotated[Optional[str], typer.Option(
+        "--cookie-file", metavar="PATH", show_default=False,
+        help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))] = None,
+    bypass_secret: Annotated[Optional[str], typer.Option(
+        "--bypass-secret", metavar="VALUE", show_default=False,
+        help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
+    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=1000,
+                                        help="Send each probe this many times (failures may be intermittent).")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, help="Probes in flight at once.")] = 10,
+    http_timeout: Annotated[Optional[str], typer.Option(
+        "--timeout", metavar="DURATION", show_default=False,
+        help=env_help("http_timeout", "Per-probe timeout. Default 10s."))] = None,
+    allow_insecure: Annotated[bool, typer.Option(
+        "--allow-insecure", help="Allow sending the secret or cookie over plain HTTP to a non-loopback host.")] = False,
+    fmt: Annotated[Optional[str], typer.Option("--format", "-f", show_default=False, metavar="FORMAT",
+                                               help="table | json | markdown. Default: table on a terminal, json in a pipe.")] = None,
+    database_url: DatabaseUrlOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Find out why the process route says 401: probe it with each kind of credential.
+
+    Sends POST {route} to every --url with: no credentials, a wrong secret, the
+    secret, the session cookie, secret and cookie, and each of those again with
+    the Deployment Protection bypass header when --bypass-secret is given. Every
+    probe carries {"generationId": <random uuid>} that matches no row (checked
+    against the database when one is configured), so it cannot process or claim
+    real work. Redirects are recorded, never followed. The secret, cookie and
+    bypass secret are never printed: they appear as length and sha256 fingerprint.
+
+    \b
+    Examples:
+      INTERNAL_API_SECRET=... stuckgen probe-auth --url https://app.example.com --repeat 10
+      stuckgen probe-auth -u https://app.example.com -u https://app-git-main.vercel.app \\
+          --cookie-file cookies.txt --format markdown
+
+    Exit: 0 auth behaves as it should, 1 a warning or worse, 2 configuration error,
+    3 no target answered.
+    """
+    import httpx
+
+    from stuckgen.cookies import CookieInfo, load_cookie_file, parse_cookies
+    from stuckgen.findings import Severity, analyze_probe
+    from stuckgen.probe import ProbeTarget, probe
+    from stuckgen.render.probe import findings_table, probe_json_lines, probe_markdown_lines, probe_table
+    from stuckgen.secrets import describe
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = default_format(fmt, tty=out.is_tty)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if not settings.base_url:
+        raise ConfigError("no deployment to probe", hint="pass --url or set STUCKGEN_BASE_URL")
+    targets = [ProbeTarget(url=u) for u in settings.base_url]
+
+    now = time.time()
+    cookie_info: CookieInfo | None = None
+    if settings.cookie:
+        cookie_info = parse_cookies(settings.cookie, now=now)
+    elif settings.cookie_file:
+        cookie_info = load_cookie_file(settings.cookie_file, now=now)
+
+    id_in_use = _id_checker(settings) if settings.database_url else None
+    secret = settings.internal_secret
+    out.note(f"secret: {describe(secret)}; bypass secret: {describe(settings.bypass_secret)}")
+
+    progress_cb, progress_stop = _progress(out, len(targets) * repeat * 10)
+    try:
+        with httpx.Client(follow_redirects=False, trust_env=False) as client:
+            matrix = probe(
+                client,
+                targets,
+                route=settings.route,
+                secret=secret,
+                cookie_header=cookie_info.header if cookie_info and cookie_info.header else None,
+                bypass_secret=settings.bypass_secret,
+                repeat=repeat,
+                concurrency=concurrency,
+                timeout=settings.http_timeout,
+                id_in_use=id_in_use,
+                on_progress=progress_cb,
+                allow_insecure=allow_insecure,
+                secret_header=settings.secret_header,
+            )
+    finally:
+        progress_stop()
+    findings = analyze_probe(matrix, secret=secret, cookie_info=cookie_info, now=time.time())
+
+    if fmt == "json":
+        out.lines(probe_json_lines(matrix, findings, cookie_info=cookie_info, now=time.time()))
+    elif fmt == "markdown":
+        out.lines(probe_markdown_lines(matrix, findings))
+    else:
+        out.out.print(probe_table(matrix))
+        out.out.print()
+        if findings:
+            out.out.print(findings_table(findings))
+        else:
+            out.out.print("No findings: the route accepts the secret and the cookie and refuses everything else.",
+                          markup=False)
+
+    if not matrix.any_answered:
+        out.note("no target answered")
+        return ExitCode.UNREACHABLE
+    if any(f.severity >= Severity.WARNING for f in findings):
+        return ExitCode.FINDINGS
+    return ExitCode.OK
+
+
+def _progress(out: Output, estimate: int) -> tuple[Any, Any]:
+    """A progress bar on stderr for long runs on a terminal; otherwise no-ops."""
+    if not out.err.is_terminal or estimate < PROGRESS_AFTER:
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=out.err, transient=True)
+    task = bar.add_task("probe", total=None)
+    bar.start()
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update, bar.stop
+
+
+def _id_checker(settings: Any) -> Any:
+    """``id_in_use(id)`` against the generations table (read only), for the probe id."""
+    from psycopg import sql
+
+    from stuckgen.cli import _db
+    from stuckgen import db
+
+    def id_in_use(probe_id: str) -> bool:
+        conn = _db.connect(settings)
+        with conn:
+            with _db.read_tx(conn, settings):
+                mapping = _db.resolve_mapping(conn, settings)
+                with db.translate_errors():
+                    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} g WHERE {} = {})").format(
+                        mapping.qualified(), mapping.text("id"), sql.Literal(probe_id))
+                    row = conn.execute(query).fetchone()
+        return bool(row and row[0])
+
+    return id_in_use
