@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import psycopg.rows
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -65,3 +66,141 @@ def db(empty_db: str) -> str:
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute(SCHEMA_SQL)
     return empty_db
+
+
+# -- PgBouncer in transaction mode (the pooler tests) ------------------------------------------
+
+
+class PgBouncer:
+    """A running PgBouncer in front of the test server; ``route(dsn)`` sends a DSN through it."""
+
+    def __init__(self, port: int, proc: "subprocess.Popen[bytes]", log: Path) -> None:
+        self.port = port
+        self.proc = proc
+        self.log = log
+
+    def route(self, dsn: str, **overrides: str) -> str:
+        """The same database (and user) through the pooler: only host and port change."""
+        params = conninfo_to_dict(dsn)
+        params.update(host="127.0.0.1", port=str(self.port), **overrides)
+        return make_conninfo(**params)
+
+    def admin(self, command: str) -> list[dict]:
+        """Run a console command (SHOW STATS, SHOW POOLS) on PgBouncer's admin database."""
+        with psycopg.connect(host="127.0.0.1", port=self.port, dbname="pgbouncer", user="postgres",
+                             autocommit=True, prepare_threshold=None) as conn:
+            cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+            cur.execute(command)
+            return list(cur.fetchall())
+
+
+def _pgbouncer_exe() -> str:
+    exe = shutil.which("pgbouncer") or next(
+        (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None)
+    if not exe:
+        pytest.fail("pgbouncer is not installed; the pooler tests need it "
+                    "(apt-get install pgbouncer; .ci/run installs it)", pytrace=False)
+    return exe
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_pgbouncer(server_dsn: str, workdir: Path, *, auth_type: str = "trust",
+                    users: dict[str, str] | None = None, force_user: str | None = None) -> PgBouncer:
+    """Start PgBouncer (pool_mode=transaction) routing every database name to ``server_dsn``'s server.
+
+    Works with a TCP server (STUCKGEN_TEST_DSN) and with pgserver's unix socket
+    directory. As root it drops to ``nobody``, so its files and the socket
+    directory must be reachable by that user.
+    """
+    import re
+    import subprocess
+    import time
+
+    exe = _pgbouncer_exe()
+    target = conninfo_to_dict(server_dsn)
+    host = target.get("host") or "/var/run/postgresql"
+    port = target.get("port") or "5432"
+    server_user = target.get("user") or "postgres"
+    as_root = os.geteuid() == 0
+    if as_root and host.startswith("/"):
+        import grp
+
+        # pgserver's socket directory is its data directory (0700, root's): let nobody's group in.
+        gid = grp.getgrnam("nogroup").gr_gid
+        os.chown(host, -1, gid)
+        os.chmod(host, 0o750)
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    users = dict(users or {})
+    users.setdefault(server_user, target.get("password") or "")
+    auth_file = workdir / "userlist.txt"
+    auth_file.write_text("".join(f'"{u}" "{p}"\n' for u, p in users.items()))
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"(\d+)\.(\d+)", version)
+    modern = bool(m) and (int(m.group(1)), int(m.group(2))) >= (1, 21)
+    db_line = f"* = host={host} port={port}" + (f" user={force_user}" if force_user else "")
+    log = workdir / "pgbouncer.log"
+    for _attempt in range(5):
+        listen = _free_port()
+        ini = workdir / "pgbouncer.ini"
+        ini.write_text("\n".join([
+            "[databases]", db_line, "[pgbouncer]",
+            "listen_addr = 127.0.0.1", f"listen_port = {listen}", "unix_socket_dir =",
+            f"auth_type = {auth_type}", f"auth_file = {auth_file}",
+            "pool_mode = transaction",
+            "ignore_startup_parameters = extra_float_digits,options",
+            # No server-side prepared statements may be relied on (only 1.21+ knows the setting;
+            # older versions never support them in transaction mode anyway).
+            *(["max_prepared_statements = 0"] if modern else []),
+            f"admin_users = {server_user}", f"stats_users = {server_user}",
+            "max_client_conn = 200", "default_pool_size = 20",
+            "",
+        ]))
+        for f in (ini, auth_file):
+            os.chmod(f, 0o644)
+        cmd = [exe, *(["-u", "nobody"] if as_root else []), str(ini)]
+        with open(log, "ab") as logf:
+            proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                psycopg.connect(host="127.0.0.1", port=listen, dbname="pgbouncer", user=server_user,
+                                password=users[server_user] or None, connect_timeout=2, autocommit=True,
+                                prepare_threshold=None).close()
+                return PgBouncer(listen, proc, log)
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(5)
+        if "Address already in use" not in log.read_text(errors="replace"):
+            break
+    pytest.fail(f"pgbouncer did not start: {log.read_text(errors='replace')[-2000:]}", pytrace=False)
+
+
+def stop_pgbouncer(bouncer: PgBouncer) -> None:
+    bouncer.proc.terminate()
+    try:
+        bouncer.proc.wait(10)
+    except Exception:
+        bouncer.proc.kill()
+        bouncer.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_server: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the test server (fails, never skips, without it)."""
+    workdir = Path(tempfile.mkdtemp(prefix="stuckgen-pgbouncer-"))
+    bouncer = start_pgbouncer(pg_server, workdir)
+    try:
+        yield bouncer
+    finally:
+        stop_pgbouncer(bouncer)
+        shutil.rmtree(workdir, ignore_errors=True)
