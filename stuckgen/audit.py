@@ -1,0 +1,407 @@
+"""The audit log of remediation: every change and every trigger, in a table or a JSON Lines file.
+
+A record holds the run id, the action (``fail``, ``retrigger``, ``undo``), the row
+id, the previous and the new values of exactly the columns that were changed
+(keyed by column name), a hash of those columns after the change (``check``:
+what ``undo`` compares before restoring), the time, the operator, the outcome and
+a little detail (class, reason, attempt, HTTP status). Never a secret: at most
+its fingerprint.
+
+``TableAudit`` writes inside the caller's transaction, so an audit row exists
+exactly when the change it describes was committed. ``FileAudit`` appends after
+the commit and fsyncs; the file is created owner-only (0600).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import secrets as _secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from psycopg import errors as pgerrors
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from stuckgen.errors import ConfigError, SelectionError
+
+AUDIT_SCHEMA = "stuckgen.audit/v1"
+ACTIONS = ("fail", "retrigger", "undo")
+# Outcomes of a trigger that may have started work in the app: they count
+# towards --max-attempts. A 401, a redirect or a refused connection never ran anything.
+COUNTED_TRIGGER_OUTCOMES = ("accepted", "timeout", "gave-up")
+
+# Column order of the table and of ``TableAudit.insert_select``.
+COLUMNS = ("run_id", "action", "row_id", "table_name", "at", "operator", "outcome", "previous", "new", "check_hash",
+           "detail")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: ``20261128T103540Z-3fa2c1``."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + _secrets.token_hex(3)
+
+
+def operator_name(configured: str | None) -> str:
+    """``--operator`` / ``$USER``, else the login name, else ``unknown``."""
+    if configured and configured.strip():
+        return configured.strip()
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRecord:
+    """One audited action on one row."""
+
+    run_id: str
+    action: str
+    row_id: str
+    table: str
+    at: datetime
+    operator: str
+    outcome: str
+    previous: dict[str, Any] | None = None
+    new: dict[str, Any] | None = None
+    check: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": AUDIT_SCHEMA, "run_id": self.run_id, "action": self.action, "row_id": self.row_id,
+                "table": self.table, "at": _iso(self.at), "operator": self.operator, "outcome": self.outcome,
+                "previous": self.previous, "new": self.new, "check": self.check, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AuditRecord:
+        at = d.get("at")
+        return cls(run_id=str(d["run_id"]), action=str(d["action"]), row_id=str(d["row_id"]),
+                   table=str(d.get("table") or ""),
+                   at=datetime.fromisoformat(at.replace("Z", "+00:00")) if isinstance(at, str) else
+                   datetime.now(timezone.utc),
+                   operator=str(d.get("operator") or ""), outcome=str(d.get("outcome") or ""),
+                   previous=d.get("previous"), new=d.get("new"), check=d.get("check"),
+                   detail=d.get("detail") or {})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSummary:
+    """One run as ``history`` lists it."""
+
+    run_id: str
+    action: str
+    operator: str
+    table: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    rows: int
+    outcomes: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "action": self.action, "operator": self.operator, "table": self.table,
+                "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at), "rows": self.rows,
+                "outcomes": dict(self.outcomes)}
+
+
+class AuditLog(ABC):
+    """Where records go. ``in_transaction``: written inside the batch's transaction (a table)."""
+
+    in_transaction: bool = False
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """Human description: ``table public.stuckgen_audit`` / ``file /var/log/x.jsonl``."""
+
+    @abstractmethod
+    def prepare(self, conn: Any) -> None:
+        """Create the table or file when missing (only called before a real run)."""
+
+    @abstractmethod
+    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+        """Write records (a table: in the caller's open transaction; a file: appended and fsynced)."""
+
+    @abstractmethod
+    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+        """Triggers per row that may have started work (COUNTED_TRIGGER_OUTCOMES), across runs."""
+
+    @abstractmethod
+    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+        """The run's records with this action and outcome, a page at a time (bounded memory)."""
+
+    @abstractmethod
+    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+        """Records of the run per action (empty: no such run)."""
+
+    @abstractmethod
+    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+        """Row ids an earlier ``undo`` of this run already restored."""
+
+    @abstractmethod
+    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+        """The most recent runs, newest first."""
+
+
+# -- table ----------------------------------------------------------------------------------------
+
+
+class TableAudit(AuditLog):
+    """The audit log as a table, created on first use (``CREATE TABLE IF NOT EXISTS``)."""
+
+    in_transaction = True
+
+    def __init__(self, name: str, *, default_schema: str) -> None:
+        schema, _, table = name.rpartition(".")
+        if not table:
+            raise ConfigError(f"--audit-table: {name!r} is not a table name")
+        self.schema = schema or default_schema
+        self.table = table
+
+    @property
+    def ident(self) -> sql.Identifier:
+        return sql.Identifier(self.schema, self.table)
+
+    @property
+    def where(self) -> str:
+        return f"table {self.schema}.{self.table}"
+
+    def exists(self, conn: Any) -> bool:
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
+                           (self.ident.as_string(conn),)).fetchone()
+        return bool(row[0])
+
+    def prepare(self, conn: Any) -> None:
+        if self.exists(conn):
+            return
+        idx_run = sql.Identifier(f"{self.table}_run_idx"[:63])
+        idx_row = sql.Identifier(f"{self.table}_row_idx"[:63])
+        ddl = sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {t} ("
+            " id bigserial PRIMARY KEY, run_id text NOT NULL, action text NOT NULL, row_id text NOT NULL,"
+            " table_name text NOT NULL, at timestamptz NOT NULL DEFAULT now(), operator text NOT NULL,"
+            " outcome text NOT NULL, previous jsonb, new jsonb, check_hash text,"
+            " detail jsonb NOT NULL DEFAULT '{{}}'::jsonb);"
+            " CREATE INDEX IF NOT EXISTS {i1} ON {t} (run_id, id);"
+            " CREATE INDEX IF NOT EXISTS {i2} ON {t} (table_name, row_id, action)"
+        ).format(t=self.ident, i1=idx_run, i2=idx_row)
+        try:
+            conn.execute(ddl)
+        except pgerrors.InsufficientPrivilege as exc:
+            raise ConfigError(
+                f"may not create the audit table {self.schema}.{self.table}: {str(exc).splitlines()[0]}",
+                hint="create it once as an owner, or keep the audit log in a file with --audit-file PATH",
+            ) from exc
+
+    def insert_select(self, select: sql.Composable) -> sql.Composed:
+        """``INSERT INTO audit (COLUMNS) <select>``: the select yields COLUMNS in order."""
+        return sql.SQL("INSERT INTO {t} ({cols}) {sel}").format(
+            t=self.ident, cols=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), sel=select)
+
+    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        q = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({ph})").format(
+            t=self.ident, cols=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS),
+            ph=sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS)))
+        with conn.cursor() as cur:
+            cur.executemany(q, [(r.run_id, r.action, r.row_id, r.table, r.at, r.operator, r.outcome,
+                                 None if r.previous is None else Jsonb(r.previous),
+                                 None if r.new is None else Jsonb(r.new), r.check, Jsonb(r.detail))
+                                for r in records])
+
+    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+        if not row_ids or not self.exists(conn):
+            return {}
+        q = sql.SQL("SELECT row_id, count(*) FROM {t} WHERE table_name = %s AND action = 'retrigger' "
+                    "AND row_id = ANY(%s) AND outcome = ANY(%s) GROUP BY row_id").format(t=self.ident)
+        rows = conn.execute(q, (table, list(row_ids), list(COUNTED_TRIGGER_OUTCOMES))).fetchall()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def _record(self, r: dict[str, Any]) -> AuditRecord:
+        return AuditRecord(run_id=r["run_id"], action=r["action"], row_id=r["row_id"], table=r["table_name"],
+                           at=r["at"], operator=r["operator"], outcome=r["outcome"], previous=r["previous"],
+                           new=r["new"], check=r["check_hash"], detail=r["detail"] or {})
+
+    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+        from stuckgen.db import transaction
+
+        if not self.exists(conn):
+            return
+        q = sql.SQL("SELECT * FROM {t} WHERE run_id = %s AND action = %s AND outcome = %s AND id > %s "
+                    "ORDER BY id LIMIT %s").format(t=self.ident)
+        last = 0
+        while True:
+            # Keyset pages, each in its own short read: the caller commits its batches in between.
+            with transaction(conn, read_only=True):
+                rows = conn.cursor(row_factory=dict_row).execute(q, (run_id, action, outcome, last, page)).fetchall()
+            if not rows:
+                return
+            last = rows[-1]["id"]
+            yield [self._record(r) for r in rows]
+
+    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+        if not self.exists(conn):
+            return {}
+        q = sql.SQL("SELECT action, count(*) FROM {t} WHERE run_id = %s GROUP BY action").format(t=self.ident)
+        return {r[0]: int(r[1]) for r in conn.execute(q, (run_id,)).fetchall()}
+
+    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+        if not self.exists(conn):
+            return set()
+        q = sql.SQL("SELECT row_id FROM {t} WHERE action = 'undo' AND outcome = 'restored' "
+                    "AND detail->>'undo_of' = %s").format(t=self.ident)
+        return {r[0] for r in conn.execute(q, (run_id,)).fetchall()}
+
+    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+        if not self.exists(conn):
+            return []
+        q = sql.SQL(
+            "WITH r AS (SELECT run_id, max(at) AS last FROM {t} GROUP BY run_id ORDER BY last DESC LIMIT %s) "
+            "SELECT a.run_id, a.action, a.operator, a.table_name, a.outcome, count(*), min(a.at), max(a.at) "
+            "FROM {t} a JOIN r USING (run_id) GROUP BY 1, 2, 3, 4, 5"
+        ).format(t=self.ident)
+        return _summaries((r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7])
+                          for r in conn.execute(q, (limit,)).fetchall())[:limit]
+
+
+def _summaries(groups: Iterable[tuple[str, str, str, str, str, int, datetime, datetime]]) -> list[RunSummary]:
+    acc: dict[str, dict[str, Any]] = {}
+    for run_id, action, op, table, outcome, n, first, last in groups:
+        a = acc.setdefault(run_id, {"action": action, "operator": op, "table": table, "rows": 0, "outcomes": {},
+                                    "first": first, "last": last})
+        a["rows"] += n
+        a["outcomes"][outcome] = a["outcomes"].get(outcome, 0) + n
+        a["first"] = min(a["first"], first)
+        a["last"] = max(a["last"], last)
+    out = [RunSummary(run_id=k, action=v["action"], operator=v["operator"], table=v["table"],
+                      started_at=v["first"], finished_at=v["last"], rows=v["rows"],
+                      outcomes=dict(sorted(v["outcomes"].items())))
+           for k, v in acc.items()]
+    out.sort(key=lambda s: (s.finished_at or datetime.min.replace(tzinfo=timezone.utc)), reverse=True)
+    return out
+
+
+# -- file -----------------------------------------------------------------------------------------
+
+
+class FileAudit(AuditLog):
+    """The audit log as JSON Lines, one record a line; created 0600, appended with O_APPEND and fsync."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def where(self) -> str:
+        return f"file {self.path}"
+
+    def prepare(self, conn: Any) -> None:
+        self._open().close()
+
+    def _open(self) -> Any:
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"--audit-file: cannot open {self.path}: {exc.strerror}") from exc
+        return os.fdopen(fd, "ab")
+
+    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+        if not records:
+            return
+        data = "".join(json.dumps(r.as_dict(), default=str, separators=(",", ":")) + "\n" for r in records)
+        with self._open() as f:
+            try:
+                import fcntl
+
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            except (ImportError, OSError):  # no advisory locks here: O_APPEND still keeps lines whole
+                pass
+            f.write(data.encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+
+    def _records(self) -> Iterator[AuditRecord]:
+        if not self.path.exists():
+            return
+        try:
+            with self.path.open("r", encoding="utf-8") as f:
+                for n, line in enumerate(f, 1):
+                    line = line.strip()
+                    if not line:
+                        continue
+                    try:
+                        yield AuditRecord.from_dict(json.loads(line))
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ConfigError(f"{self.path}:{n}: not an audit record ({type(exc).__name__})") from exc
+        except OSError as exc:
+            raise ConfigError(f"--audit-file: cannot read {self.path}: {exc.strerror}") from exc
+
+    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+        wanted = set(row_ids)
+        out: dict[str, int] = {}
+        for r in self._records():
+            if (r.action == "retrigger" and r.table == table and r.row_id in wanted
+                    and r.outcome in COUNTED_TRIGGER_OUTCOMES):
+                out[r.row_id] = out.get(r.row_id, 0) + 1
+        return out
+
+    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+        buf: list[AuditRecord] = []
+        for r in self._records():
+            if r.run_id == run_id and r.action == action and r.outcome == outcome:
+                buf.append(r)
+                if len(buf) >= page:
+                    yield buf
+                    buf = []
+        if buf:
+            yield buf
+
+    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self._records():
+            if r.run_id == run_id:
+                out[r.action] = out.get(r.action, 0) + 1
+        return out
+
+    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+        return {r.row_id for r in self._records()
+                if r.action == "undo" and r.outcome == "restored" and r.detail.get("undo_of") == run_id}
+
+    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+        groups: dict[tuple[str, str, str, str, str], list[Any]] = {}
+        for r in self._records():
+            key = (r.run_id, r.action, r.operator, r.table, r.outcome)
+            g = groups.setdefault(key, [0, r.at, r.at])
+            g[0] += 1
+            g[1] = min(g[1], r.at)
+            g[2] = max(g[2], r.at)
+        return _summaries((*k, v[0], v[1], v[2]) for k, v in groups.items())[:limit]
+
+
+def audit_log(*, audit_file: str | None, audit_table: str | None, default_schema: str) -> AuditLog:
+    """The configured log: a file when --audit-file is set, else the table."""
+    if audit_file:
+        return FileAudit(audit_file)
+    if not audit_table or audit_table.strip().lower() == "none":
+        raise ConfigError("no audit log: set --audit-table NAME or --audit-file PATH (remediation is always audited)")
+    return TableAudit(audit_table, default_schema=default_schema)
+
+
+def require_run(log: AuditLog, conn: Any, run_id: str) -> dict[str, int]:
+    """The run's actions; SelectionError when the log has no such run."""
+    actions = log.run_actions(conn, run_id)
+    if not actions:
+        raise SelectionError(f"run {run_id!r} is not in the audit log ({log.where})",
+                             hint="stuckgen history lists recent runs")
+    return actions

@@ -1,0 +1,491 @@
+"""`stuckgen retrigger`, `stuckgen fail`, `stuckgen undo` and `stuckgen history`.
+
+Dry run unless --yes; on a terminal without --yes, one question showing the
+count. SIGTERM is turned into KeyboardInterrupt here (and only here), so the core
+reports how far it got and every batch stays all or nothing.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
+    settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode
+
+FORMATS = ("table", "json")
+INTERRUPTED_EXIT = 130
+
+IdsArg = Annotated[Optional[list[str]], typer.Argument(
+    metavar="[ID]...", show_default=False, help="Row ids (validated against the id column's type first).")]
+AllStuckOpt = Annotated[bool, typer.Option("--all-stuck", help="Select every stuck row matching the filters.")]
+OlderThanOpt = Annotated[Optional[str], typer.Option(
+    "--older-than", metavar="DURATION", show_default=False,
+    help="Only rows quiet for at least this long (e.g. 30m); re-checked by the database clock when acting.")]
+ClassOpt = Annotated[Optional[list[str]], typer.Option(
+    "--class", "-c", metavar="CLASS", show_default=False, help="Only rows of this stuck class (repeatable).")]
+SinceOpt = Annotated[Optional[str], typer.Option(
+    "--since", metavar="DURATION", show_default=False,
+    help="Only rows created within this window. Default: any age.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act. Without it: a dry run (or one question on a terminal).")]
+FormatOpt = Annotated[Optional[str], typer.Option(
+    "--format", "-f", show_default=False, help="table | json. Default: table on a terminal, json in a pipe.")]
+AuditTableOpt = Annotated[Optional[str], typer.Option(
+    "--audit-table", show_default=False, metavar="NAME",
+    help=env_help("audit_table", "Audit table, created on first use. Default stuckgen_audit."))]
+AuditFileOpt = Annotated[Optional[str], typer.Option(
+    "--audit-file", show_default=False, metavar="PATH",
+    help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
+OperatorOpt = Annotated[Optional[str], typer.Option(
+    "--operator", show_default=False, help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per transaction.")]
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM behaves like Ctrl-C for the duration of a command."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _progress(out: Output, total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing."""
+    if not out.err.is_terminal or total < 2:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out.err,
+                  transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _confirm(out: Output, yes: bool, question: str) -> bool:
+    """--yes acts; a terminal gets one question; anything else is a dry run."""
+    if yes:
+        return True
+    if sys.stdin.isatty() and out.err.is_terminal:
+        return typer.confirm(question, default=False, err=True)
+    return False
+
+
+def _render(out: Output, fmt: str, result: Any) -> None:
+    from stuckgen.render.remediate import result_json_lines, result_table, summary_lines
+
+    if fmt == "json":
+        out.lines(result_json_lines(result))
+        for line in summary_lines(result):
+            out.note(line)
+        return
+    if result.outcomes:
+        table, hidden = result_table(result, max_rows=50 if out.is_tty else None)
+        out.out.print(table)
+        if hidden:
+            out.out.print(f"... and {hidden} more (see --format json)", markup=False)
+        out.out.print()
+    for line in summary_lines(result):
+        out.out.print(line, markup=False)
+
+
+def _finish(result: Any) -> int:
+    if result.interrupted:
+        raise typer.Exit(INTERRUPTED_EXIT)
+    return int(result.exit_code)
+
+
+def _format(fmt: str | None, out: Output) -> str:
+    fmt = default_format(fmt, tty=out.is_tty)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def _selection(conn: Any, settings: Any, mapping: Any, *, ids: list[str] | None, all_stuck: bool,
+               older_than: str | None, classes: list[str] | None):
+    from stuckgen.cli import _db
+    from stuckgen.durations import parse_duration
+    from stuckgen.remediate import select_rows
+
+    since = settings.since if settings.sources.get("since", "").startswith("flag") else None
+    opts = _db.scan_options(settings, classes=tuple(classes or ()),
+                            older_than=parse_duration(older_than, option="--older-than") if older_than else None)
+    from dataclasses import replace
+
+    opts = replace(opts, since=since)
+    with _db.read_tx(conn, settings):
+        selection = select_rows(conn, mapping, opts, ids=tuple(ids or ()), all_stuck=all_stuck,
+                                rules=_db.rules(settings))
+    return selection, opts
+
+
+def _audit(settings: Any, mapping: Any):
+    from stuckgen.audit import audit_log
+
+    return audit_log(audit_file=settings.audit_file, audit_table=settings.audit_table,
+                     default_schema=mapping.db_schema)
+
+
+def _prepare_audit(conn: Any, settings: Any, audit: Any) -> None:
+    from stuckgen import db
+
+    with db.transaction(conn, read_only=False, statement_timeout=settings.statement_timeout,
+                        lock_timeout=settings.lock_timeout):
+        audit.prepare(conn)
+
+
+@app.command()
+@handle_errors
+def fail(
+    ids: IdsArg = None,
+    all_stuck: AllStuckOpt = False,
+    threshold: ThresholdOpt = None,
+    older_than: OlderThanOpt = None,
+    cls: ClassOpt = None,
+    since: SinceOpt = None,
+    reason: Annotated[Optional[str], typer.Option(
+        "--reason", show_default=False,
+        help="Error message written to the row. Default: one naming stuckgen, the class and the quiet time.")] = None,
+    failed_status: Annotated[Optional[str], typer.Option(
+        "--failed-status", show_default=False, help=env_help("failed_status", "Status to set. Default failed."))] = None,
+    batch_size: BatchSizeOpt = 500,
+    yes: YesOpt = False,
+    fmt: FormatOpt = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    operator: OperatorOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Mark stuck rows as failed, with an error saying why. Destructive (undo with `stuckgen undo RUN_ID`).
+
+    Sets the failed status, the error field and the updated time (where the schema
+    has them) in batches, one transaction each, locking with FOR UPDATE SKIP LOCKED
+    and re-checking by the database clock that each row is still stuck: a row a
+    worker completed, touched or holds locked meanwhile is skipped and reported,
+    never overwritten. Every change is audited with the previous values.
+    Without --yes it is a dry run.
+
+    Example:
+
+        stuckgen fail --all-stuck --older-than 30m --yes
+
+        stuckgen fail 0b6f6a52-2a2c-4d1e-9a57-3f1c2d7e8a90 --reason "provider outage" --yes
+
+    Exit: 0 every selected row failed, 1 some were skipped, 2 usage error, 3 database
+    unreachable, 130 interrupted (batches done stay done).
+    """
+    from stuckgen import remediate
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli import _db
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = _format(fmt, out)
+    conn = _db.connect(settings)
+    with conn, _sigterm_interrupts():
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                     classes=cls)
+        audit = _audit(settings, mapping)
+        op = operator_name(settings.operator)
+        tname = remediate.table_name(mapping)
+        n = len(selection.targets)
+        if n == 0:
+            out.note("nothing to do: no stuck rows match the filters")
+            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op))
+            return ExitCode.OK
+        if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?"):
+            result = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
+            _render(out, fmt, result)
+            return int(result.exit_code)
+        _prepare_audit(conn, settings, audit)
+        options = remediate.FailOptions(scan=opts, failed_status=settings.failed_status, reason=reason,
+                                        batch_size=batch_size, statement_timeout=settings.statement_timeout,
+                                        lock_timeout=settings.lock_timeout)
+        with _progress(out, n, "failing") as progress:
+            result = remediate.fail_rows(conn, mapping, selection.targets, options=options, audit=audit,
+                                         run_id=new_run_id(), operator=op, progress=progress,
+                                         rejected=selection.rejected)
+        _render(out, fmt, result)
+    return _finish(result)
+
+
+@app.command()
+@handle_errors
+def retrigger(
+    ids: IdsArg = None,
+    all_stuck: AllStuckOpt = False,
+    threshold: ThresholdOpt = None,
+    older_than: OlderThanOpt = None,
+    cls: ClassOpt = None,
+    since: SinceOpt = None,
+    base_url: Annotated[Optional[str], typer.Option(
+        "--url", "-u", show_default=False, metavar="URL",
+        help=env_help("base_url", "Deployment base URL, e.g. https://app.example.com."))] = None,
+    route: Annotated[Optional[str], typer.Option(
+        "--route", show_default=False, help=env_help("route", "Path of the process route."))] = None,
+    secret_header: Annotated[Optional[str], typer.Option(
+        "--secret-header", show_default=False,
+        help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET (the secret itself is read from the environment or .env, never a flag)."))] = None,
+    body_template: Annotated[str, typer.Option(
+        "--body-template", help="JSON body; {id} is replaced by the row id.")] = '{"generationId": "{id}"}',
+    idempotency_header: Annotated[str, typer.Option(
+        "--idempotency-header", help="Header carrying stuckgen-<id>-<attempt>; 'none' to send none.")] = "Idempotency-Key",
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Triggers in flight at once.")] = 4,
+    max_attempts: Annotated[int, typer.Option(
+        "--max-attempts", min=1, help="Triggers per row across runs (from the audit log); then 'exhausted'.")] = 3,
+    tries: Annotated[int, typer.Option(
+        "--tries", min=1, help="HTTP tries per trigger on timeouts, 429 and 5xx (backoff with jitter).")] = 3,
+    wait: Annotated[Optional[str], typer.Option(
+        "--wait", metavar="DURATION", show_default=False,
+        help="After triggering, wait up to this long for the rows to leave processing, then verify.")] = None,
+    http_timeout: Annotated[Optional[str], typer.Option(
+        "--http-timeout", metavar="DURATION", show_default=False,
+        help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))] = None,
+    allow_insecure: Annotated[bool, typer.Option(
+        "--allow-insecure", help="Allow sending the secret over plain HTTP to a non-loopback host.")] = False,
+    yes: YesOpt = False,
+    fmt: FormatOpt = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    operator: OperatorOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Call the process route again for stuck rows, the way the app's server does. Fires production work.
+
+    Sends POST {url}{route} with {"generationId": ID}, the internal secret header
+    (INTERNAL_API_SECRET, never printed) and an Idempotency-Key, with bounded
+    concurrency and retries (timeouts, 429, 5xx; Retry-After honoured). Each row is
+    re-read just before sending and skipped if it moved on. The first 401/403 stops
+    the run before any further row is sent. A row triggered --max-attempts times is
+    reported as exhausted (use `stuckgen fail`). Redirects are never followed. Without
+    --yes it is a dry run.
+
+    Example:
+
+        stuckgen retrigger --all-stuck --class never-started --url https://app.example.com --wait 60s --yes
+
+    Exit: 0 every row accepted (and, with --wait, moved on), 1 some were not, 2 usage
+    error, 3 database or deployment unreachable, 130 interrupted.
+    """
+    import httpx
+
+    from stuckgen import remediate
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli import _db
+    from stuckgen.durations import parse_duration
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = _format(fmt, out)
+    urls = settings.base_url
+    if not urls:
+        raise ConfigError("no deployment URL: pass --url or set STUCKGEN_BASE_URL")
+    if len(urls) > 1:
+        raise ConfigError(f"retrigger sends to one deployment; got {len(urls)} URLs ({', '.join(urls)})")
+    endpoint = urls[0].rstrip("/") + "/" + settings.route.lstrip("/")
+    secret = settings.internal_secret
+    remediate.check_transport(endpoint, sends_credentials=bool(secret or settings.bypass_secret),
+                              allow_insecure=allow_insecure)
+    remediate.render_body(body_template, "x")
+    wait_s = parse_duration(wait, option="--wait") if wait else 0.0
+    conn = _db.connect(settings)
+    with conn, _sigterm_interrupts():
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                     classes=cls)
+        audit = _audit(settings, mapping)
+        op = operator_name(settings.operator)
+        tname = remediate.table_name(mapping)
+        n = len(selection.targets)
+        if n == 0:
+            out.note("nothing to do: no stuck rows match the filters")
+            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op))
+            return ExitCode.OK
+        if not secret:
+            out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
+        if not _confirm(out, yes, f"Trigger {n} row(s) at {endpoint}?"):
+            result = remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op)
+            _render(out, fmt, result)
+            return int(result.exit_code)
+        _prepare_audit(conn, settings, audit)
+        options = remediate.RetriggerOptions(
+            url=endpoint, scan=opts, secret=secret, secret_header=settings.secret_header,
+            bypass_secret=settings.bypass_secret, body_template=body_template,
+            idempotency_header=None if idempotency_header.strip().lower() in ("", "none") else idempotency_header,
+            concurrency=concurrency, max_attempts=max_attempts, tries=tries, wait=wait_s,
+            allow_insecure=allow_insecure, statement_timeout=settings.statement_timeout,
+            lock_timeout=settings.lock_timeout)
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        with httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits) as client:
+            with _progress(out, n, "triggering") as progress:
+                result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
+                                                  audit=audit, run_id=new_run_id(), operator=op, progress=progress,
+                                                  rejected=selection.rejected)
+        _render(out, fmt, result)
+        if result.stopped:
+            out.note(f"stuckgen: {result.stopped}")
+    return _finish(result)
+
+
+@app.command()
+@handle_errors
+def undo(
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The fail run to undo (see `stuckgen history`).")],
+    batch_size: BatchSizeOpt = 500,
+    yes: YesOpt = False,
+    fmt: FormatOpt = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    operator: OperatorOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Restore the rows a `fail` run changed to their previous values. Destructive (it writes them back).
+
+    Compare-and-set: a row changed since the run (a worker finished it, someone
+    edited it) is skipped and reported, never overwritten. The undo itself is
+    audited. Without --yes it is a dry run that says which rows would be restored.
+
+    Example:
+
+        stuckgen undo 20261128T103540Z-3fa2c1 --yes
+
+    Exit: 0 every row restored, 1 some were skipped, 2 no such fail run, 3 database
+    unreachable, 130 interrupted.
+    """
+    from stuckgen import remediate
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli import _db
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = _format(fmt, out)
+    conn = _db.connect(settings)
+    with conn, _sigterm_interrupts():
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        audit = _audit(settings, mapping)
+        op = operator_name(settings.operator)
+        common = dict(audit=audit, new_run_id=new_run_id(), operator=op)
+        base = dict(batch_size=batch_size, statement_timeout=settings.statement_timeout,
+                    lock_timeout=settings.lock_timeout)
+        acting = yes
+        if not yes and sys.stdin.isatty() and out.err.is_terminal:
+            preview = remediate.undo(conn, mapping, run_id, options=remediate.UndoOptions(dry_run=True, **base), **common)
+            n = sum(1 for o in preview.outcomes if o.outcome == "would-restore")
+            acting = n > 0 and typer.confirm(f"Restore {n} row(s) changed by run {run_id}?", default=False, err=True)
+            if not acting:
+                _render(out, fmt, preview)
+                return int(preview.exit_code)
+        if acting:
+            _prepare_audit(conn, settings, audit)
+        result = remediate.undo(conn, mapping, run_id, options=remediate.UndoOptions(dry_run=not acting, **base),
+                                **common)
+        _render(out, fmt, result)
+    return _finish(result)
+
+
+@app.command()
+@handle_errors
+def history(
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most recent runs to list.")] = 20,
+    fmt: FormatOpt = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    database_url: DatabaseUrlOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """List recent remediation runs from the audit log (read only).
+
+    One line per run: id, action, operator, table, start, rows and outcomes.
+
+    Example:
+
+        stuckgen history --limit 5
+
+        stuckgen history --audit-file /var/log/stuckgen.jsonl --format json
+
+    Exit: 0 listed (even none), 2 usage error, 3 database unreachable.
+    """
+    from stuckgen.audit import FileAudit, audit_log
+    from stuckgen.cli import _db
+    from stuckgen.render.remediate import history_json_lines, history_table
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = _format(fmt, out)
+    if settings.audit_file:
+        audit: Any = FileAudit(settings.audit_file)
+        runs = audit.runs(None, limit=limit)
+    else:
+        conn = _db.connect(settings)
+        with conn:
+            with _db.read_tx(conn, settings):
+                schema = settings.db_schema or conn.execute("SELECT current_schema()").fetchone()[0]
+                audit = audit_log(audit_file=None, audit_table=settings.audit_table, default_schema=schema)
+                runs = audit.runs(conn, limit=limit)
+    if fmt == "json":
+        out.lines(history_json_lines(runs, audit=audit.where))
+    elif runs:
+        out.out.print(history_table(runs))
+    else:
+        out.note(f"no runs in the audit log ({audit.where})")
+    return ExitCode.OK
