@@ -8,6 +8,8 @@ from stuckgen.cli._app import app
 
 # Each module registers its commands on ``app`` when imported.
 from stuckgen.cli import scan as _scan  # noqa: E402,F401
+from stuckgen.cli import show as _show  # noqa: E402,F401
+from stuckgen.cli import watch as _watch  # noqa: E402,F401
 from stuckgen.cli import probe as _probe  # noqa: E402,F401
 from stuckgen.cli import doctor as _doctor  # noqa: E402,F401
 

@@ -1,0 +1,94 @@
+"""`stuckgen show ID`: one generation's whole story, read-only."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
+    settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode
+
+FORMATS = ("table", "json", "markdown")
+
+AuditTableOpt = Annotated[Optional[str], typer.Option(
+    "--audit-table", show_default=False, metavar="NAME",
+    help=env_help("audit_table", "Audit log table whose actions are shown ('none' to skip). Default stuckgen_audit."))]
+AuditFileOpt = Annotated[Optional[str], typer.Option(
+    "--audit-file", show_default=False, metavar="PATH",
+    help=env_help("audit_file", "Read the audit log from this JSON Lines file instead of the table."))]
+
+
+@app.command()
+@handle_errors
+def show(
+    generation_id: Annotated[str, typer.Argument(metavar="ID", show_default=False,
+                                                 help="The generation's id (a UUID in the reference schema).")],
+    database_url: DatabaseUrlOpt = None,
+    threshold: ThresholdOpt = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", "-f", show_default=False, metavar="FORMAT",
+        help="table | json | markdown. Default: table on a terminal, json in a pipe.")] = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Show one generation's whole story: fields, verdict, step-log timeline, outputs, queue job, actions.
+
+    The verdict is scan's (same query and rules, this id only, no --since window):
+    the class and why when the row is stuck, else "not stuck: <status>, last sign of
+    life N ago". The timeline is the row's step log with the extras the app logged,
+    such as a failed trigger's HTTP status. Reads only, in a READ ONLY transaction.
+
+    \b
+    Examples:
+      stuckgen show 3f2b6c1e-8a4d-4e5f-9b0a-1c2d3e4f5a6b
+      stuckgen show 3f2b6c1e-8a4d-4e5f-9b0a-1c2d3e4f5a6b --format markdown >> incident.md
+
+    Exit: 0 not stuck, 1 stuck, 2 malformed id, unknown id or configuration error,
+    3 database unreachable.
+    """
+    from stuckgen.audit import audit_log
+    from stuckgen.cli import _db
+    from stuckgen.render.show import show_json_lines, show_markdown_lines, show_renderables
+    from stuckgen.show import load_story
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = default_format(fmt, tty=out.is_tty)
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    opts = _db.scan_options(settings)
+    conn = _db.connect(settings)
+    with conn:
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+            for w in mapping.warnings:
+                out.note(f"note: {w}")
+            audit = None
+            if settings.audit_file or str(settings.audit_table or "none").strip().lower() != "none":
+                audit = audit_log(audit_file=settings.audit_file, audit_table=settings.audit_table,
+                                  default_schema=mapping.db_schema)
+            story = load_story(conn, mapping, generation_id, options=opts, rules=_db.rules(settings), audit=audit,
+                               redact=settings.secrets())
+    if fmt == "json":
+        out.lines(show_json_lines(story))
+    elif fmt == "markdown":
+        out.lines(show_markdown_lines(story))
+    else:
+        for part in show_renderables(story):
+            out.out.print(part)
+    return ExitCode.FINDINGS if story.stuck else ExitCode.OK

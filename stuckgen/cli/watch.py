@@ -1,0 +1,207 @@
+"""`stuckgen watch`: the stuck set, refreshed, over one read-only connection."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
+    settings_from,
+)
+from stuckgen.errors import ConfigError, ExitCode
+
+FORMATS = ("live", "json")
+MIN_PROBE_INTERVAL = 30.0  # each probe round sends ~10 requests per target: not every few seconds
+
+
+def wait(seconds: float) -> None:
+    """Sleep between refreshes (a seam for tests; Ctrl-C interrupts it)."""
+    time.sleep(seconds)
+
+
+@app.command()
+@handle_errors
+def watch(
+    database_url: DatabaseUrlOpt = None,
+    threshold: ThresholdOpt = None,
+    since: SinceOpt = None,
+    interval: Annotated[str, typer.Option(
+        "--interval", "-i", metavar="DURATION", help="Time between refreshes.")] = "5s",
+    count: Annotated[Optional[int], typer.Option(
+        "--count", "-n", min=1, metavar="N", show_default=False,
+        help="Stop after N refreshes (default: until Ctrl-C).")] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", "-f", metavar="FORMAT", show_default=False,
+        help="live | json (one JSON line per refresh). Default: live on a terminal, json in a pipe.")] = None,
+    with_probe: Annotated[bool, typer.Option(
+        "--probe", help="Also run probe-auth against --url and show the latest matrix.")] = False,
+    probe_interval: Annotated[str, typer.Option(
+        "--probe-interval", metavar="DURATION", help="Time between probe rounds (at least 30s).")] = "60s",
+    base_url: Annotated[Optional[list[str]], typer.Option(
+        "--url", "-u", metavar="URL", show_default=False,
+        help=env_help("base_url", "Deployment to probe with --probe (repeatable)."))] = None,
+    table: TableOpt = None,
+    db_schema: DbSchemaOpt = None,
+    map: MapOpt = None,
+    inflight_statuses: InflightOpt = None,
+    statement_timeout: StatementTimeoutOpt = None,
+    lock_timeout: LockTimeoutOpt = None,
+    connect_timeout: ConnectTimeoutOpt = None,
+    env_file: EnvFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Watch the stuck set during an incident: counts by class, rows that became stuck or recovered.
+
+    Refreshes every --interval over ONE database connection, each refresh a READ
+    ONLY transaction; it never writes. The first refresh is the baseline: later
+    ones list rows that became stuck and rows that recovered (with their status
+    now) since the start. With --probe, probe-auth runs every --probe-interval
+    (the secret, cookie and bypass secret come from the environment, as for
+    probe-auth) and its latest matrix is shown. Ctrl-C leaves with a one-line
+    summary on stderr. In a pipe it prints one JSON line per refresh instead.
+
+    \b
+    Examples:
+      stuckgen watch --threshold 5m --interval 10s
+      stuckgen watch --probe --url https://app.example.com
+      stuckgen watch --count 12 --interval 5s | jq -c '{stuck, by_class}'
+
+    Exit: 0 nothing stuck at the end, 1 rows stuck at the end, 2 configuration
+    error, 3 database unreachable.
+    """
+    from stuckgen.cli import _db
+    from stuckgen.durations import parse_duration
+    from stuckgen.scan import ScanRun
+    from stuckgen.watch import Watcher, statuses_of
+
+    settings = settings_from(locals())
+    out = Output()
+    fmt = fmt or ("live" if out.is_tty else "json")
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    every = parse_duration(interval, option="--interval")
+    if every <= 0:
+        raise ConfigError("--interval must be positive")
+    probe_every = max(MIN_PROBE_INTERVAL, parse_duration(probe_interval, option="--probe-interval"))
+    prober = _Prober(settings, every=probe_every) if with_probe else None
+    opts = _db.scan_options(settings)
+    rules = _db.rules(settings)
+    watcher = Watcher()
+    last = None
+    live = None
+    conn = _db.connect(settings)  # the only connection, for the whole watch
+    try:
+        with conn:
+            mapping = None
+            while True:
+                with _db.read_tx(conn, settings):
+                    if mapping is None:
+                        mapping = _db.resolve_mapping(conn, settings)
+                        for w in mapping.warnings:
+                            out.note(f"note: {w}")
+                    run = ScanRun(conn, mapping, opts, rules)
+                    run.count_window()
+                    m = mapping
+                    last = watcher.refresh((r.id for r in run), run.summary,
+                                           lookup_status=lambda ids: statuses_of(conn, m, ids),
+                                           probe=prober.maybe(conn, m) if prober else None)
+                if fmt == "json":
+                    out.lines([json.dumps(last.as_dict(), default=str)])
+                else:
+                    from rich.live import Live
+
+                    from stuckgen.render.watch import watch_renderable
+
+                    view = watch_renderable(last, threshold=opts.threshold, interval=every,
+                                            probe_matrix=prober.table() if prober else None)
+                    if live is None:
+                        live = Live(view, console=out.out, auto_refresh=False, transient=False)
+                        live.start()
+                    live.update(view, refresh=True)
+                if count is not None and last.n >= count:
+                    break
+                wait(every)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if live is not None:
+            live.stop()
+        if prober is not None:
+            prober.close()
+    if last is None:
+        out.note("watch: interrupted before the first refresh")
+        return ExitCode.OK
+    out.note(last.summary_line())
+    return ExitCode.FINDINGS if last.stuck else ExitCode.OK
+
+
+class _Prober:
+    """probe-auth every ``every`` seconds against the configured targets; keeps only the latest matrix."""
+
+    def __init__(self, settings: Any, *, every: float) -> None:
+        import httpx
+
+        from stuckgen.cookies import CookieInfo, load_cookie_file, parse_cookies
+        from stuckgen.probe import ProbeTarget
+
+        if not settings.base_url:
+            raise ConfigError("--probe needs a deployment", hint="pass --url or set STUCKGEN_BASE_URL")
+        self.settings = settings
+        self.every = every
+        self.targets = [ProbeTarget(url=u) for u in settings.base_url]
+        self.cookie_info: CookieInfo | None = None
+        if settings.cookie:
+            self.cookie_info = parse_cookies(settings.cookie, now=time.time())
+        elif settings.cookie_file:
+            self.cookie_info = load_cookie_file(settings.cookie_file, now=time.time())
+        self.client = httpx.Client(follow_redirects=False, trust_env=False)
+        self.last_run: float | None = None
+        self.matrix: Any = None
+        self.document: dict[str, Any] | None = None
+
+    def maybe(self, conn: Any, mapping: Any) -> dict[str, Any] | None:
+        """Probe when due (inside the refresh's read-only transaction, for the id check); the latest document."""
+        from stuckgen.findings import analyze_probe
+        from stuckgen.probe import probe
+        from stuckgen.render.probe import probe_document
+        from stuckgen.show import id_exists
+
+        if self.last_run is None or time.monotonic() - self.last_run >= self.every:
+            probe_id = str(uuid.uuid4())
+            while id_exists(conn, mapping, probe_id):  # a probe must match no row
+                probe_id = str(uuid.uuid4())
+            s = self.settings
+            self.matrix = probe(
+                self.client, self.targets, route=s.route, secret=s.internal_secret,
+                cookie_header=self.cookie_info.header if self.cookie_info and self.cookie_info.header else None,
+                bypass_secret=s.bypass_secret, timeout=s.http_timeout, probe_id=probe_id,
+                secret_header=s.secret_header,
+            )
+            self.last_run = time.monotonic()
+            findings = analyze_probe(self.matrix, secret=s.internal_secret, cookie_info=self.cookie_info,
+                                     now=time.time())
+            doc = probe_document(self.matrix, findings, cookie_info=self.cookie_info, now=time.time())
+            doc["probed_at"] = _utc_now()
+            self.document = doc
+        return self.document
+
+    def table(self) -> Any:
+        from stuckgen.render.probe import probe_table
+
+        return probe_table(self.matrix) if self.matrix is not None else None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _utc_now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
