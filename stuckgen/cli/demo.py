@@ -1,0 +1,94 @@
+"""`stuckgen demo`: the whole tool on a fresh machine, nothing configured."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import DebugOpt, Output, app, handle_errors
+from stuckgen.errors import ExitCode
+
+
+def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+@handle_errors
+def demo(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", metavar="NAME",
+                                          help="Fault to reproduce: healthy, secret-missing, secret-mismatch, "
+                                               "secret-whitespace, intermittent, protected, redirect, cookie-expired, "
+                                               "dropped-trigger, worker-crash, slow.")] = "intermittent",
+    generations: Annotated[int, typer.Option("--generations", "-n", min=1, max=500, metavar="N",
+                                             help="Generations to send through /api/generate.")] = 12,
+    threshold: Annotated[float, typer.Option("--threshold", min=0.5, max=600, metavar="SECONDS",
+                                             help="Quiet seconds after which the demo calls a row stuck.")] = 3.0,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the database and the deployment running until Ctrl-C, "
+                                                      "and print how to point the other commands at them.")] = False,
+    database_url: Annotated[Optional[str], typer.Option(
+        "--database-url", "-d", metavar="URL", show_default=False,
+        help="Use this PostgreSQL server (a scratch database is created and dropped) instead of an embedded one. "
+             "[env: STUCKGEN_DEMO_DATABASE_URL]", envvar="STUCKGEN_DEMO_DATABASE_URL")] = None,
+    debug: DebugOpt = False,
+) -> int:
+    """Reproduce the incident on this machine and diagnose it, in well under a minute.
+
+    Starts an embedded PostgreSQL and the reference deployment (a real HTTP server
+    on loopback) in a fault scenario, sends generation traffic through
+    /api/generate, waits until rows get stuck, then runs doctor against them.
+    Everything started is stopped and removed afterwards, also on Ctrl-C.
+
+    \b
+    Examples:
+      stuckgen demo
+      stuckgen demo --scenario protected
+      stuckgen demo --keep        # then, in another shell: stuckgen scan --env-file <printed path>
+
+    Exit: 0 the diagnosis found nothing wrong (scenario healthy), 1 it found the fault,
+    2 bad option, 3 the embedded database could not start.
+    """
+    from stuckgen.cli.doctor import gather
+    from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
+    from stuckgen.findings import Severity
+    from stuckgen.reference.scenarios import get_scenario
+    from stuckgen.render.doctor import doctor_text_lines
+
+    out = Output()
+    sc = get_scenario(scenario)
+    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    t0 = time.monotonic()
+    try:
+        out.note(f"stuckgen demo — scenario {sc.name}: {sc.description}")
+        with demo_environment(scenario=sc.name, database_url=database_url,
+                              progress=lambda m: out.note(f"  {m} ...")) as env:
+            settings = settings_for(env, threshold=threshold)
+            out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
+            ids = send_traffic(env, count=generations, cookie_header=settings.cookie)
+            out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
+            wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
+            out.note("  running doctor ...")
+            report = gather(settings, out=out, probe=True, repeat=4, allow_insecure=False)
+            out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
+            out.lines(doctor_text_lines(report))
+            if keep:
+                out.note(
+                    f"\nThe database and the deployment keep running until Ctrl-C. In another shell:\n"
+                    f"  stuckgen scan --env-file {env.env_file}\n"
+                    f"  stuckgen probe-auth --env-file {env.env_file} --repeat 10\n"
+                    f"  stuckgen doctor --env-file {env.env_file} --format markdown\n"
+                    f"(the file holds DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET and a session cookie; "
+                    f"it is readable by you only and removed on exit)")
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    out.note("stopping ...")
+        out.note("demo cleaned up.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    w = report.worst
+    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK

@@ -1,0 +1,168 @@
+"""`stuckgen demo`: an embedded PostgreSQL, the reference deployment in a fault scenario,
+real generation traffic, then the diagnosis — on a machine with nothing configured.
+
+Everything it starts it stops (also on Ctrl-C), and everything it writes lives
+in one temporary directory that it removes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stuckgen.errors import ConfigError, StuckgenError
+
+DEFAULT_SCENARIO = "intermittent"  # the incident: some internal triggers get 401
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoEnvironment:
+    """What the demo started: where to point the other commands."""
+
+    dsn: str
+    url: str
+    scenario: str
+    workdir: Path
+    env_file: Path  # DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET, STUCKGEN_COOKIE (0600)
+
+
+@contextmanager
+def embedded_postgres(workdir: Path) -> Iterator[str]:
+    """A throwaway PostgreSQL in ``workdir`` (pgserver); yields a DSN."""
+    try:
+        import pgserver
+    except ImportError as exc:
+        raise ConfigError("the demo needs an embedded PostgreSQL: pip install 'stuckgen[demo]'",
+                          hint="or point it at a server you have: stuckgen demo --database-url URL") from exc
+    datadir = workdir / "pgdata"
+    datadir.mkdir()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR on servers
+            server = pgserver.get_server(str(datadir), cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises plain exceptions for initdb/start failures
+        raise StuckgenError(f"could not start the embedded PostgreSQL: {exc}") from exc
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+def _fresh_database(server_dsn: str) -> tuple[str, Callable[[], None]]:
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    name = "stuckgen_demo_" + secrets.token_hex(4)
+    with psycopg.connect(server_dsn, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_dsn)
+    params["dbname"] = name
+
+    def drop() -> None:
+        with psycopg.connect(server_dsn, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return make_conninfo(**params), drop
+
+
+def _write_env_file(path: Path, values: dict[str, str]) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        for k, v in values.items():
+            fh.write(f"{k}='{v}'\n")
+
+
+@contextmanager
+def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | None = None,
+                     progress: Callable[[str], None] = lambda _m: None) -> Iterator[DemoEnvironment]:
+    """Start PostgreSQL (embedded unless ``database_url``) and the reference deployment."""
+    from stuckgen.reference import ReferenceDeployment
+    from stuckgen.reference.scenarios import get_scenario
+    from stuckgen.reference.server import ensure_schema
+
+    get_scenario(scenario)  # a bad name fails before anything starts
+    workdir = Path(tempfile.mkdtemp(prefix="stuckgen-demo-"))
+    try:
+        with _server(workdir, database_url, progress) as server_dsn:
+            dsn, drop = _fresh_database(server_dsn)
+            try:
+                ensure_schema(dsn)
+                secret = secrets.token_hex(32)
+                progress(f"starting the reference deployment (scenario {scenario})")
+                with ReferenceDeployment(dsn, scenario, secret=secret, bypass_secret=secrets.token_hex(16),
+                                         work_seconds=0.4, heartbeat_interval=0.1, trigger_timeout=1.0) as dep:
+                    cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
+                    env_file = workdir / "demo.env"
+                    _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
+                                               "INTERNAL_API_SECRET": secret, "STUCKGEN_COOKIE": cookie,
+                                               "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or ""})
+                    env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file)
+                    try:
+                        yield env
+                    finally:
+                        dep.wait_idle(timeout=5)
+            finally:
+                drop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _server(workdir: Path, database_url: str | None, progress: Callable[[str], None]) -> Iterator[str]:
+    if database_url:
+        yield database_url
+        return
+    progress("starting an embedded PostgreSQL")
+    with embedded_postgres(workdir) as dsn:
+        yield dsn
+
+
+def send_traffic(env: DemoEnvironment, *, count: int, cookie_header: str, timeout: float = 10.0,
+                 progress: Callable[[int, int], None] = lambda _d, _t: None) -> list[str]:
+    """POST /api/generate ``count`` times as a signed-in user; returns the generation ids."""
+    import httpx
+
+    ids: list[str] = []
+    with httpx.Client(base_url=env.url, timeout=timeout, follow_redirects=False,
+                      headers={"cookie": cookie_header}) as client:
+        for i in range(count):
+            r = client.post("/api/generate", json={"prompt": f"demo generation {i + 1}", "modelId": "flux-dev"})
+            if r.status_code >= 400:
+                raise StuckgenError(f"the reference deployment refused /api/generate: HTTP {r.status_code}")
+            ids.append(r.json().get("id", ""))
+            progress(i + 1, count)
+    return ids
+
+
+def wait_until_stuck(dsn: str, *, ids: list[str], threshold: float, timeout: float,
+                     tick: Callable[[float], None] = lambda _s: None) -> None:
+    """Wait until every row has either finished or been quiet past ``threshold`` (DB clock)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    q = """SELECT count(*) FROM generations WHERE id = ANY(%s::uuid[]) AND status IN ('processing', 'queued')
+           AND coalesce(CASE WHEN parameters->>'lastHeartbeatAt' ~ '^\\d{4}-' THEN (parameters->>'lastHeartbeatAt')::timestamptz END,
+                        created_at AT TIME ZONE 'UTC') > now() - make_interval(secs => %s)"""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        while time.monotonic() < deadline:
+            pending = c.execute(q, (ids, threshold)).fetchone()[0]
+            if pending == 0:
+                return
+            tick(max(0.0, deadline - time.monotonic()))
+            time.sleep(0.25)
+
+
+def settings_for(env: DemoEnvironment, *, threshold: float) -> Any:
+    from stuckgen.settings import load_settings
+
+    return load_settings({"threshold": f"{threshold}s", "since": "1h"}, environ={}, cwd=env.workdir,
+                         env_file=str(env.env_file))
