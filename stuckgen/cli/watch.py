@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from typing import Annotated, Any, Optional
@@ -122,7 +123,8 @@ def watch(
                     view = watch_renderable(last, threshold=opts.threshold, interval=every,
                                             probe_matrix=prober.table() if prober else None)
                     if live is None:
-                        live = Live(view, console=out.out, auto_refresh=False, transient=False)
+                        live = Live(view, console=out.out, auto_refresh=False, transient=False, redirect_stdout=False,
+                                    redirect_stderr=False)
                         live.start()
                     live.update(view, refresh=True)
                 if count is not None and last.n >= count:
@@ -136,9 +138,9 @@ def watch(
         if prober is not None:
             prober.close()
     if last is None:
-        out.note("watch: interrupted before the first refresh")
+        sys.stderr.write("watch: interrupted before the first refresh\n")
         return ExitCode.OK
-    out.note(last.summary_line())
+    sys.stderr.write(last.summary_line() + "\n")  # one line, unwrapped, whatever the terminal width
     return ExitCode.FINDINGS if last.stuck else ExitCode.OK
 
 

@@ -28,7 +28,7 @@ def watch_renderable(r: Refresh, *, threshold: float, interval: float,
     if r.oldest_quiet_seconds is not None:
         head.append(f"  oldest quiet {format_duration(r.oldest_quiet_seconds)}")
     head.append(f"\nquiet > {format_duration(threshold)}; refresh #{r.n} at {at} (database clock), "
-                f"every {format_duration(interval)}; watching since {started}. Ctrl-C to leave.", style="dim")
+                f"every {_every(interval)}; watching since {started}. Ctrl-C to leave.", style="dim")
 
     classes = Table(show_edge=False, header_style="bold", pad_edge=False)
     classes.add_column("class", no_wrap=True)
@@ -68,3 +68,7 @@ def watch_renderable(r: Refresh, *, threshold: float, interval: float,
         out.append(Panel(Group(*body), title=f"probe-auth at {r.probe.get('probed_at', '-')}"
                          + (f" (worst: {worst})" if worst else ""), title_align="left"))
     return Group(*out)
+
+
+def _every(seconds: float) -> str:
+    return f"{seconds:g}s" if seconds < 10 else format_duration(seconds)
