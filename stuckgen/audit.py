@@ -237,14 +237,14 @@ class TableAudit(AuditLog):
     def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
         from stuckgen.db import transaction
 
-        if not self.exists(conn):
-            return
         q = sql.SQL("SELECT * FROM {t} WHERE run_id = %s AND action = %s AND outcome = %s AND id > %s "
                     "ORDER BY id LIMIT %s").format(t=self.ident)
         last = 0
         while True:
             # Keyset pages, each in its own short read: the caller commits its batches in between.
             with transaction(conn, read_only=True):
+                if not self.exists(conn):
+                    return
                 rows = conn.cursor(row_factory=dict_row).execute(q, (run_id, action, outcome, last, page)).fetchall()
             if not rows:
                 return

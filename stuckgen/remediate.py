@@ -318,16 +318,21 @@ def table_name(mapping: SchemaMapping) -> str:
 class DeferredSignals:
     """Hold SIGINT/SIGTERM from ``arm()`` until ``release()``, then deliver them.
 
-    Armed once a batch's statement has run, so the commit and the audit append
-    of that batch happen together or not at all. Only the main thread can own
-    signal handlers; elsewhere this does nothing.
+    Armed for the whole of a batch (statement, commit, audit append), so a
+    signal never lands inside the database driver: the batch finishes and the
+    interrupt is delivered between batches. A second signal while armed cancels
+    the running statement (``on_repeat``), so a batch stuck on a slow statement
+    still rolls back promptly. Only the main thread can own signal handlers;
+    elsewhere this does nothing.
     """
 
     _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self) -> None:
+    def __init__(self, on_repeat: Callable[[], None] | None = None) -> None:
         self._saved: dict[int, Any] = {}
         self._pending: list[int] = []
+        self._on_repeat = on_repeat
+        self.forced = False
 
     def arm(self) -> None:
         if self._saved or threading.current_thread() is not threading.main_thread():
@@ -338,6 +343,13 @@ class DeferredSignals:
 
     def _hold(self, signum: int, frame: Any) -> None:
         self._pending.append(signum)
+        if len(self._pending) > 1 and not self.forced and self._on_repeat is not None:
+            self.forced = True
+            self._on_repeat()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._pending)
 
     def release(self) -> None:
         saved, self._saved = self._saved, {}
@@ -469,20 +481,39 @@ class _Progress:
 
 def _apply_batches(conn: Any, batches: Iterable[Sequence[Any]], apply: Callable[[Sequence[Any]], tuple[list[RowOutcome], list[AuditRecord]]],
                    *, audit: AuditLog, statement_timeout: float, lock_timeout: float, run_id: str,
-                   progress: Callable[[int], None] | None, pending: Callable[[Sequence[Any]], list[RowOutcome]],
+                   progress: Callable[[int], None] | None, pending: Callable[[Sequence[Any]], list[RowOutcome]] | None,
                    total: int) -> _Progress:
-    """Run each batch in its own transaction; each is fully applied (with its audit) or not at all."""
+    """Run each batch in its own transaction; each is fully applied (with its audit) or not at all.
+
+    ``pending`` turns the batches left after an interrupt into outcomes (None: leave them unreported,
+    when producing them would need the database again).
+    """
     state = _Progress()
     it = iter(batches)
     batch: Sequence[Any] | None = None
+
+    def cancel() -> None:
+        try:
+            conn.cancel_safe(timeout=2.0)
+        except Exception:  # best effort: the statement_timeout still bounds the batch
+            pass
+
     try:
-        for batch in it:
-            deferred = DeferredSignals()
+        while True:
+            deferred = DeferredSignals(on_repeat=cancel)
+            deferred.arm()
             try:
-                with transaction(conn, read_only=False, statement_timeout=statement_timeout, lock_timeout=lock_timeout):
-                    outcomes, records = apply(batch)
-                    # From here the commit and the file audit happen together: signals wait.
-                    deferred.arm()
+                batch = next(it, None)
+                if batch is None:
+                    break
+                try:
+                    with transaction(conn, read_only=False, statement_timeout=statement_timeout,
+                                     lock_timeout=lock_timeout):
+                        outcomes, records = apply(batch)
+                except StuckgenError:
+                    if deferred.forced:  # our own cancel after a repeated Ctrl-C: the batch rolled back
+                        raise KeyboardInterrupt from None
+                    raise
                 if not audit.in_transaction:
                     audit.append(conn, records)
                 state.outcomes.extend(outcomes)
@@ -494,10 +525,11 @@ def _apply_batches(conn: Any, batches: Iterable[Sequence[Any]], apply: Callable[
                 deferred.release()
     except KeyboardInterrupt:
         state.interrupted = True
-        if batch is not None:
-            state.outcomes.extend(pending(batch))
-        for rest in it:
-            state.outcomes.extend(pending(rest))
+        if pending is not None:
+            if batch is not None:
+                state.outcomes.extend(pending(batch))
+            for rest in it:
+                state.outcomes.extend(pending(rest))
     except StuckgenError as exc:
         if state.done:
             raise type(exc)(f"{exc.message} (run {run_id}: {state.done} of {total} batch(es) were applied and "
@@ -717,13 +749,12 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
                                        reason="deleted since the run"))
         return outs, recs
 
-    def pending(batch: Sequence[AuditRecord]) -> list[RowOutcome]:
-        return [RowOutcome(id=rec.row_id, outcome="not-attempted", ok=False, cls=rec.detail.get("class"),
-                           reason=OUTCOME_TEXT["not-attempted"]) for rec in batch]
-
     state = _apply_batches(conn, pages(), apply, audit=audit, statement_timeout=options.statement_timeout,
-                           lock_timeout=options.lock_timeout, run_id=new_run_id, progress=progress, pending=pending,
+                           lock_timeout=options.lock_timeout, run_id=new_run_id, progress=progress, pending=None,
                            total=total)
+    if state.interrupted:
+        left = actions["fail"] - len(done_before) - sum(1 for o in state.outcomes)
+        notes.append(f"interrupted: {max(left, 0)} row(s) of run {run_id} were not attempted; run undo again to finish")
     return RemediationResult(action="undo", run_id=None if options.dry_run else new_run_id, dry_run=options.dry_run,
                              table=tname, audit=audit.where, operator=operator,
                              outcomes=tuple(outcomes) + tuple(state.outcomes), started_at=started, finished_at=_now(),
