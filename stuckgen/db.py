@@ -7,6 +7,8 @@ composed with ``psycopg.sql``.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +23,8 @@ from stuckgen.errors import (
 from stuckgen.secrets import redact_dsn
 
 APPLICATION_NAME = "stuckgen"
+# libpq's messages for an option value it cannot use (port, sslmode, ...), raised before connecting.
+_LIBPQ_OPTION_ERROR = re.compile(r"invalid (\S+ )*(value|number)\b|invalid (sslmode|gssencmode|target_session_attrs)")
 
 
 def check_dsn(dsn: str | None) -> dict[str, Any]:
@@ -31,8 +35,10 @@ def check_dsn(dsn: str | None) -> dict[str, Any]:
         )
     try:
         params = conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        raise ConfigError(f"database URL is malformed: {redact_dsn(dsn)}") from exc
+    except psycopg.ProgrammingError:
+        # "from None": psycopg's message quotes the whole DSN, password included, and
+        # --debug would print it in the traceback's cause.
+        raise ConfigError(f"database URL is malformed: {redact_dsn(dsn)}") from None
     return params
 
 
@@ -51,6 +57,10 @@ def connect(dsn: str | None, *, connect_timeout: float = 10.0, application_name:
     try:
         conn = psycopg.connect(**params, autocommit=False, prepare_threshold=None)
     except psycopg.OperationalError as exc:
+        detail = _first_line(exc).removeprefix("connection is bad: ")
+        if _LIBPQ_OPTION_ERROR.match(detail):
+            # libpq rejected an option value before any network traffic: a configuration error.
+            raise ConfigError(f"database URL is malformed: {detail}") from None
         raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
     except psycopg.Error as exc:
         raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
@@ -70,13 +80,18 @@ def _first_line(exc: BaseException) -> str:
     return line.removeprefix("connection failed: ")
 
 
+def _ms(seconds: float) -> str:
+    # Round up: 0.1ms must not become 0, which PostgreSQL reads as "no timeout at all".
+    return f"{math.ceil(seconds * 1000)}ms"
+
+
 def _set_local(conn: psycopg.Connection, *, statement_timeout: float, lock_timeout: float) -> None:
     # SET LOCAL, not connection options: a transaction-mode pooler hands each
     # transaction a different server connection, so settings must live in the transaction.
     conn.execute(
         "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
         "set_config('TimeZone', 'UTC', true), set_config('application_name', %s, true)",
-        (f"{int(statement_timeout * 1000)}ms", f"{int(lock_timeout * 1000)}ms", APPLICATION_NAME),
+        (_ms(statement_timeout), _ms(lock_timeout), APPLICATION_NAME),
     )
 
 

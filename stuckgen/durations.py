@@ -14,8 +14,20 @@ _ISO = re.compile(
 )
 
 
+# Longer than any window or timeout makes sense for; past it PostgreSQL's timestamps overflow
+# ("timestamp out of range") after the output has started.
+MAX_SECONDS = 100 * 366 * 86400.0
+
+
 def parse_duration(text: str, *, option: str = "duration") -> float:
     """Seconds in ``text``; raises ConfigError naming ``option`` when it is not a duration."""
+    seconds = _parse(text, option)
+    if seconds > MAX_SECONDS:
+        raise ConfigError(f"{option}: {str(text).strip()!r} is too long (at most 100 years)")
+    return seconds
+
+
+def _parse(text: str, option: str) -> float:
     raw = text.strip() if isinstance(text, str) else str(text)
     s = raw.lower().replace(" ", "")
     if not s:

@@ -152,8 +152,11 @@ class SchemaMapping:
 
 
 def _epoch_sql(num: sql.Composable) -> sql.Composable:
-    # Epoch seconds or milliseconds (the app's processingStartedAt is Date.now()).
-    return sql.SQL("(CASE WHEN {n} > 100000000000 THEN to_timestamp({n} / 1000.0) ELSE to_timestamp({n}) END)").format(n=num)
+    # Epoch seconds or milliseconds (the app's processingStartedAt is Date.now()). Anything
+    # beyond year ~5000 (or NaN/Infinity) is no time: NULL, never "timestamp out of range".
+    return sql.SQL(
+        "(CASE WHEN abs({n}) < 100000000000 THEN to_timestamp({n}) "
+        "WHEN abs({n}) < 100000000000000 THEN to_timestamp({n} / 1000.0) END)").format(n=num)
 
 
 def _text_time_sql(txt: sql.Composable, naive_tz: str) -> sql.Composable:
@@ -275,9 +278,13 @@ def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
                 raise SchemaError(
                     f"mapping {name}: {column!r} is {cols[column]}, not json/jsonb, so it has no key {'.'.join(path)!r}"
                 )
+            if name == "step_log" and not path and cols[column] not in _JSON_TYPES:
+                # The step log is read as a JSON array; casting text would fail on the first odd row.
+                raise SchemaError(f"mapping step_log: {column!r} is {cols[column]}, not json/jsonb")
             fields[name] = FieldMap(field=name, column=column, path=path, data_type=cols[column], source=src)
             continue
-        found = next((c for c in _COLUMN_CANDIDATES.get(name, ()) if c in cols), None)
+        found = next((c for c in _COLUMN_CANDIDATES.get(name, ())
+                      if c in cols and (name != "step_log" or cols[c] in _JSON_TYPES)), None)
         if found:
             fields[name] = FieldMap(field=name, column=found, data_type=cols[found], source="introspected column")
         else:

@@ -24,12 +24,22 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 
-def _duration(name: str) -> Callable[[Any], float]:
+def _duration(name: str, maximum: float | None = None) -> Callable[[Any], float]:
     def parse(v: Any) -> float:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-        return parse_duration(str(v), option=name)
+            seconds = float(v)
+            if not 0 <= seconds < float("inf"):
+                raise ConfigError(f"{name}: {v!r} is not a duration")
+        else:
+            seconds = parse_duration(str(v), option=name)
+        if maximum is not None and seconds > maximum:
+            raise ConfigError(f"{name}: {v!r} is longer than the {maximum / 86400:.0f} days PostgreSQL allows")
+        return seconds
     return parse
+
+
+# statement_timeout and lock_timeout are int milliseconds on the server.
+_PG_TIMEOUT_MAX = 2_147_483.0
 
 
 def _since(v: Any) -> float | None:
@@ -121,8 +131,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
          help="Vercel Deployment Protection bypass secret"),
     _opt("threshold", 120.0, _duration("--threshold"), help="quiet time after which a row is stuck"),
     _opt("since", 86400.0, _since, help="window of created rows to consider ('all' for no limit)"),
-    _opt("statement_timeout", 30.0, _duration("--statement-timeout")),
-    _opt("lock_timeout", 5.0, _duration("--lock-timeout")),
+    _opt("statement_timeout", 30.0, _duration("--statement-timeout", _PG_TIMEOUT_MAX)),
+    _opt("lock_timeout", 5.0, _duration("--lock-timeout", _PG_TIMEOUT_MAX)),
     _opt("connect_timeout", 10.0, _duration("--connect-timeout")),
     _opt("http_timeout", 10.0, _duration("--http-timeout")),
     _opt("table", "generations", _str),

@@ -120,6 +120,7 @@ def start_pgbouncer(server_dsn: str, workdir: Path, *, auth_type: str = "trust",
     directory must be reachable by that user.
     """
     import re
+    import socket
     import subprocess
     import time
 
@@ -170,12 +171,10 @@ def start_pgbouncer(server_dsn: str, workdir: Path, *, auth_type: str = "trust",
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                psycopg.connect(host="127.0.0.1", port=listen, dbname="pgbouncer", user=server_user,
-                                password=users[server_user] or None, connect_timeout=2, autocommit=True,
-                                prepare_threshold=None).close()
+            try:  # it listens once its configuration is loaded
+                socket.create_connection(("127.0.0.1", listen), timeout=2).close()
                 return PgBouncer(listen, proc, log)
-            except psycopg.OperationalError:
+            except OSError:
                 time.sleep(0.05)
         if proc.poll() is None:
             proc.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -35,6 +36,7 @@ def scan_json_lines(rows: Iterable[StuckRow], summary: Callable[[], Summary], me
     "rows": [row...], "summary": {...}}. Rows are written as they arrive, so memory
     does not grow with the number of stuck rows.
     """
+    rows = _started(rows)
     head = {"schema": SCAN_SCHEMA, "generated_at": _now_iso(), **meta}
     yield json.dumps(head)[:-1] + ', "rows": ['
     first = True
@@ -44,7 +46,16 @@ def scan_json_lines(rows: Iterable[StuckRow], summary: Callable[[], Summary], me
     yield '], "summary": ' + json.dumps(summary().as_dict()) + "}"
 
 
+def _started(rows: Iterable[StuckRow]) -> Iterator[StuckRow]:
+    """Fetch the first row before any output: a statement the database rejects
+    (a mapped column of the wrong type) then fails with nothing written on stdout."""
+    it = iter(rows)
+    first = next(it, None)  # eager: this runs when the caller asks for the first line
+    return itertools.chain((first,), it) if first is not None else iter(())
+
+
 def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
+    rows = _started(rows)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="")
     w.writerow(CSV_COLUMNS)
