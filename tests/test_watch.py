@@ -187,3 +187,13 @@ def test_watch_with_probe_includes_the_latest_matrix(db: str) -> None:
     assert {c["mode"] for c in first["probe"]["targets"][0]["cells"]} >= {"none", "secret"}
     assert second["probe"]["probed_at"] == first["probe"]["probed_at"], "probes at most every --probe-interval"
     assert secret not in r.stdout + r.stderr
+
+
+def test_live_view_renders_counts_and_moves(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"trigger-failed": 1, "stalled": 2})
+    r = runner.invoke(app, ["watch", "-d", db, "--count", "1", "--format", "live"])
+    assert r.exit_code == 1, r.output
+    assert "stuckgen watch" in r.stdout and "3 stuck" in r.stdout
+    assert "trigger-failed" in r.stdout and "became stuck since start (0)" in r.stdout
+    assert r.stderr.startswith("watch: 1 refreshes; 3 stuck now")
