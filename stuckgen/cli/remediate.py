@@ -97,7 +97,7 @@ def _render(out: Output, fmt: str, result: Any) -> None:
     if fmt == "json":
         out.lines(result_json_lines(result))
         for line in summary_lines(result):
-            out.note(line)
+            _note(out, line)
         return
     if result.outcomes:
         table, hidden = result_table(result, max_rows=50 if out.is_tty else None)
@@ -106,7 +106,12 @@ def _render(out: Output, fmt: str, result: Any) -> None:
             out.out.print(f"... and {hidden} more (see --format json)", markup=False)
         out.out.print()
     for line in summary_lines(result):
-        out.out.print(line, markup=False)
+        out.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _note(out: Output, line: str) -> None:
+    """A message on stderr, never wrapped (lines are greppable)."""
+    out.err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _finish(result: Any) -> int:
@@ -223,7 +228,7 @@ def fail(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            out.note("nothing to do: no stuck rows match the filters")
+            _note(out, "nothing to do: no stuck rows match the filters")
             _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op))
             return ExitCode.OK
         if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?"):
@@ -342,7 +347,7 @@ def retrigger(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            out.note("nothing to do: no stuck rows match the filters")
+            _note(out, "nothing to do: no stuck rows match the filters")
             _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op))
             return ExitCode.OK
         if not secret:
@@ -367,7 +372,7 @@ def retrigger(
                                                   rejected=selection.rejected)
         _render(out, fmt, result)
         if result.stopped:
-            out.note(f"stuckgen: {result.stopped}")
+            _note(out, f"stuckgen: {result.stopped}")
     return _finish(result)
 
 
@@ -487,5 +492,5 @@ def history(
     elif runs:
         out.out.print(history_table(runs))
     else:
-        out.note(f"no runs in the audit log ({audit.where})")
+        _note(out, f"no runs in the audit log ({audit.where})")
     return ExitCode.OK

@@ -1,0 +1,245 @@
+"""fail / retrigger / undo / history end to end: exit codes, stdout vs stderr, dry runs, secrets, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from stuckgen.cli import app
+from stuckgen.reference import ReferenceDeployment
+from stuckgen.reference.seed import db_now, generate, insert_rows, seed
+
+runner = CliRunner()
+SECRET = "cli-secret-9c2e-do-not-print"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for var in ("DATABASE_URL", "SUPABASE_DB_URL", "STUCKGEN_DATABASE_URL", "INTERNAL_API_SECRET", "STUCKGEN_MAP",
+                "STUCKGEN_BASE_URL", "STUCKGEN_AUDIT_FILE", "STUCKGEN_AUDIT_TABLE", "STUCKGEN_OPERATOR",
+                "VERCEL_AUTOMATION_BYPASS_SECRET"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def stuck(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        rows = seed(conn, {"never-started": 4, "stalled": 2, "completed": 2})
+    return db, rows
+
+
+def statuses(dsn: str) -> dict[str, str]:
+    with psycopg.connect(dsn) as c:
+        return {str(r[0]): r[1] for r in c.execute("SELECT id, status FROM generations")}
+
+
+def audit_table_exists(dsn: str) -> bool:
+    with psycopg.connect(dsn) as c:
+        return c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]
+
+
+def test_fail_without_yes_is_a_dry_run_that_changes_nothing(stuck):
+    dsn, rows = stuck
+    before = statuses(dsn)
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", dsn, "--format", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["schema"] == "stuckgen.remediation/v1" and doc["dry_run"] is True and doc["run_id"] is None
+    assert doc["counts"] == {"would-fail": 6}
+    assert "dry run: would fail 6 of 6" in r.stderr and "--yes" in r.stderr
+    assert statuses(dsn) == before and not audit_table_exists(dsn)
+
+
+def test_fail_history_and_undo_round_trip(stuck):
+    dsn, rows = stuck
+    r = runner.invoke(app, ["fail", "--all-stuck", "--class", "never-started", "-d", dsn, "--yes", "--format", "json",
+                            "--operator", "carol", "--reason", "provider outage 14:02"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    run_id = doc["run_id"]
+    assert doc["counts"] == {"failed": 4} and doc["batches"] == {"done": 1, "total": 1} and doc["operator"] == "carol"
+    assert {row["class"] for row in doc["rows"]} == {"never-started"}
+    assert set(doc["rows"][0]) == {"id", "outcome", "ok", "reason", "class", "http_status", "attempt", "tries", "verify"}
+    assert f"undo with: stuckgen undo {run_id}" in r.stderr
+    st = statuses(dsn)
+    assert sum(1 for v in st.values() if v == "failed") == 4
+
+    h = runner.invoke(app, ["history", "-d", dsn, "--format", "json"])
+    assert h.exit_code == 0, h.output
+    hist = json.loads(h.stdout)
+    assert hist["schema"] == "stuckgen.history/v1"
+    assert hist["runs"][0] | {} == hist["runs"][0] and hist["runs"][0]["run_id"] == run_id
+    assert hist["runs"][0]["outcomes"] == {"failed": 4} and hist["runs"][0]["operator"] == "carol"
+
+    dry = runner.invoke(app, ["undo", run_id, "-d", dsn, "--format", "json"])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["counts"] == {"would-restore": 4}
+    assert statuses(dsn) == st
+
+    u = runner.invoke(app, ["undo", run_id, "-d", dsn, "--yes", "--format", "table"])
+    assert u.exit_code == 0, u.output
+    assert "restored 4 of 4" in u.stdout and u.stderr == ""
+    assert set(statuses(dsn).values()) == {"processing", "completed"}
+
+    h2 = runner.invoke(app, ["history", "-d", dsn, "--format", "table"])
+    assert h2.exit_code == 0 and run_id in h2.stdout and "undo" in h2.stdout
+
+
+def test_fail_by_ids_reports_unknown_ids_and_exits_1(stuck):
+    dsn, rows = stuck
+    target = next(r for r in rows if r.kind == "never-started")
+    done = next(r for r in rows if r.kind == "completed")
+    missing = "00000000-0000-4000-8000-000000000001"
+    r = runner.invoke(app, ["fail", target.id, done.id, missing, "-d", dsn, "--yes", "--format", "json"])
+    assert r.exit_code == 1, r.output
+    by = {row["id"]: row["outcome"] for row in json.loads(r.stdout)["rows"]}
+    assert by == {target.id: "failed", done.id: "not-stuck", missing: "not-found"}
+    assert "not remediated: 1 not-stuck, 1 not-found" in r.stderr
+
+
+def test_ids_of_the_wrong_type_exit_2_with_one_line_and_nothing_written(stuck):
+    dsn, _ = stuck
+    before = statuses(dsn)
+    r = runner.invoke(app, ["fail", "12345", "-d", dsn, "--yes"])
+    assert r.exit_code == 2
+    assert r.stdout == ""
+    assert r.stderr.startswith("stuckgen: error: 1 id(s) are not valid for generations.id (uuid): '12345'")
+    assert statuses(dsn) == before and not audit_table_exists(dsn)
+
+
+def test_selection_usage_errors_exit_2(stuck):
+    dsn, rows = stuck
+    r = runner.invoke(app, ["fail", "-d", dsn])
+    assert r.exit_code == 2 and "nothing selected" in r.stderr and r.stdout == ""
+    r = runner.invoke(app, ["fail", rows[0].id, "--all-stuck", "-d", dsn])
+    assert r.exit_code == 2 and "not both" in r.stderr
+    r = runner.invoke(app, ["undo", "20990101T000000Z-000000", "-d", dsn])
+    assert r.exit_code == 2 and "not in the audit log" in r.stderr
+
+
+def test_empty_all_stuck_selection_is_nothing_to_do(db):
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"completed": 2})
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["selected"] == 0 and "nothing to do" in r.stderr
+
+
+def test_unreachable_database_exits_3(tmp_path):
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", "postgresql://u:pw-xyz@127.0.0.1:1/none",
+                            "--connect-timeout", "1s", "--yes"])
+    assert r.exit_code == 3 and r.stdout == "" and "pw-xyz" not in r.stderr
+
+
+def test_retrigger_against_the_reference_deployment_with_a_jsonl_audit(stuck, monkeypatch, tmp_path):
+    dsn, rows = stuck
+    monkeypatch.setenv("INTERNAL_API_SECRET", SECRET)
+    audit = tmp_path / "audit.jsonl"
+    with ReferenceDeployment(dsn, "healthy", secret=SECRET, work_seconds=0.2, heartbeat_interval=0.05) as dep:
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "--class", "never-started", "-d", dsn, "--url", dep.url,
+                                "--audit-file", str(audit), "--wait", "10s", "--yes", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["counts"] == {"accepted": 4}
+    assert {row["verify"] for row in doc["rows"]} == {"completed"}
+    assert "verification: 4 completed" in r.stderr
+    st = statuses(dsn)
+    assert all(st[x.id] == "completed" for x in rows if x.kind == "never-started")
+    assert stat.S_IMODE(os.stat(audit).st_mode) == 0o600
+    text = audit.read_text()
+    assert len(text.splitlines()) == 4
+    rec = json.loads(text.splitlines()[0])
+    assert rec["action"] == "retrigger" and rec["detail"]["secret_fingerprint"].startswith("sha256:")
+    for out in (r.stdout, r.stderr, text):
+        assert SECRET not in out
+
+
+def test_retrigger_stops_at_the_first_401_and_points_to_probe_auth(stuck, monkeypatch):
+    dsn, _ = stuck
+    monkeypatch.setenv("INTERNAL_API_SECRET", SECRET)
+    with ReferenceDeployment(dsn, "secret-missing", secret=SECRET) as dep:
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", dsn, "--url", dep.url, "--concurrency", "1",
+                                "--yes", "--format", "table"])
+        sent = sum(v for (path, _), v in dep.counters.requests.items() if path == dep.route)
+    assert r.exit_code == 1, r.output
+    assert sent == 1
+    assert "auth-rejected" in r.stdout and "not-sent" in r.stdout
+    assert "stopped: the deployment answered HTTP 401" in r.stdout and "stuckgen probe-auth" in r.stderr
+    with psycopg.connect(dsn) as c:
+        audit_text = json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen_audit a").fetchone()[0])
+    for out in (r.stdout, r.stderr, audit_text):
+        assert SECRET not in out
+
+
+def test_retrigger_dry_run_sends_nothing(stuck, monkeypatch):
+    dsn, _ = stuck
+    monkeypatch.setenv("INTERNAL_API_SECRET", SECRET)
+    with ReferenceDeployment(dsn, "healthy", secret=SECRET) as dep:
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", dsn, "--url", dep.url, "--format", "json"])
+        sent = sum(v for (path, _), v in dep.counters.requests.items() if path == dep.route)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["counts"] == {"would-trigger": 6} and sent == 0
+    assert "nothing was sent" in r.stderr
+
+
+def test_retrigger_refuses_plain_http_to_a_remote_host(stuck, monkeypatch):
+    dsn, _ = stuck
+    monkeypatch.setenv("INTERNAL_API_SECRET", SECRET)
+    r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", dsn, "--url", "http://app.example.com", "--yes"])
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "refusing to send the secret over plain HTTP to app.example.com" in r.stderr and SECRET not in r.stderr
+
+
+def test_retrigger_needs_a_url(stuck):
+    dsn, _ = stuck
+    r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", dsn])
+    assert r.exit_code == 2 and "no deployment URL" in r.stderr
+
+
+def test_history_from_an_empty_audit_file(tmp_path):
+    r = runner.invoke(app, ["history", "--audit-file", str(tmp_path / "none.jsonl"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["runs"] == []
+
+
+def test_commands_have_docstrings_with_examples():
+    for name in ("fail", "retrigger", "undo", "history"):
+        r = runner.invoke(app, [name, "--help"])
+        assert r.exit_code == 0 and "Example" in r.stdout
+    for name in ("fail", "retrigger", "undo"):
+        assert any(w in runner.invoke(app, [name, "--help"]).stdout for w in ("Destructive", "Fires production work"))
+
+
+def test_sigterm_during_fail_leaves_whole_batches_and_reports_how_far_it_got(db):
+    with psycopg.connect(db, autocommit=True) as c:
+        insert_rows(c, generate({"never-started": 20000}, now=db_now(c)))
+    proc = subprocess.Popen([sys.executable, "-m", "stuckgen", "fail", "--all-stuck", "-d", db, "--yes",
+                             "--batch-size", "20", "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    deadline = time.monotonic() + 30
+    with psycopg.connect(db, autocommit=True) as c:
+        while time.monotonic() < deadline:
+            exists = c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]
+            if exists and c.execute("SELECT count(*) FROM stuckgen_audit").fetchone()[0] > 0:
+                break
+            time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    doc = json.loads(out)
+    assert doc["interrupted"] is True and 0 < doc["batches"]["done"] < 1000
+    assert b"interrupted: every batch is either fully applied or not at all" in err
+    with psycopg.connect(db) as c:
+        failed = c.execute("SELECT count(*) FROM generations WHERE status = 'failed'").fetchone()[0]
+        audited = c.execute("SELECT count(*) FROM stuckgen_audit").fetchone()[0]
+    assert failed == audited == doc["counts"]["failed"] == 20 * doc["batches"]["done"]
