@@ -15,7 +15,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class DemoEnvironment:
     scenario: str
     workdir: Path
     env_file: Path  # DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET, STUCKGEN_COOKIE (0600)
+    traffic_cookie: str = field(repr=False)  # a fresh session for the traffic (the probe's cookie may be expired)
+    bypass_secret: str = field(repr=False, default="")  # users of a protected deployment are past the wall
 
 
 @contextmanager
@@ -85,7 +87,7 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
 def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | None = None,
                      progress: Callable[[str], None] = lambda _m: None) -> Iterator[DemoEnvironment]:
     """Start PostgreSQL (embedded unless ``database_url``) and the reference deployment."""
-    from stuckgen.reference import ReferenceDeployment
+    from stuckgen.reference import ReferenceDeployment, make_session_cookie
     from stuckgen.reference.scenarios import get_scenario
     from stuckgen.reference.server import ensure_schema
 
@@ -97,15 +99,19 @@ def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | No
             try:
                 ensure_schema(dsn)
                 secret = secrets.token_hex(32)
+                bypass = secrets.token_hex(16)
                 progress(f"starting the reference deployment (scenario {scenario})")
-                with ReferenceDeployment(dsn, scenario, secret=secret, bypass_secret=secrets.token_hex(16),
+                with ReferenceDeployment(dsn, scenario, secret=secret, bypass_secret=bypass,
                                          work_seconds=0.4, heartbeat_interval=0.1, trigger_timeout=1.0) as dep:
                     cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
                     env_file = workdir / "demo.env"
                     _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
                                                "INTERNAL_API_SECRET": secret, "STUCKGEN_COOKIE": cookie,
                                                "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or ""})
-                    env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file)
+                    fresh = make_session_cookie(dep.user_id, expires_in=3600, project_ref=dep.project_ref)
+                    env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file,
+                                          traffic_cookie="; ".join(f"{k}={v}" for k, v in fresh.items()),
+                                          bypass_secret=bypass)
                     try:
                         yield env
                     finally:
@@ -126,14 +132,15 @@ def _server(workdir: Path, database_url: str | None, progress: Callable[[str], N
         yield dsn
 
 
-def send_traffic(env: DemoEnvironment, *, count: int, cookie_header: str, timeout: float = 10.0,
+def send_traffic(env: DemoEnvironment, *, count: int, timeout: float = 10.0,
                  progress: Callable[[int, int], None] = lambda _d, _t: None) -> list[str]:
     """POST /api/generate ``count`` times as a signed-in user; returns the generation ids."""
     import httpx
 
     ids: list[str] = []
     with httpx.Client(base_url=env.url, timeout=timeout, follow_redirects=False,
-                      headers={"cookie": cookie_header}) as client:
+                      headers={"cookie": env.traffic_cookie,
+                               "x-vercel-protection-bypass": env.bypass_secret}) as client:
         for i in range(count):
             r = client.post("/api/generate", json={"prompt": f"demo generation {i + 1}", "modelId": "flux-dev"})
             if r.status_code >= 400:

@@ -326,7 +326,7 @@ def _probe_support(f: Finding, summary: Any) -> float:
     explained = by.get("trigger-failed", 0) + by.get("never-started", 0)
     if f.id.startswith("vercel-secret") or f.id in (
             "secret-rejected", "secret-intermittent", "secret-whitespace", "deployment-protection", "redirect",
-            "route-missing", "method-not-allowed", "server-error"):
+            "route-missing", "method-not-allowed", "server-error", "timeout"):
         return 0.5 + explained / summary.stuck
     return 0.3
 

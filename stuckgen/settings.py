@@ -171,8 +171,8 @@ class Settings:
             raise AttributeError(name) from None
 
     def secrets(self) -> list[str]:
-        """Every secret value in play, for scrubbing and leak tests."""
-        out = [self.values.get(o.name) for o in OPTIONS.values() if o.secret]
+        """Every secret value in play (of the DSN, only its password), for scrubbing and leak tests."""
+        out = [self.values.get(o.name) for o in OPTIONS.values() if o.secret and o.name != "database_url"]
         dsn = self.values.get("database_url")
         if dsn:
             from stuckgen.secrets import dsn_password

@@ -67,7 +67,7 @@ def demo(
                               progress=lambda m: out.note(f"  {m} ...")) as env:
             settings = settings_for(env, threshold=threshold)
             out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
-            ids = send_traffic(env, count=generations, cookie_header=settings.cookie)
+            ids = send_traffic(env, count=generations)
             out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
             wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
             out.note("  running doctor ...")

@@ -27,6 +27,7 @@ only outgoing calls are the trigger to its own origin.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import secrets as _secrets
@@ -417,11 +418,17 @@ class ReferenceDeployment:
             return secret + "\n"
         return secret
 
-    def _instance_secret(self, path: str) -> str | None:
-        """The secret the instance serving this request sees (round-robin per route)."""
+    def _instance_secret(self, path: str, *, stream: str = "") -> str | None:
+        """The secret the instance serving this request sees (round-robin per route).
+
+        ``stream`` keeps its own rotation: calls presenting the same credentials
+        alternate between instances among themselves, so each probe mode meets
+        both kinds of instance whatever other modes are interleaved with it.
+        """
+        key = path + stream
         with self._lock:
-            n = self._route_calls[path]
-            self._route_calls[path] += 1
+            n = self._route_calls[key]
+            self._route_calls[key] += 1
         instance = n % max(1, self.scenario.instances)
         if not spread(instance, self.scenario.secret_fraction):
             return None
@@ -639,9 +646,11 @@ class ReferenceDeployment:
         self._send_json(h, 200, {"id": generation_id, "status": "processing"}, path=path)
 
     def _process(self, h: _Handler, path: str) -> None:
-        stored = self._instance_secret(path)
-        hang = self._should_hang()
         received = h.header("x-internal-secret")
+        stream = "" if received is None else "|" + hashlib.sha256(received.encode()).hexdigest()[:8]
+        stream += ("|cookie" if h.header("cookie") else "") + ("|bypass" if h.header("x-vercel-protection-bypass") else "")
+        stored = self._instance_secret(path, stream=stream)
+        hang = self._should_hang()
         internal = bool(stored) and received is not None and received == stored
         user = None if internal else self._cookie_user(h)
         if hang and self._stopping.wait(self.hang_seconds):
