@@ -253,7 +253,7 @@ def evidence_steps(rules: Iterable[Rule]) -> tuple[str, ...]:
     return TRIGGER_FAILED_STEPS
 
 
-def _step_log_array(m: SchemaMapping) -> sql.Composable:
+def step_log_array(m: SchemaMapping) -> sql.Composable:
     raw = m.raw("step_log")
     return sql.SQL("(CASE WHEN jsonb_typeof({r}::jsonb) = 'array' THEN {r}::jsonb ELSE '[]'::jsonb END)").format(r=raw)
 
@@ -282,7 +282,7 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
         if m.has("webhook") else sql.SQL("NULL::boolean AS has_webhook"),
     ]
     if m.has("step_log"):
-        arr = _step_log_array(m)
+        arr = step_log_array(m)
         failed = sql.Literal(list(evidence_steps(())))
         selects.append(sql.SQL(
             "ARRAY(SELECT DISTINCT e->>'step' FROM jsonb_array_elements({a}) e "
@@ -339,8 +339,22 @@ def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> 
         conds.append(sql.SQL("{} >= now() - make_interval(secs => {})").format(
             m.timestamp("created", naive_tz=opts.naive_timezone), sql.Literal(opts.since)))
     if opts.ids:
-        conds.append(sql.SQL("{}::text = ANY({})").format(m.raw("id"), sql.Literal(list(opts.ids))))
+        conds.append(id_in(m, opts.ids))
     return sql.SQL(" AND ").join(conds)
+
+
+def id_in(m: SchemaMapping, ids: Sequence[str]) -> sql.Composable:
+    """``id = ANY(array)`` in the id column's own type, so the primary key index serves it."""
+    f = m["id"]
+    if f.path or not f.data_type:
+        return sql.SQL("{}::text = ANY({})").format(m.raw("id"), sql.Literal(list(ids)))
+    # The cast's type name comes from the fixed table below, never from text the database or a user supplied.
+    return sql.SQL("{} = ANY(CAST({} AS {}[]))").format(m.raw("id"), sql.Literal(list(ids)), sql.SQL(_SAFE_TYPES.get(f.data_type, "text")))
+
+
+# Types an id column commonly has; anything else compares as text (correct, just unindexed).
+_SAFE_TYPES = {"uuid": "uuid", "text": "text", "character varying": "varchar", "bigint": "bigint",
+               "integer": "integer", "smallint": "smallint", "numeric": "numeric", "character": "char"}
 
 
 def build_window_counts(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:

@@ -22,7 +22,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from stuckgen.audit import AuditLog, AuditRecord, FileAudit, TableAudit
 from stuckgen.errors import ConfigError, SelectionError
-from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, _step_log_array, last_sign_sql
+from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, step_log_array, last_sign_sql
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import scrub
 
@@ -225,7 +225,7 @@ def _scrub(text: str | None, redact: Sequence[str]) -> str | None:
 
 def _timeline(conn: Any, m: SchemaMapping, gid: str, redact: Sequence[str]) -> tuple[tuple[StepEntry, ...], int]:
     """The step log of this one row, in log order (the last TIMELINE_LIMIT entries), and its length."""
-    arr = _step_log_array(m)
+    arr = step_log_array(m)
     q = sql.SQL(
         "SELECT x.n, x.e, jsonb_array_length(a.arr) AS total FROM (SELECT {arr} AS arr FROM {t} g WHERE {w}) a, "
         "LATERAL jsonb_array_elements(a.arr) WITH ORDINALITY x(e, n) "
