@@ -1,0 +1,146 @@
+"""Hardening: no secret anywhere in anything written; hostile identifiers quoted; private files 0600."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from typer.testing import CliRunner
+
+from stuckgen.cli import app
+from stuckgen.reference.seed import KINDS, seed
+from stuckgen.reference.server import ReferenceDeployment
+
+runner = CliRunner()
+SECRET = "Internal-S3cret-4c1f9e7b2d"
+BYPASS = "Bypass-S3cret-9a8b7c6d5e"
+PASSWORD = "Db-Passw0rd-1e2d3c4b"
+VERCEL = "Vercel-T0ken-77aa88bb"
+HOSTILE = "'; DROP TABLE generations; --"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for var in list(os.environ):
+        if (var.startswith("STUCKGEN_") and var != "STUCKGEN_TEST_DSN") or var in (
+                "DATABASE_URL", "SUPABASE_DB_URL", "INTERNAL_API_SECRET", "VERCEL_AUTOMATION_BYPASS_SECRET",
+                "VERCEL_TOKEN", "VERCEL_PROJECT_ID", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def with_password(dsn: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["password"] = PASSWORD  # the test servers trust; the value only has to travel
+    return make_conninfo(**params)
+
+
+def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, monkeypatch):
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {k: 2 for k in KINDS})
+        ids = [r[0] for r in conn.execute("SELECT id::text FROM generations WHERE status = 'processing' ORDER BY id")]
+    dsn = with_password(db)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    with ReferenceDeployment(db, "protected", secret=SECRET, bypass_secret=BYPASS,
+                             work_seconds=0.01, heartbeat_interval=0.01) as dep:
+        cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
+        cookie_values = [v for v in dep.session_cookie().values()]
+        env = {"DATABASE_URL": dsn, "INTERNAL_API_SECRET": SECRET, "STUCKGEN_COOKIE": cookie,
+               "VERCEL_AUTOMATION_BYPASS_SECRET": BYPASS, "VERCEL_TOKEN": VERCEL,
+               "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(out_dir / "summary.md"),
+               "STUCKGEN_AUDIT_FILE": str(out_dir / "audit.jsonl")}
+        url = ["--url", dep.url]
+        commands = [
+            ["scan", "-f", "json"], ["scan", "-f", "csv"], ["scan", "-f", "table"],
+            ["schema", "-f", "json"], ["show", ids[0], "-f", "json"], ["show", ids[1], "-f", "table"],
+            ["probe-auth", *url, "-f", "json"], ["probe-auth", *url, "-f", "markdown"],
+            ["doctor", *url, "-f", "json", "--repeat", "1"],
+            ["doctor", *url, "--repeat", "1", "-o", str(out_dir / "report.md")],
+            ["check", "--probe", *url, "--junit", str(out_dir / "junit.xml"), "-f", "json"],
+            ["retrigger", ids[0], *url, "--yes", "-f", "json"],
+            ["fail", "--all-stuck", "--yes", "-f", "json", "--batch-size", "4"],
+            ["history", "-f", "json"],
+            # error paths: a refused connection, a malformed URL, a bad option (messages quote inputs)
+            ["scan", "-d", dsn.replace(conninfo_to_dict(dsn).get("dbname", "x"), "nodb_x"), "-f", "json"],
+            ["scan", "-d", f"postgresql://u:{PASSWORD}@127.0.0.1:1/x", "--connect-timeout", "2s"],
+            ["scan", "-d", f"postgresql://u:{PASSWORD}@[::1/x"],
+            ["probe-auth", "--url", "http://app.example.com", "-f", "json"],
+        ]
+        texts: list[str] = []
+        for debug in ([], ["--debug"]):
+            for cmd in commands:
+                r = runner.invoke(app, [*cmd, *debug], env=env)
+                assert r.exit_code != 4, (cmd, r.stderr)
+                texts += [r.stdout, r.stderr]
+            run = json.loads(runner.invoke(app, ["history", "-f", "json"], env=env).stdout)
+            run_ids = [x["run_id"] for x in (run.get("runs") if isinstance(run, dict) else run)
+                       if x.get("action") == "fail"]
+            for rid in run_ids[:1]:
+                r = runner.invoke(app, ["undo", rid, "--yes", "-f", "json", *debug], env=env)
+                texts += [r.stdout, r.stderr]
+        dep.wait_idle()
+    written = {p: p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()}
+    assert {"audit.jsonl", "report.md", "junit.xml", "summary.md"} <= {p.name for p in written}
+    everything = "\n".join(texts + list(written.values()))
+    for name, value in [("secret", SECRET), ("bypass", BYPASS), ("password", PASSWORD), ("vercel token", VERCEL),
+                        *(("cookie", v) for v in cookie_values)]:
+        assert value not in everything, f"the {name} leaked"
+    assert "sha256:" in everything, "secrets are shown as fingerprints"
+    for p in written:
+        if p.name in ("audit.jsonl", "report.md", "junit.xml"):
+            assert stat.S_IMODE(p.stat().st_mode) == 0o600, f"{p.name} must be owner-only"
+
+
+def test_hostile_identifiers_and_values_are_quoted_never_executed(db, tmp_path):
+    hostile_table = 'gen"s\'; DROP TABLE generations; --'
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"never-started": 2, "stalled": 1})
+        conn.execute(psycopg.sql.SQL("CREATE TABLE {} (LIKE generations INCLUDING ALL)").format(
+            psycopg.sql.Identifier(hostile_table)))
+        conn.execute(psycopg.sql.SQL("INSERT INTO {} SELECT * FROM generations").format(
+            psycopg.sql.Identifier(hostile_table)))
+        conn.execute("UPDATE generations SET status = %s WHERE id IN (SELECT id FROM generations LIMIT 1)", (HOSTILE,))
+
+    def tables() -> set[str]:
+        with psycopg.connect(db, autocommit=True) as c:
+            return {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+    r = runner.invoke(app, ["scan", "-d", db, "--table", hostile_table, "-f", "json"])
+    assert r.exit_code == 1, r.stderr
+    assert len(json.loads(r.stdout)["rows"]) == 3
+    r = runner.invoke(app, ["scan", "-d", db, "--inflight-statuses", f"processing,{HOSTILE}", "-f", "json",
+                            "--map", "heartbeat=parameters.x'); DROP TABLE generations; --"])
+    assert r.exit_code == 1, r.stderr
+    assert any(x["status"] == HOSTILE for x in json.loads(r.stdout)["rows"])
+    (tmp_path / "stuckgen.toml").write_text(f'table = "{HOSTILE}"\n')
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    assert r.exit_code == 2 and "not found" in r.stderr
+    (tmp_path / "stuckgen.toml").unlink()
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json", "--failed-status", HOSTILE,
+                            "--reason", HOSTILE, "--audit-table", 'audit"; DROP TABLE generations; --'])
+    assert r.exit_code in (0, 1), r.stderr
+    assert {"generations", hostile_table, 'audit"; DROP TABLE generations; --'} <= tables()
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("SELECT count(*) FROM generations WHERE status = %s", (HOSTILE,)).fetchone()[0] >= 2
+
+
+def test_audit_file_is_owner_only_even_with_a_permissive_umask(db, tmp_path):
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"never-started": 2})
+    old = os.umask(0)
+    try:
+        r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json",
+                                "--audit-file", str(tmp_path / "a.jsonl")])
+        r2 = runner.invoke(app, ["doctor", "-d", db, "--no-probe", "-o", str(tmp_path / "r.md")])
+    finally:
+        os.umask(old)
+    assert r.exit_code == 0, r.stderr
+    assert r2.exit_code in (0, 1), r2.stderr
+    for name in ("a.jsonl", "r.md"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
