@@ -258,6 +258,7 @@ def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids:
     if not ids and not all_stuck:
         raise ConfigError("nothing selected: give row ids, or --all-stuck to select every stuck row",
                           hint="e.g. --all-stuck --older-than 30m --class never-started")
+    _no_jit(conn)
     if all_stuck:
         targets = tuple(Target(id=r.id, key=coerce_id(mapping, r.id), cls=r.cls, quiet_seconds=r.quiet_seconds)
                         for r in ScanRun(conn, mapping, replace(options, ids=(), limit=None), rules))
@@ -467,6 +468,12 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
                    notes=tuple(notes))
 
 
+def _no_jit(conn: Any) -> None:
+    # A batch statement's row estimates (CTEs over unnest) are wildly high, which makes
+    # PostgreSQL JIT-compile it: hundreds of milliseconds per batch for microseconds of work.
+    conn.execute("SELECT set_config('jit', 'off', true)")
+
+
 def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -579,6 +586,7 @@ def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, o
         reasons = [options.reason or default_reason(t.cls, options.scan) for t in batch]
         params = {"ids": [t.key for t in batch], "reasons": reasons, "classes": [t.cls or "" for t in batch],
                   "run": run_id, "op": operator, "tname": tname}
+        _no_jit(conn)
         rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
         cls_of = {t.id: t.cls for t in batch}
         reason_of = dict(zip((t.id for t in batch), reasons))
@@ -599,8 +607,11 @@ def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, o
         return [RowOutcome(id=t.id, outcome="not-attempted", ok=False, cls=t.cls, reason=OUTCOME_TEXT["not-attempted"])
                 for t in batch]
 
-    total = -(-len(targets) // options.batch_size)
-    state = _apply_batches(conn, _batches(list(targets), options.batch_size), apply, audit=audit,
+    # Selection order, not table order: one row per page per batch lets PostgreSQL prune the
+    # page and keep the update HOT; table order fills the page and makes every update non-HOT.
+    ordered = list(targets)
+    total = -(-len(ordered) // options.batch_size)
+    state = _apply_batches(conn, _batches(ordered, options.batch_size), apply, audit=audit,
                            statement_timeout=options.statement_timeout, lock_timeout=options.lock_timeout,
                            run_id=run_id, progress=progress, pending=pending, total=total)
     return RemediationResult(action="fail", run_id=run_id, dry_run=False, table=tname, audit=audit.where,
@@ -722,6 +733,7 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
         params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
                   "run": new_run_id, "op": operator, "tname": tname, "of": run_id}
         stmt = _undo_statement(mapping, cols, audit, dry_run=options.dry_run)
+        _no_jit(conn)
         rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
         by_id = {rec.row_id: rec for rec in batch}
         outs: list[RowOutcome] = []
@@ -986,14 +998,16 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
         else:
             to_send.append(t)
 
-    def audit_write(rec: AuditRecord) -> None:
+    def flush_audit(records: list[AuditRecord]) -> None:
         with db_lock:
             if audit.in_transaction:
                 with transaction(conn, read_only=False, statement_timeout=options.statement_timeout,
                                  lock_timeout=options.lock_timeout):
-                    audit.append(conn, [rec])
+                    audit.append(conn, records)
             else:
-                audit.append(conn, [rec])
+                audit.append(conn, records)
+
+    writer = _AuditWriter(flush_audit)
 
     def one(t: Target) -> RowOutcome:
         attempt = attempts.get(t.id, 0) + 1
@@ -1019,7 +1033,7 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
                                       "url": options.url}
             if secret_fp:
                 detail["secret_fingerprint"] = secret_fp
-            audit_write(AuditRecord(run_id=run_id, action="retrigger", row_id=t.id, table=tname, at=_now(),
+            writer.add(AuditRecord(run_id=run_id, action="retrigger", row_id=t.id, table=tname, at=_now(),
                                     operator=operator, outcome=outcome, detail=detail))
         return RowOutcome(id=t.id, outcome=outcome, ok=outcome == "accepted", cls=t.cls, http_status=status,
                           attempt=attempt, tries=tries, reason=reason)
@@ -1061,6 +1075,7 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
                                         reason=OUTCOME_TEXT["not-attempted"])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
 
     ordered = [outcomes[t.id] for t in targets if t.id in outcomes]
     notes: list[str] = []
@@ -1079,6 +1094,50 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
                              operator=operator, outcomes=tuple(ordered) + tuple(rejected), started_at=started,
                              finished_at=_now(), batches_done=0, batches_total=0, interrupted=interrupted,
                              stopped=breaker.reason, stop_kind=breaker.kind, notes=tuple(notes))
+
+
+class _AuditWriter:
+    """Collects trigger records and writes them together, every ``interval`` seconds and at close.
+
+    One commit per row would serialise the workers on the database's WAL flush;
+    a group commit keeps the audit off the critical path. ``close`` writes what is
+    left (also after an interrupt).
+    """
+
+    def __init__(self, flush: Callable[[list[AuditRecord]], None], *, interval: float = 0.2) -> None:
+        self._flush = flush
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._records: list[AuditRecord] = []
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="stuckgen-audit", daemon=True)
+        self._thread.start()
+
+    def add(self, record: AuditRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def _drain(self) -> None:
+        with self._lock:
+            records, self._records = self._records, []
+        if records:
+            self._flush(records)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._drain()
+            except BaseException as exc:  # reported by close(), in the caller's thread
+                self._error = exc
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        self._drain()
 
 
 def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: threading.Event,
