@@ -51,11 +51,8 @@ def demo(
     Exit: 0 the diagnosis found nothing wrong (scenario healthy), 1 it found the fault,
     2 bad option, 3 the embedded database could not start.
     """
-    from stuckgen.cli.doctor import gather
-    from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
     from stuckgen.findings import Severity
     from stuckgen.reference.scenarios import get_scenario
-    from stuckgen.render.doctor import doctor_text_lines
 
     out = Output()
     sc = get_scenario(scenario)
@@ -63,18 +60,38 @@ def demo(
     t0 = time.monotonic()
     try:
         out.note(f"stuckgen demo — scenario {sc.name}: {sc.description}")
-        with demo_environment(scenario=sc.name, database_url=database_url,
-                              progress=lambda m: out.note(f"  {m} ...")) as env:
-            settings = settings_for(env, threshold=threshold)
-            out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
-            ids = send_traffic(env, count=generations)
-            out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
-            wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
-            out.note("  running doctor ...")
-            report = gather(settings, out=out, probe=True, repeat=4, allow_insecure=False)
-            out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
-            out.lines(doctor_text_lines(report))
-            if keep:
+        try:
+            report = _run(out, sc.name, database_url=database_url, generations=generations, threshold=threshold,
+                          keep=keep, t0=t0)
+        except KeyboardInterrupt:
+            out.note("demo interrupted; everything it started is stopped and removed.")
+            raise
+        out.note("demo cleaned up.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    w = report.worst
+    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
+
+
+def _run(out: Output, scenario: str, *, database_url: str | None, generations: int, threshold: float, keep: bool,
+         t0: float) -> Any:
+    from stuckgen.cli.doctor import gather
+    from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
+    from stuckgen.render.doctor import doctor_text_lines
+
+    with demo_environment(scenario=scenario, database_url=database_url,
+                          progress=lambda m: out.note(f"  {m} ...")) as env:
+        settings = settings_for(env, threshold=threshold)
+        out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
+        ids = send_traffic(env, count=generations)
+        out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
+        wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
+        out.note("  running doctor ...")
+        report = gather(settings, out=out, probe=True, repeat=4, allow_insecure=False)
+        out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
+        out.lines(doctor_text_lines(report))
+        if keep:
+            try:
                 out.note(
                     f"\nThe database and the deployment keep running until Ctrl-C. In another shell:\n"
                     f"  stuckgen scan --env-file {env.env_file}\n"
@@ -82,13 +99,8 @@ def demo(
                     f"  stuckgen doctor --env-file {env.env_file} --format markdown\n"
                     f"(the file holds DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET and a session cookie; "
                     f"it is readable by you only and removed on exit)")
-                try:
-                    while True:
-                        time.sleep(3600)
-                except KeyboardInterrupt:
-                    out.note("stopping ...")
-        out.note("demo cleaned up.")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    w = report.worst
-    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                out.note("stopping ...")
+    return report

@@ -1,0 +1,81 @@
+"""demo end to end in a subprocess: it diagnoses the incident and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).parent / "stuckgen")
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STUCKGEN_", "DATABASE_URL", "INTERNAL_API"))}
+    env.update(TMPDIR=str(tmp_path), NO_COLOR="1")
+    return env
+
+
+def _leftovers(tmp_path: Path) -> tuple[list[str], list[str]]:
+    dirs = [p.name for p in tmp_path.iterdir() if p.name.startswith("stuckgen-demo-")]
+    procs = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if str(tmp_path) in cmd:
+                procs.append(cmd)
+    return dirs, procs
+
+
+@pytest.mark.slow
+def test_demo_diagnoses_the_incident_and_cleans_up(tmp_path):
+    p = subprocess.run([EXE, "demo"], capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert p.returncode == 1, p.stderr
+    assert "secret-intermittent" in p.stdout.splitlines()[next(i for i, l in enumerate(p.stdout.splitlines()) if l.startswith("Findings"))+1]
+    assert "trigger-failed" in p.stdout
+    assert "demo cleaned up." in p.stderr
+    assert _leftovers(tmp_path) == ([], [])
+
+
+@pytest.mark.slow
+def test_demo_healthy_scenario_exits_0(tmp_path):
+    p = subprocess.run([EXE, "demo", "--scenario", "healthy", "--generations", "4", "--threshold", "8"], capture_output=True, text=True,
+                       env=_env(tmp_path), timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "no stuck generations" in p.stdout
+    assert _leftovers(tmp_path) == ([], [])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_demo_interrupted_cleans_up(tmp_path, sig):
+    proc = subprocess.Popen([EXE, "demo", "--keep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env(tmp_path))
+    deadline = time.monotonic() + 90
+    seen = ""
+    while time.monotonic() < deadline and "keep running until Ctrl-C" not in seen:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen += line
+    assert "keep running until Ctrl-C" in seen, seen
+    env_file = next(tmp_path.glob("stuckgen-demo-*/demo.env"))
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode in (0, 1, 130), err
+    assert "demo cleaned up." in err or "demo interrupted" in err
+    assert _leftovers(tmp_path) == ([], [])
+
+
+def test_demo_rejects_unknown_scenario(tmp_path):
+    p = subprocess.run([EXE, "demo", "--scenario", "nope"], capture_output=True, text=True, env=_env(tmp_path), timeout=60)
+    assert p.returncode == 2
+    assert "nope" in p.stderr and "Traceback" not in p.stderr
