@@ -131,7 +131,9 @@ class Output:
         sys.stdout.flush()
 
     def note(self, message: str) -> None:
-        self.err.print(message, markup=False, highlight=False)
+        """A message on stderr, never wrapped: it may hold a command to copy."""
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
