@@ -152,3 +152,16 @@ def test_scan_streams_many_rows_as_valid_json(db):
     r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
     doc = json.loads(r.stdout)
     assert len(doc["rows"]) == 5000 and doc["summary"]["by_class"] == {"never-started": 5000}
+
+
+def test_closed_output_pipe_ends_quietly_with_141(db, tmp_path):
+    with psycopg.connect(db, autocommit=True) as conn:
+        insert_rows(conn, generate({"never-started": 20000}, now=db_now(conn)))
+    exe = Path(sys.executable).parent / "stuckgen"
+    p = subprocess.Popen([str(exe), "scan", "-d", db, "-f", "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=tmp_path)
+    p.stdout.readline()
+    p.stdout.close()  # the reader goes away, like `| head -1`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141
+    assert "Traceback" not in err and "internal error" not in err

@@ -23,7 +23,7 @@ from stuckgen.errors import ExitCode, StuckgenError
 HELP = """Find, explain and safely remediate background jobs stuck in 'processing'.
 
 Exit codes (every command): 0 nothing found, 1 findings, 2 usage or configuration
-error, 3 database or deployment unreachable, 130 interrupted.
+error, 3 database or deployment unreachable, 130 interrupted, 141 output pipe closed.
 """
 
 app = typer.Typer(
@@ -191,6 +191,12 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             sys.stderr.write("stuckgen: interrupted\n")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader went away (`stuckgen scan | head`): nothing more to say, and
+            # Python must not complain again while flushing stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except Exception as exc:  # a bug: say so in one line unless debugging
             if debug:
                 raise
