@@ -1,0 +1,36 @@
+"""Every command is documented: a docstring with an example and exit codes, and a README section."""
+
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from stuckgen.cli import app
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+COMMANDS = sorted(get_command(app).commands)  # type: ignore[attr-defined]
+
+
+def test_the_commands_the_issues_ask_for_exist():
+    assert set(COMMANDS) >= {"scan", "schema", "probe-auth", "retrigger", "fail", "undo", "history", "show",
+                             "doctor", "check", "watch", "demo"}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_help_has_an_example_and_exit_codes(name):
+    r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"})
+    assert r.exit_code == 0, r.output
+    assert "Example" in r.stdout, f"{name} --help has no example"
+    assert "Exit" in r.stdout, f"{name} --help does not document its exit codes"
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_is_in_the_readme_with_an_example(name):
+    assert f"`stuckgen {name}" in README, f"README has no section for {name}"
+    assert f"stuckgen {name}" in README.split(f"`stuckgen {name}", 1)[1], f"README shows no example of {name}"
+
+
+def test_readme_starts_with_the_two_commands_a_newcomer_types():
+    first_block = README.split("```sh", 1)[1].split("```", 1)[0]
+    assert "stuckgen demo" in first_block and "pytest" in first_block
