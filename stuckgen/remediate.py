@@ -951,6 +951,22 @@ def _read_excerpt(resp: Any) -> str:
     return buf[:MAX_EXCERPT].decode("utf-8", "replace")
 
 
+def partition_attempts(targets: Sequence[Target], attempts: dict[str, int], *,
+                       max_attempts: int) -> tuple[list[Target], list[RowOutcome]]:
+    """Targets still under the attempt limit, and an ``exhausted`` outcome for each of the others."""
+    under: list[Target] = []
+    exhausted: list[RowOutcome] = []
+    for t in targets:
+        n = attempts.get(t.id, 0)
+        if n >= max_attempts:
+            exhausted.append(RowOutcome(id=t.id, outcome="exhausted", ok=False, cls=t.cls, attempt=n,
+                                        reason=f"triggered {n} time(s) already (--max-attempts {max_attempts}); "
+                                               "leave it for `stuckgen fail`"))
+        else:
+            under.append(t)
+    return under, exhausted
+
+
 def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *,
                    options: RetriggerOptions, audit: AuditLog, run_id: str, operator: str,
                    progress: Callable[[int], None] | None = None,
@@ -987,16 +1003,8 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
         attempts = audit.attempts(conn, table=tname, row_ids=[t.id for t in targets])
         t0 = conn.execute("SELECT now()").fetchone()[0]
 
-    outcomes: dict[str, RowOutcome] = {}
-    to_send: list[Target] = []
-    for t in targets:
-        n = attempts.get(t.id, 0)
-        if n >= options.max_attempts:
-            outcomes[t.id] = RowOutcome(id=t.id, outcome="exhausted", ok=False, cls=t.cls, attempt=n,
-                                        reason=f"triggered {n} time(s) already (--max-attempts {options.max_attempts}); "
-                                               "leave it for `stuckgen fail`")
-        else:
-            to_send.append(t)
+    to_send, exhausted = partition_attempts(targets, attempts, max_attempts=options.max_attempts)
+    outcomes: dict[str, RowOutcome] = {o.id: o for o in exhausted}
 
     def flush_audit(records: list[AuditRecord]) -> None:
         with db_lock:

@@ -127,37 +127,86 @@ def _format(fmt: str | None, out: Output) -> str:
     return fmt
 
 
+def remediation_scan_options(settings: Any, *, classes: tuple[str, ...] = (), older_than: float | None = None):
+    """The scan options remediation selects with: --since only when given as a flag (its 24h
+    default would hide the oldest stuck rows, the ones most in need of remediation)."""
+    from dataclasses import replace
+
+    from stuckgen.cli import _db
+
+    since = settings.since if settings.sources.get("since", "").startswith("flag") else None
+    return replace(_db.scan_options(settings, classes=classes, older_than=older_than), since=since)
+
+
 def _selection(conn: Any, settings: Any, mapping: Any, *, ids: list[str] | None, all_stuck: bool,
                older_than: str | None, classes: list[str] | None):
     from stuckgen.cli import _db
     from stuckgen.durations import parse_duration
     from stuckgen.remediate import select_rows
 
-    since = settings.since if settings.sources.get("since", "").startswith("flag") else None
-    opts = _db.scan_options(settings, classes=tuple(classes or ()),
-                            older_than=parse_duration(older_than, option="--older-than") if older_than else None)
-    from dataclasses import replace
-
-    opts = replace(opts, since=since)
+    opts = remediation_scan_options(
+        settings, classes=tuple(classes or ()),
+        older_than=parse_duration(older_than, option="--older-than") if older_than else None)
     with _db.read_tx(conn, settings):
         selection = select_rows(conn, mapping, opts, ids=tuple(ids or ()), all_stuck=all_stuck,
                                 rules=_db.rules(settings))
     return selection, opts
 
 
-def _audit(settings: Any, mapping: Any):
+def audit_for(settings: Any, mapping: Any):
+    """The configured audit log (file or table) for this mapping's schema."""
     from stuckgen.audit import audit_log
 
     return audit_log(audit_file=settings.audit_file, audit_table=settings.audit_table,
                      default_schema=mapping.db_schema)
 
 
-def _prepare_audit(conn: Any, settings: Any, audit: Any) -> None:
+def prepare_audit(conn: Any, settings: Any, audit: Any) -> None:
+    """Create the audit table or file: only ever before a real run."""
     from stuckgen import db
 
     with db.transaction(conn, read_only=False, statement_timeout=settings.statement_timeout,
                         lock_timeout=settings.lock_timeout):
         audit.prepare(conn)
+
+
+def retrigger_endpoint(settings: Any, *, allow_insecure: bool) -> str:
+    """The one process-route URL triggers go to; refuses the secret over plain HTTP to a remote host."""
+    from stuckgen import remediate
+
+    urls = settings.base_url
+    if not urls:
+        raise ConfigError("no deployment URL: pass --url or set STUCKGEN_BASE_URL")
+    if len(urls) > 1:
+        raise ConfigError(f"retrigger sends to one deployment; got {len(urls)} URLs ({', '.join(urls)})")
+    endpoint = urls[0].rstrip("/") + "/" + settings.route.lstrip("/")
+    remediate.check_transport(endpoint, sends_credentials=bool(settings.internal_secret or settings.bypass_secret),
+                              allow_insecure=allow_insecure)
+    return endpoint
+
+
+def retrigger_options(settings: Any, *, endpoint: str, scan: Any, allow_insecure: bool, max_attempts: int,
+                      wait: float = 0.0, concurrency: int = 4, tries: int = 3, body_template: str | None = None,
+                      idempotency_header: str | None = None):
+    """RetriggerOptions from the settings (secret, headers, timeouts) and the command's flags."""
+    from stuckgen import remediate
+
+    header = remediate.DEFAULT_IDEMPOTENCY_HEADER if idempotency_header is None else idempotency_header
+    return remediate.RetriggerOptions(
+        url=endpoint, scan=scan, secret=settings.internal_secret, secret_header=settings.secret_header,
+        bypass_secret=settings.bypass_secret, body_template=body_template or remediate.DEFAULT_BODY_TEMPLATE,
+        idempotency_header=None if header.strip().lower() in ("", "none") else header,
+        concurrency=concurrency, max_attempts=max_attempts, tries=tries, wait=wait,
+        allow_insecure=allow_insecure, statement_timeout=settings.statement_timeout,
+        lock_timeout=settings.lock_timeout)
+
+
+def http_client(settings: Any, *, concurrency: int):
+    """The HTTP client triggers go through: never follows redirects (the secret would follow them)."""
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits)
 
 
 @app.command()
@@ -223,7 +272,7 @@ def fail(
             mapping = _db.resolve_mapping(conn, settings)
         selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
                                      classes=cls)
-        audit = _audit(settings, mapping)
+        audit = audit_for(settings, mapping)
         op = operator_name(settings.operator)
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
@@ -235,7 +284,7 @@ def fail(
             result = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
             _render(out, fmt, result)
             return int(result.exit_code)
-        _prepare_audit(conn, settings, audit)
+        prepare_audit(conn, settings, audit)
         options = remediate.FailOptions(scan=opts, failed_status=settings.failed_status, reason=reason,
                                         batch_size=batch_size, statement_timeout=settings.statement_timeout,
                                         lock_timeout=settings.lock_timeout)
@@ -315,8 +364,6 @@ def retrigger(
     Exit: 0 every row accepted (and, with --wait, moved on), 1 some were not, 2 usage
     error, 3 database or deployment unreachable, 130 interrupted.
     """
-    import httpx
-
     from stuckgen import remediate
     from stuckgen.audit import new_run_id, operator_name
     from stuckgen.cli import _db
@@ -325,15 +372,8 @@ def retrigger(
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
-    urls = settings.base_url
-    if not urls:
-        raise ConfigError("no deployment URL: pass --url or set STUCKGEN_BASE_URL")
-    if len(urls) > 1:
-        raise ConfigError(f"retrigger sends to one deployment; got {len(urls)} URLs ({', '.join(urls)})")
-    endpoint = urls[0].rstrip("/") + "/" + settings.route.lstrip("/")
+    endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure)
     secret = settings.internal_secret
-    remediate.check_transport(endpoint, sends_credentials=bool(secret or settings.bypass_secret),
-                              allow_insecure=allow_insecure)
     remediate.render_body(body_template, "x")
     wait_s = parse_duration(wait, option="--wait") if wait else 0.0
     conn = _db.connect(settings)
@@ -342,7 +382,7 @@ def retrigger(
             mapping = _db.resolve_mapping(conn, settings)
         selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
                                      classes=cls)
-        audit = _audit(settings, mapping)
+        audit = audit_for(settings, mapping)
         op = operator_name(settings.operator)
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
@@ -356,16 +396,11 @@ def retrigger(
             result = remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op)
             _render(out, fmt, result)
             return int(result.exit_code)
-        _prepare_audit(conn, settings, audit)
-        options = remediate.RetriggerOptions(
-            url=endpoint, scan=opts, secret=secret, secret_header=settings.secret_header,
-            bypass_secret=settings.bypass_secret, body_template=body_template,
-            idempotency_header=None if idempotency_header.strip().lower() in ("", "none") else idempotency_header,
-            concurrency=concurrency, max_attempts=max_attempts, tries=tries, wait=wait_s,
-            allow_insecure=allow_insecure, statement_timeout=settings.statement_timeout,
-            lock_timeout=settings.lock_timeout)
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        with httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits) as client:
+        prepare_audit(conn, settings, audit)
+        options = retrigger_options(settings, endpoint=endpoint, scan=opts, allow_insecure=allow_insecure,
+                                    max_attempts=max_attempts, wait=wait_s, concurrency=concurrency, tries=tries,
+                                    body_template=body_template, idempotency_header=idempotency_header)
+        with http_client(settings, concurrency=concurrency) as client:
             with _progress(out, n, "triggering") as progress:
                 result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
                                                   audit=audit, run_id=new_run_id(), operator=op, progress=progress,
@@ -421,7 +456,7 @@ def undo(
     with conn, _sigterm_interrupts():
         with _db.read_tx(conn, settings):
             mapping = _db.resolve_mapping(conn, settings)
-        audit = _audit(settings, mapping)
+        audit = audit_for(settings, mapping)
         op = operator_name(settings.operator)
         common = dict(audit=audit, new_run_id=new_run_id(), operator=op)
         base = dict(batch_size=batch_size, statement_timeout=settings.statement_timeout,
@@ -435,7 +470,7 @@ def undo(
                 _render(out, fmt, preview)
                 return int(preview.exit_code)
         if acting:
-            _prepare_audit(conn, settings, audit)
+            prepare_audit(conn, settings, audit)
         result = remediate.undo(conn, mapping, run_id, options=remediate.UndoOptions(dry_run=not acting, **base),
                                 **common)
         _render(out, fmt, result)
