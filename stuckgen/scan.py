@@ -432,6 +432,17 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
     )
 
 
+def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
+    """(rows created in the window, stuck rows created before it); (None, None) without a window."""
+    from psycopg.rows import tuple_row
+
+    q = build_window_counts(mapping, options)
+    if q is None:
+        return None, None
+    row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    return row[0], row[1]
+
+
 class ScanRun:
     """Iterate stuck rows from a server-side cursor; ``summary`` is complete once exhausted.
 
@@ -450,14 +461,19 @@ class ScanRun:
         if unknown:
             raise ConfigError(f"--class: unknown class {', '.join(unknown)}; classes: {', '.join(sorted({r.cls for r in self.rules} | {'unknown'}))}")
 
-    def count_window(self) -> None:
-        from psycopg.rows import tuple_row
+    def count_window(self, conn: Any | None = None) -> None:
+        """Count rows created in the window (for the stuck rate) and stuck rows before it.
 
-        q = build_window_counts(self.mapping, self.options)
-        if q is not None:
-            row = self.conn.cursor(row_factory=tuple_row).execute(q).fetchone()
-            self.summary.created_in_window, self.summary.stuck_before_window = row
-        self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
+        ``conn``: another connection to count on (the CLI runs this in a thread on a
+        second connection, so the count's pass over the table overlaps the scan's).
+        """
+        self.apply_counts(window_counts(conn or self.conn, self.mapping, self.options))
+        if self.summary.database_now is None:
+            self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
+
+    def apply_counts(self, counts: tuple[int | None, int | None]) -> Summary:
+        self.summary.created_in_window, self.summary.stuck_before_window = counts
+        return self.summary
 
     def __iter__(self) -> Iterator[StuckRow]:
         from psycopg.rows import dict_row

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -14,6 +15,15 @@ from stuckgen.cli._app import (
 from stuckgen.errors import ConfigError, ExitCode
 
 FORMATS = ("table", "json", "csv")
+
+
+def _count_on_own_connection(settings: Any, mapping: Any, opts: Any) -> tuple[int | None, int | None]:
+    from stuckgen.cli import _db
+    from stuckgen.scan import window_counts
+
+    conn = _db.connect(settings)
+    with conn, _db.read_tx(conn, settings):
+        return window_counts(conn, mapping, opts)
 
 
 @app.command()
@@ -65,23 +75,30 @@ def scan(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     opts = _db.scan_options(settings, classes=tuple(cls or ()), limit=limit)
     conn = _db.connect(settings)
-    with conn:
+    with conn, ThreadPoolExecutor(max_workers=1) as pool:
         with _db.read_tx(conn, settings):
             mapping = _db.resolve_mapping(conn, settings)
             for w in mapping.warnings:
                 out.note(f"note: {w}")
             run = ScanRun(conn, mapping, opts, _db.rules(settings))
-            run.count_window()
+            # The window count reads the whole window; on its own connection it overlaps the scan.
+            counts = pool.submit(_count_on_own_connection, settings, mapping, opts)
             advice = explain_advice(conn, mapping, opts)
             if advice:
                 out.note(f"note: the scan reads all of {mapping.table} sequentially; this partial index makes it cheap:\n  {advice}")
             meta = {"table": mapping.table, "threshold_seconds": opts.threshold, "since_seconds": opts.since,
                     "inflight_statuses": list(opts.inflight_statuses)}
+
+            def summary() -> Any:
+                if run.summary.database_now is None:  # no row carried the database's clock
+                    run.summary.database_now = conn.execute("SELECT now()").fetchone()[0]
+                return run.apply_counts(counts.result())
+
             if fmt == "json":
-                out.lines(scan_json_lines(run, lambda: run.summary, meta))
+                out.lines(scan_json_lines(run, summary, meta))
             elif fmt == "csv":
                 out.lines(scan_csv_lines(run))
-                for line in summary_lines(run.summary, threshold=opts.threshold, since=opts.since):
+                for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.note(line)
             else:
                 shown = limit if limit is not None else (50 if out.is_tty else None)
@@ -91,7 +108,7 @@ def scan(
                     if hidden:
                         out.out.print(f"... and {hidden} more (see --limit, or --format json)", markup=False)
                     out.out.print()
-                for line in summary_lines(run.summary, threshold=opts.threshold, since=opts.since):
+                for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.out.print(line, markup=False)
     return ExitCode.FINDINGS if run.summary.stuck else ExitCode.OK
 
