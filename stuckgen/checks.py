@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stuckgen.doctor import DoctorReport
+from stuckgen.durations import format_duration
 from stuckgen.findings import Severity
+from stuckgen.policy import PolicyResult
+from stuckgen.remediate import RemediationResult
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,13 +26,15 @@ class CheckOutcome:
 class CheckResult:
     report: DoctorReport
     outcomes: tuple[CheckOutcome, ...] = field(default_factory=tuple)
+    policy: PolicyResult | None = None
 
     @property
     def failed(self) -> bool:
         return any(not o.passed for o in self.outcomes)
 
 
-def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float | None = None) -> CheckResult:
+def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float | None = None,
+             policy: PolicyResult | None = None) -> CheckResult:
     s = report.summary
     outcomes: list[CheckOutcome] = []
     stuck = s.stuck if s is not None else 0
@@ -48,7 +53,54 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
             message=f"{f.title} — fix: {f.fix}"))
     if report.probe_matrix is not None and not report.probe_findings:
         outcomes.append(CheckOutcome(name="probe", passed=True, message="the process route treats every credential as it should"))
-    return CheckResult(report=report, outcomes=tuple(outcomes))
+    if policy is not None:
+        outcomes += policy_outcomes(policy)
+    return CheckResult(report=report, outcomes=tuple(outcomes), policy=policy)
+
+
+def _counts(r: RemediationResult) -> str:
+    return ", ".join(f"{n} {k}" for k, n in r.counts.items())
+
+
+def _rule_outcome(rule: str, r: RemediationResult, *, after: float, dry_verb: str, done_verb: str) -> CheckOutcome:
+    """One rule of the policy: passed when it had nothing to do or remediated every row it took."""
+    name = f"policy:{rule}"
+    past = f"stuck past {format_duration(after)}"
+    n = len(r.outcomes)
+    if n == 0:
+        return CheckOutcome(name=name, passed=True, message=f"no rows {past} to {dry_verb}")
+    if r.dry_run:
+        would = sum(1 for o in r.outcomes if o.outcome.startswith("would-"))
+        rest = [f"{k} {c}" for k, c in r.counts.items() if not k.startswith("would-")]
+        extra = f" ({', '.join(rest)}: attempts used up, left to be failed)" if rest else ""
+        return CheckOutcome(name=name, passed=False, severity=Severity.WARNING,
+                            message=f"would {dry_verb} {would} of {n} row(s) {past}{extra}; nothing was changed "
+                                    "(pass --remediate to act)")
+    parts = [f"run {r.run_id}: {done_verb} {r.remediated} of {n} row(s) {past} ({_counts(r)})"]
+    verified = [o.verify for o in r.outcomes if o.verify]
+    if verified:
+        by: dict[str, int] = {}
+        for v in verified:
+            by[v] = by.get(v, 0) + 1
+        parts.append("verification: " + ", ".join(f"{c} {v}" for v, c in sorted(by.items(), key=lambda x: -x[1])))
+    if r.stopped:
+        parts.append(f"stopped: {r.stopped}")
+    if r.interrupted:
+        parts.append("interrupted")
+    if rule == "fail" and r.remediated:
+        parts.append(f"undo with: stuckgen undo {r.run_id}")
+    return CheckOutcome(name=name, passed=r.remediated == n and not r.interrupted, message="; ".join(parts))
+
+
+def policy_outcomes(p: PolicyResult) -> list[CheckOutcome]:
+    """What the remediation policy did or, without --remediate, would do: one outcome per rule."""
+    out: list[CheckOutcome] = []
+    if p.retrigger is not None and p.policy.retrigger_after is not None:
+        out.append(_rule_outcome("retrigger", p.retrigger, after=p.policy.retrigger_after,
+                                 dry_verb="retrigger", done_verb="retriggered"))
+    if p.fail is not None and p.policy.fail_after is not None:
+        out.append(_rule_outcome("fail", p.fail, after=p.policy.fail_after, dry_verb="fail", done_verb="failed"))
+    return out
 
 
 def metrics(result: CheckResult) -> dict[str, Any]:
@@ -58,4 +110,6 @@ def metrics(result: CheckResult) -> dict[str, Any]:
         "by_class": dict(s.by_class) if s is not None else {},
         "oldest_quiet_seconds": s.oldest.quiet_seconds if s is not None and s.oldest is not None else 0.0,
         "stuck_rate": s.stuck_rate if s is not None else None,
+        "policy": {rule: r.counts for rule, r in (("retrigger", result.policy.retrigger), ("fail", result.policy.fail))
+                   if r is not None} if result.policy is not None else {},
     }

@@ -11,10 +11,11 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stuckgen.cli._app import (
-    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
-    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help,
-    handle_errors, settings_from,
+    AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    app, default_format, env_help, handle_errors, settings_from,
 )
+from stuckgen.durations import parse_duration
 from stuckgen.errors import ConfigError, ExitCode, UnreachableError
 
 UrlOpt = Annotated[Optional[list[str]], typer.Option(
@@ -183,6 +184,23 @@ def check(
                                                help="text | json | openmetrics. Default: text.")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", show_default=False,
                                                  help="Write a JUnit XML report here (for CI systems).")] = None,
+    retrigger_after: Annotated[Optional[str], typer.Option(
+        "--retrigger-after", metavar="DURATION", show_default=False,
+        help="Policy: retrigger rows quiet this long (and not yet past --fail-after), e.g. 5m.")] = None,
+    fail_after: Annotated[Optional[str], typer.Option(
+        "--fail-after", metavar="DURATION", show_default=False,
+        help="Policy: fail rows quiet this long, with a reason naming the policy, e.g. 30m.")] = None,
+    max_attempts: Annotated[int, typer.Option(
+        "--max-attempts", min=1, metavar="N",
+        help="Policy: triggers per row across runs (from the audit log); then left for --fail-after.")] = 3,
+    remediate: Annotated[bool, typer.Option(
+        "--remediate", help="Act on the policy. Without it the policy only reports what it would do.")] = False,
+    wait: Annotated[Optional[str], typer.Option(
+        "--wait", metavar="DURATION", show_default=False,
+        help="After retriggering, wait up to this long for the rows to leave processing, then verify.")] = None,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    operator: OperatorOpt = None,
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
     map: MapOpt = None,
@@ -194,23 +212,39 @@ def check(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> int:
-    """Health check for a scheduled CI job: thresholds, annotations, summaries, metrics.
+    """Health check for a scheduled CI job: thresholds, annotations, summaries, metrics, and a rescuer.
 
     Exit 1 when more than --max-stuck rows are stuck, the stuck rate exceeds
     --max-stuck-rate, or (with --probe) a warning finding exists. Under GitHub Actions
     it writes ::error:: / ::warning:: annotations and appends a Markdown summary to
     $GITHUB_STEP_SUMMARY; --junit writes JUnit XML; --format openmetrics prints metrics.
 
+    An optional remediation policy rescues stuck rows like a job queue's rescuer:
+    rows quiet past --retrigger-after (not yet past --fail-after) are triggered again
+    at --url, at most --max-attempts times across runs (counted in the audit log;
+    exhausted rows wait for the fail rule); rows quiet past --fail-after are failed
+    with a reason naming the policy. Same safety as `retrigger` and `fail`:
+    compare-and-set, batches, audit log, stop at the first 401/403, no secret over
+    plain HTTP except to loopback. Without --remediate nothing changes: the policy
+    reports what it would do. With --remediate it fires production work and is
+    destructive (undo a fail run with `stuckgen undo RUN_ID`). Thresholds judge the
+    rows found before remediation.
+
     \b
     Examples:
       stuckgen check --max-stuck 0 --junit stuckgen.xml
       stuckgen check --max-stuck 5 --max-stuck-rate 2% --probe --url https://app.example.com
       stuckgen check --format openmetrics > /var/lib/node_exporter/stuckgen.prom
+      stuckgen check --retrigger-after 5m --fail-after 30m --max-attempts 3 --url https://app.example.com --remediate
 
-    Exit: 0 healthy, 1 a threshold crossed or a warning finding, 2 configuration error, 3 unreachable.
+    Exit: 0 healthy, 1 a threshold crossed, a warning finding, or rows the policy
+    took left stuck or unremediated (always, without --remediate), 2 configuration
+    error, 3 database or deployment unreachable, 130 interrupted.
     """
     from stuckgen.checks import evaluate
-    from stuckgen.render.check import check_json_lines, check_text_lines, github_annotations, junit_xml_lines, openmetrics_lines
+    from stuckgen.render.check import (
+        check_json_lines, check_text_lines, github_annotations, junit_xml_lines, openmetrics_lines, policy_summary,
+    )
     from stuckgen.render.doctor import doctor_markdown_lines
     from stuckgen.settings import _float
 
@@ -224,18 +258,85 @@ def check(
     rate_limit = _float("--max-stuck-rate")(max_stuck_rate) if max_stuck_rate is not None else None
     if not settings.database_url:
         raise ConfigError("no database configured: set DATABASE_URL or pass --database-url")
+    policy, endpoint = _policy(settings, retrigger_after=retrigger_after, fail_after=fail_after,
+                               max_attempts=max_attempts, act=remediate, allow_insecure=allow_insecure)
+    wait_s = parse_duration(wait, option="--wait") if wait else 0.0
     report = gather(settings, out=out, probe=probe, repeat=1, allow_insecure=allow_insecure)
     if not report.database.get("reachable"):
         raise UnreachableError(report.database.get("error") or "the database could not be reached")
-    result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit)
+    rescued = None
+    if policy is not None:
+        if endpoint is not None and not settings.internal_secret:
+            out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
+        rescued = run_policy(settings, policy, act=remediate, endpoint=endpoint, wait=wait_s,
+                             allow_insecure=allow_insecure)
+    result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit, policy=rescued)
     renderer = {"text": check_text_lines, "json": check_json_lines, "openmetrics": openmetrics_lines}[fmt]
     out.lines(renderer(result))
+    if rescued is not None and rescued.retrigger is not None and rescued.retrigger.stopped:
+        out.note(f"stuckgen: {rescued.retrigger.stopped}")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         for line in github_annotations(result):
             sys.stderr.write(line + "\n")
     summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary_path:
-        append_private(Path(summary_path), "\n".join(doctor_markdown_lines(report)) + "\n")
+        taken, proposed = policy_summary(result)
+        append_private(Path(summary_path),
+                       "\n".join(doctor_markdown_lines(report, actions=taken, proposed=proposed)) + "\n")
     if junit:
         write_private(Path(junit), junit_xml_lines(result))
+    if rescued is not None and rescued.interrupted:
+        raise typer.Exit(130)
+    if rescued is not None and rescued.unreachable:
+        return ExitCode.UNREACHABLE
     return ExitCode.FINDINGS if result.failed else ExitCode.OK
+
+
+def _policy(settings: Any, *, retrigger_after: str | None, fail_after: str | None, max_attempts: int, act: bool,
+            allow_insecure: bool) -> tuple[Any, str | None]:
+    """The policy from the flags (None: no policy), and the trigger endpoint when it will be used."""
+    from stuckgen.cli.remediate import retrigger_endpoint
+    from stuckgen.policy import Policy
+
+    if retrigger_after is None and fail_after is None:
+        if act:
+            raise ConfigError("--remediate needs a policy: --retrigger-after, --fail-after or both",
+                              hint="e.g. --retrigger-after 5m --fail-after 30m --remediate")
+        return None, None
+    policy = Policy(retrigger_after=parse_duration(retrigger_after, option="--retrigger-after") if retrigger_after else None,
+                    fail_after=parse_duration(fail_after, option="--fail-after") if fail_after else None,
+                    max_attempts=max_attempts)
+    # Checked before anything is read: a bad URL or plain HTTP to a remote host is a usage error.
+    endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure) if act and policy.retrigger_after else None
+    return policy, endpoint
+
+
+def run_policy(settings: Any, policy: Any, *, act: bool, endpoint: str | None, wait: float, allow_insecure: bool):
+    """Open the database (and, acting on retriggers, an HTTP client) and apply the policy."""
+    from stuckgen import policy as rescuer
+    from stuckgen.audit import operator_name
+    from stuckgen.cli import _db
+    from stuckgen.cli.remediate import (
+        _sigterm_interrupts, audit_for, fail_options, http_client, prepare_audit, remediation_scan_options,
+        retrigger_options,
+    )
+
+    conn = _db.connect(settings)
+    with conn, _sigterm_interrupts():
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        scan = remediation_scan_options(settings)
+        audit = audit_for(settings, mapping)
+        if act:
+            prepare_audit(conn, settings, audit)
+        retrigger = (retrigger_options(settings, endpoint=endpoint, scan=scan, allow_insecure=allow_insecure,
+                                       max_attempts=policy.max_attempts, wait=wait)
+                     if endpoint is not None else None)
+        client = http_client(settings, concurrency=retrigger.concurrency) if retrigger is not None else None
+        try:
+            return rescuer.apply(conn, mapping, policy, scan=scan, audit=audit, operator=operator_name(settings.operator),
+                                 act=act, client=client, retrigger=retrigger, fail=fail_options(settings, scan=scan),
+                                 rules=_db.rules(settings), statement_timeout=settings.statement_timeout)
+        finally:
+            if client is not None:
+                client.close()

@@ -17,9 +17,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stuckgen.cli._app import (
-    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
-    MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
-    settings_from,
+    AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app,
+    default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
 
@@ -40,14 +40,6 @@ SinceOpt = Annotated[Optional[str], typer.Option(
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act. Without it: a dry run (or one question on a terminal).")]
 FormatOpt = Annotated[Optional[str], typer.Option(
     "--format", "-f", show_default=False, help="table | json. Default: table on a terminal, json in a pipe.")]
-AuditTableOpt = Annotated[Optional[str], typer.Option(
-    "--audit-table", show_default=False, metavar="NAME",
-    help=env_help("audit_table", "Audit table, created on first use. Default stuckgen_audit."))]
-AuditFileOpt = Annotated[Optional[str], typer.Option(
-    "--audit-file", show_default=False, metavar="PATH",
-    help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
-OperatorOpt = Annotated[Optional[str], typer.Option(
-    "--operator", show_default=False, help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per transaction.")]
 
 
@@ -201,6 +193,15 @@ def retrigger_options(settings: Any, *, endpoint: str, scan: Any, allow_insecure
         lock_timeout=settings.lock_timeout)
 
 
+def fail_options(settings: Any, *, scan: Any, reason: str | None = None, batch_size: int = 500):
+    """FailOptions from the settings (failed status, timeouts) and the command's flags."""
+    from stuckgen import remediate
+
+    return remediate.FailOptions(scan=scan, failed_status=settings.failed_status, reason=reason,
+                                 batch_size=batch_size, statement_timeout=settings.statement_timeout,
+                                 lock_timeout=settings.lock_timeout)
+
+
 def http_client(settings: Any, *, concurrency: int):
     """The HTTP client triggers go through: never follows redirects (the secret would follow them)."""
     import httpx
@@ -285,9 +286,7 @@ def fail(
             _render(out, fmt, result)
             return int(result.exit_code)
         prepare_audit(conn, settings, audit)
-        options = remediate.FailOptions(scan=opts, failed_status=settings.failed_status, reason=reason,
-                                        batch_size=batch_size, statement_timeout=settings.statement_timeout,
-                                        lock_timeout=settings.lock_timeout)
+        options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
         with _progress(out, n, "failing") as progress:
             result = remediate.fail_rows(conn, mapping, selection.targets, options=options, audit=audit,
                                          run_id=new_run_id(), operator=op, progress=progress,

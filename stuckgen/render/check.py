@@ -26,6 +26,7 @@ def check_json_lines(r: CheckResult) -> Iterator[str]:
         "checks": [{"name": o.name, "passed": o.passed, "severity": o.severity.label, "message": o.message}
                    for o in r.outcomes],
         "metrics": metrics(r),
+        "policy": r.policy.as_dict() if r.policy is not None else None,
     }
     yield json.dumps(doc)
 
@@ -57,6 +58,12 @@ def openmetrics_lines(r: CheckResult) -> Iterator[str]:
                 yield f'stuckgen_probe_answers{{target="{_esc_label(cell.target)}",mode="{cell.mode}",status="0"}} {cell.sent}'
             for status, n in sorted(counts.items()):
                 yield f'stuckgen_probe_answers{{target="{_esc_label(cell.target)}",mode="{cell.mode}",status="{status}"}} {n}'
+    if m["policy"]:
+        yield "# TYPE stuckgen_policy_rows gauge"
+        yield "# HELP stuckgen_policy_rows Rows the remediation policy took, by rule and outcome (would-*: dry run)."
+        for rule, counts in m["policy"].items():
+            for outcome, n in sorted(counts.items()):
+                yield f'stuckgen_policy_rows{{rule="{rule}",outcome="{_esc_label(outcome)}"}} {n}'
     yield "# TYPE stuckgen_check_failed gauge"
     yield f"stuckgen_check_failed {1 if r.failed else 0}"
     yield "# EOF"
@@ -64,6 +71,16 @@ def openmetrics_lines(r: CheckResult) -> Iterator[str]:
 
 def _gh_escape(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def policy_summary(r: CheckResult) -> tuple[list[str], list[str]]:
+    """(taken, proposed): the policy's lines for the incident report's Remediation section."""
+    taken: list[str] = []
+    proposed: list[str] = []
+    for o in r.outcomes:
+        if o.name.startswith("policy:"):
+            (proposed if r.policy is not None and not r.policy.acted else taken).append(f"{o.name}: {o.message}")
+    return taken, proposed
 
 
 def github_annotations(r: CheckResult) -> Iterator[str]:

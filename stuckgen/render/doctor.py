@@ -94,7 +94,8 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
             yield f"  - {line}"
 
 
-def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None) -> Iterator[str]:
+def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
+                          proposed: list[str] | None = None) -> Iterator[str]:
     """An incident report a team pastes into its tracker."""
     s = r.summary
     top = r.ranked[0].finding if r.ranked else None
@@ -161,7 +162,7 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None) 
     yield ""
     for a in actions or []:
         yield f"- Taken: {a}"
-    for line in r.remediation or ["none needed"]:
+    for line in (proposed or []) + (r.remediation or ([] if proposed else ["none needed"])):
         yield f"- Proposed: {line}"
     yield ""
     yield "## Next steps"
