@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql
 
@@ -47,20 +47,20 @@ class Rule:
     job: tuple[str, ...] = ()         # queue job state in: unclaimed, lock-expired, locked
 
     def matches(self, ev: "Evidence") -> bool:
-        if self.steps_any:
-            if ev.steps is None or not any(s in ev.steps for s in self.steps_any):
-                return False
-        if self.steps_none:
-            if ev.steps is None or any(s in ev.steps for s in self.steps_none):
-                return False
+        # Runs once per rule per stuck row: plain comparisons, no reflection. An unknown
+        # (None) fact never equals a wanted True/False, so the rule does not match.
+        if self.steps_any and (ev.steps is None or ev.steps.isdisjoint(self.steps_any)):
+            return False
+        if self.steps_none and (ev.steps is None or not ev.steps.isdisjoint(self.steps_none)):
+            return False
         if self.last_step_in and ev.last_step not in self.last_step_in:
             return False
-        for attr in ("heartbeat", "outputs", "webhook"):
-            want = getattr(self, attr)
-            if want is not None:
-                have = getattr(ev, "has_" + attr)
-                if have is None or have != want:
-                    return False
+        if self.heartbeat is not None and ev.has_heartbeat is not self.heartbeat:
+            return False
+        if self.outputs is not None and ev.has_outputs is not self.outputs:
+            return False
+        if self.webhook is not None and ev.has_webhook is not self.webhook:
+            return False
         if self.job and ev.job_state not in self.job:
             return False
         return True
@@ -116,8 +116,7 @@ def rules_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     """What the database says about one row; None means 'not mapped, unknown'."""
 
     steps: frozenset[str] | None
