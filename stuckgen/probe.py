@@ -9,7 +9,6 @@ errors leaves :func:`probe`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import secrets as _secrets
 import socket
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from stuckgen.transport import is_loopback
 from stuckgen.errors import AbortedError, ConfigError, InsecureTransportError
 from stuckgen.secrets import describe, scrub
 
@@ -90,15 +90,6 @@ class ProbeTarget:
 
     def endpoint(self, route: str) -> str:
         return self.url.rstrip("/") + "/" + route.lstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,7 +8,7 @@ conclude; it never breaks a command. ``stuckgen schema`` prints the result.
 from __future__ import annotations
 
 from collections.abc import Mapping as MappingABC
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg import sql

@@ -9,7 +9,6 @@ never leave the parser: a readable value is reduced at once to a ``ValueDigest``
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -21,6 +20,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from stuckgen.durations import format_duration
+from stuckgen.transport import is_loopback
 from stuckgen.errors import ConfigError, InsecureTransportError, StuckgenError, VercelUnreachableError
 from stuckgen.findings import Finding, Severity, rank
 from stuckgen.secrets import fingerprint, hygiene_problems, scrub
@@ -238,15 +238,6 @@ class VercelEvidence:
 # -- the client ----------------------------------------------------------------------
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _retry_after(response: httpx.Response, now: float) -> float:
     """Seconds to wait before retrying a 429: Retry-After (seconds or date), else the rate-limit reset."""
     header = response.headers.get("retry-after")
@@ -303,7 +294,7 @@ class VercelClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigError(f"the Vercel API base URL {base_url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise InsecureTransportError(
                 f"the Vercel API base URL {base_url} is plain HTTP: the token would travel unencrypted (use https)"
             )

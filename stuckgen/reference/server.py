@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import json
 import secrets as _secrets
 import socket
@@ -37,7 +36,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +48,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from stuckgen.cookies import decode_jwt_payload, session_token, split_header
+from stuckgen.transport import is_loopback
 from stuckgen.errors import ConfigError, DatabaseUnreachableError
 from stuckgen.reference.cookies import REFERENCE_JWT_KEY, make_session_cookie, verify_jwt_signature
 from stuckgen.reference.scenarios import Scenario, get_scenario, spread
@@ -82,15 +82,6 @@ def ensure_schema(dsn: str) -> None:
             conn.execute(SCHEMA_PATH.read_text())  # type: ignore[arg-type]  # trusted file
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachableError(f"cannot reach the database: {exc}") from exc
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,7 +247,7 @@ class ReferenceDeployment:
         user_id: str | None = None,
         create_schema: bool = False,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ConfigError(f"the reference deployment only listens on loopback, not {host!r}")
         self.dsn = dsn
         self.scenario = get_scenario(scenario)
