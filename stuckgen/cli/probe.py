@@ -38,9 +38,9 @@ def probe_auth(
     bypass_secret: Annotated[Optional[str], typer.Option(
         "--bypass-secret", metavar="VALUE", show_default=False,
         help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=1000,
+    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=1000, metavar="N",
                                         help="Send each probe this many times (failures may be intermittent).")] = 1,
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, help="Probes in flight at once.")] = 10,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, metavar="N", help="Probes in flight at once.")] = 10,
     http_timeout: Annotated[Optional[str], typer.Option(
         "--timeout", metavar="DURATION", show_default=False,
         help=env_help("http_timeout", "Per-probe timeout. Default 10s."))] = None,
@@ -163,20 +163,13 @@ def _progress(out: Output, estimate: int) -> tuple[Any, Any]:
 
 def _id_checker(settings: Any) -> Any:
     """``id_in_use(id)`` against the generations table (read only), for the probe id."""
-    from psycopg import sql
-
     from stuckgen.cli import _db
-    from stuckgen import db
+    from stuckgen.show import id_exists
 
     def id_in_use(probe_id: str) -> bool:
         conn = _db.connect(settings)
         with conn:
             with _db.read_tx(conn, settings):
-                mapping = _db.resolve_mapping(conn, settings)
-                with db.translate_errors():
-                    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} g WHERE {} = {})").format(
-                        mapping.qualified(), mapping.text("id"), sql.Literal(probe_id))
-                    row = conn.execute(query).fetchone()
-        return bool(row and row[0])
+                return id_exists(conn, _db.resolve_mapping(conn, settings), probe_id)
 
     return id_in_use
