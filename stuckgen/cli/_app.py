@@ -101,7 +101,7 @@ AuditFileOpt = Annotated[Optional[str], typer.Option(
     "--audit-file", show_default=False, metavar="PATH",
     help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
 OperatorOpt = Annotated[Optional[str], typer.Option(
-    "--operator", show_default=False, help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
+    "--operator", show_default=False, metavar="NAME", help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 

@@ -39,8 +39,8 @@ SinceOpt = Annotated[Optional[str], typer.Option(
     help="Only rows created within this window. Default: any age.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act. Without it: a dry run (or one question on a terminal).")]
 FormatOpt = Annotated[Optional[str], typer.Option(
-    "--format", "-f", show_default=False, help="table | json. Default: table on a terminal, json in a pipe.")]
-BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, help="Rows per transaction.")]
+    "--format", "-f", show_default=False, metavar="FORMAT", help="table | json. Default: table on a terminal, json in a pipe.")]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Rows per transaction.")]
 
 
 @contextmanager
@@ -220,10 +220,10 @@ def fail(
     cls: ClassOpt = None,
     since: SinceOpt = None,
     reason: Annotated[Optional[str], typer.Option(
-        "--reason", show_default=False,
+        "--reason", show_default=False, metavar="TEXT",
         help="Error message written to the row. Default: one naming stuckgen, the class and the quiet time.")] = None,
     failed_status: Annotated[Optional[str], typer.Option(
-        "--failed-status", show_default=False, help=env_help("failed_status", "Status to set. Default failed."))] = None,
+        "--failed-status", show_default=False, metavar="STATUS", help=env_help("failed_status", "Status to set. Default failed."))] = None,
     batch_size: BatchSizeOpt = 500,
     yes: YesOpt = False,
     fmt: FormatOpt = None,
@@ -308,19 +308,19 @@ def retrigger(
         "--url", "-u", show_default=False, metavar="URL",
         help=env_help("base_url", "Deployment base URL, e.g. https://app.example.com."))] = None,
     route: Annotated[Optional[str], typer.Option(
-        "--route", show_default=False, help=env_help("route", "Path of the process route."))] = None,
+        "--route", show_default=False, metavar="PATH", help=env_help("route", "Path of the process route."))] = None,
     secret_header: Annotated[Optional[str], typer.Option(
-        "--secret-header", show_default=False,
+        "--secret-header", show_default=False, metavar="HEADER",
         help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET (the secret itself is read from the environment or .env, never a flag)."))] = None,
     body_template: Annotated[str, typer.Option(
-        "--body-template", help="JSON body; {id} is replaced by the row id.")] = '{"generationId": "{id}"}',
+        "--body-template", metavar="TEMPLATE", help="JSON body; {id} is replaced by the row id.")] = '{"generationId": "{id}"}',
     idempotency_header: Annotated[str, typer.Option(
-        "--idempotency-header", help="Header carrying stuckgen-<id>-<attempt>; 'none' to send none.")] = "Idempotency-Key",
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Triggers in flight at once.")] = 4,
+        "--idempotency-header", metavar="HEADER", help="Header carrying stuckgen-<id>-<attempt>; 'none' to send none.")] = "Idempotency-Key",
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, metavar="N", help="Triggers in flight at once.")] = 4,
     max_attempts: Annotated[int, typer.Option(
-        "--max-attempts", min=1, help="Triggers per row across runs (from the audit log); then 'exhausted'.")] = 3,
+        "--max-attempts", min=1, metavar="N", help="Triggers per row across runs (from the audit log); then 'exhausted'.")] = 3,
     tries: Annotated[int, typer.Option(
-        "--tries", min=1, help="HTTP tries per trigger on timeouts, 429 and 5xx (backoff with jitter).")] = 3,
+        "--tries", min=1, metavar="N", help="HTTP tries per trigger on timeouts, 429 and 5xx (backoff with jitter).")] = 3,
     wait: Annotated[Optional[str], typer.Option(
         "--wait", metavar="DURATION", show_default=False,
         help="After triggering, wait up to this long for the rows to leave processing, then verify.")] = None,
@@ -479,7 +479,7 @@ def undo(
 @app.command()
 @handle_errors
 def history(
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most recent runs to list.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, metavar="N", help="Most recent runs to list.")] = 20,
     fmt: FormatOpt = None,
     audit_table: AuditTableOpt = None,
     audit_file: AuditFileOpt = None,
