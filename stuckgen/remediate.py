@@ -48,7 +48,7 @@ from stuckgen.durations import format_duration
 from stuckgen.errors import (
     ConfigError, ExitCode, InsecureTransportError, SchemaError, SelectionError, StuckgenError,
 )
-from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, where_stuck
+from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, build_class_query, check_classes, where_stuck
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import fingerprint
 
@@ -232,7 +232,6 @@ class Target:
     id: str
     key: Any
     cls: str | None = None
-    quiet_seconds: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -258,16 +257,15 @@ def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids:
     if not ids and not all_stuck:
         raise ConfigError("nothing selected: give row ids, or --all-stuck to select every stuck row",
                           hint="e.g. --all-stuck --older-than 30m --class never-started")
+    check_classes(options.classes, rules)
     _no_jit(conn)
     if all_stuck:
-        targets = tuple(Target(id=r.id, key=coerce_id(mapping, r.id), cls=r.cls, quiet_seconds=r.quiet_seconds)
-                        for r in ScanRun(conn, mapping, replace(options, ids=(), limit=None), rules))
-        return Selection(targets=targets)
+        return Selection(targets=tuple(_stuck_targets(conn, mapping, replace(options, ids=(), limit=None), rules)))
 
     keys = validate_ids(mapping, ids)
     wanted = set(options.classes)
-    found = {r.id: r for r in ScanRun(conn, mapping, replace(options, ids=tuple(str(k) for k in keys),
-                                                             since=None, classes=(), limit=None), rules)}
+    found = {t.id: t for t in _stuck_targets(conn, mapping, replace(options, ids=tuple(str(k) for k in keys),
+                                                                    since=None, classes=(), limit=None), rules)}
     targets_l: list[Target] = []
     rejected: list[RowOutcome] = []
     missing = [k for k in keys if str(k) not in found]
@@ -284,7 +282,7 @@ def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids:
                 rejected.append(RowOutcome(id=s, outcome="not-stuck", ok=False, cls=row.cls,
                                            reason=f"stuck as {row.cls}, not one of --class {', '.join(sorted(wanted))}"))
             else:
-                targets_l.append(Target(id=s, key=k, cls=row.cls, quiet_seconds=row.quiet_seconds))
+                targets_l.append(Target(id=s, key=k, cls=row.cls))
         elif s in status_of:
             st = status_of[s]
             why = (f"status is {st!r}, not in flight ({', '.join(options.inflight_statuses)})"
@@ -297,6 +295,21 @@ def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids:
         detail = "; ".join(f"{r.id}: {r.reason}" for r in rejected[:3]) + (" ..." if len(rejected) > 3 else "")
         raise SelectionError(f"none of the {len(keys)} id(s) can be acted on: {detail}")
     return Selection(targets=tuple(targets_l), rejected=tuple(rejected), by_ids=True)
+
+
+def _stuck_targets(conn: Any, mapping: SchemaMapping, options: ScanOptions,
+                   rules: Sequence[Rule]) -> Iterator[Target]:
+    """Stuck rows as targets, classified in SQL (``build_class_query``), in the scan's order.
+
+    Remediation needs each row's id and class, not the scan's evidence: extracting
+    the step log's details and classifying in Python cost more than the updates.
+    """
+    with conn.cursor(name="stuckgen_select") as cur:
+        cur.itersize = 5000
+        cur.execute(build_class_query(mapping, options, rules))
+        for key, rid, cls in cur:
+            # The driver already returns uuid/int/str keys; anything else (numeric) goes through the validator.
+            yield Target(id=rid, key=key if isinstance(key, (uuid.UUID, int, str)) else coerce_id(mapping, rid), cls=cls)
 
 
 def plan(action: str, selection: Selection, *, table: str, audit: str, operator: str) -> RemediationResult:

@@ -300,24 +300,8 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
             t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id")))
     else:
         selects.append(sql.SQL("NULL::bigint AS outputs"))
-    join = sql.SQL("")
-    if m.queue.present:
-        locked = m.queue.columns.get("locked_at")
-        if locked:
-            lt = (m.queue.types.get(locked) or "").lower()
-            lock_ts = sql.Identifier("j", locked) if lt == "timestamp with time zone" else \
-                sql.SQL("({} AT TIME ZONE {})").format(sql.Identifier("j", locked), sql.Literal(tz))
-            selects.append(sql.SQL(
-                "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
-                "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END AS job_state"
-            ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS)))
-        else:
-            selects.append(sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END AS job_state").format(
-                k=sql.Identifier(m.queue.key)))
-        join = sql.SQL("LEFT JOIN {t} j ON j.{k} = {id}").format(
-            t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"))
-    else:
-        selects.append(sql.SQL("NULL::text AS job_state"))
+    job_state, join = _job_state_sql(m, tz)
+    selects.append(sql.SQL("{} AS job_state").format(job_state))
     selects.append(sql.SQL("now() AS db_now"))
 
     where = where_stuck(m, opts)
@@ -325,6 +309,88 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
     return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where} ORDER BY {ls} ASC NULLS FIRST, {id} {limit}").format(
         sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where, ls=last_sign,
         id=m.raw("id"), limit=limit)
+
+
+def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Composable]:
+    """The queue job's state (unclaimed, lock-expired, locked; NULL: no job or no queue) and the join it needs."""
+    if not m.queue.present:
+        return sql.SQL("NULL::text"), sql.SQL("")
+    locked = m.queue.columns.get("locked_at")
+    if locked:
+        lt = (m.queue.types.get(locked) or "").lower()
+        lock_ts = sql.Identifier("j", locked) if lt == "timestamp with time zone" else \
+            sql.SQL("({} AT TIME ZONE {})").format(sql.Identifier("j", locked), sql.Literal(tz))
+        state = sql.SQL(
+            "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
+            "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END"
+        ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
+    else:
+        state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=sql.Identifier(m.queue.key))
+    join = sql.SQL("LEFT JOIN {t} j ON j.{k} = {id}").format(
+        t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"))
+    return state, join
+
+
+def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composable) -> sql.Composable:
+    """``rule.matches`` as a SQL condition over row ``g``; ``steps`` is the text[] of its step names.
+
+    Same three-valued reading as ``Rule.matches``: a condition on a field the
+    mapping does not have is unknown, and an unknown condition does not hold.
+    """
+    conds: list[sql.Composable] = []
+    logged = m.has("step_log")
+    if rule.steps_any:
+        conds.append(sql.SQL("({} && {}::text[])").format(steps, sql.Literal(list(rule.steps_any)))
+                     if logged else sql.SQL("false"))
+    if rule.steps_none:
+        conds.append(sql.SQL("NOT ({} && {}::text[])").format(steps, sql.Literal(list(rule.steps_none)))
+                     if logged else sql.SQL("false"))
+    if rule.last_step_in:
+        conds.append(sql.SQL("coalesce(left({}, 200) = ANY({}::text[]), false)").format(
+            m.text("last_step"), sql.Literal(list(rule.last_step_in))))
+    facts = {
+        "heartbeat": sql.SQL("({} IS NOT NULL)").format(m.text("heartbeat")) if m.has("heartbeat") else None,
+        "outputs": sql.SQL("EXISTS (SELECT 1 FROM {t} o WHERE o.{k} = {id})").format(
+            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id"))
+        if m.outputs.present else None,
+        "webhook": sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
+    }
+    for attr, fact in facts.items():
+        want = getattr(rule, attr)
+        if want is not None:
+            conds.append(sql.SQL("false") if fact is None else fact if want else sql.SQL("NOT {}").format(fact))
+    if rule.job:
+        conds.append(sql.SQL("coalesce({} = ANY({}::text[]), false)").format(job_state, sql.Literal(list(rule.job))))
+    return sql.SQL(" AND ").join(conds) if conds else sql.SQL("true")
+
+
+def build_class_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -> sql.Composed:
+    """Stuck rows as (key, id, class) only, classified in SQL by the same rules; the scan's order.
+
+    For remediation, which needs every stuck row's id and class but none of the
+    evidence the scan reports: no step-log details, no per-row Python.
+    """
+    tz = opts.naive_timezone
+    job_state, join = _job_state_sql(m, tz)
+    steps = sql.SQL("s.steps")
+    lateral = sql.SQL("")
+    if m.has("step_log"):
+        lateral = sql.SQL(
+            "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
+            "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '') AS steps) s").format(a=step_log_array(m))
+    whens = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state), sql.Literal(r.cls))
+        for r in rules)
+    cls = sql.SQL("CASE {} ELSE 'unknown' END").format(whens) if rules else sql.SQL("'unknown'")
+    inner = sql.SQL(
+        "SELECT {id} AS key, {id}::text AS id, {cls} AS cls, {ls} AS last_sign FROM {tbl} g {join} {lateral} "
+        "WHERE {where}").format(id=m.raw("id"), cls=cls, ls=last_sign_sql(m, opts), tbl=m.qualified(), join=join,
+                                lateral=lateral, where=where_stuck(m, opts))
+    wanted = sql.SQL("WHERE c.cls = ANY({}::text[])").format(sql.Literal(list(opts.classes))) if opts.classes \
+        else sql.SQL("")
+    limit = sql.SQL("LIMIT {}").format(sql.Literal(opts.limit)) if opts.limit is not None else sql.SQL("")
+    return sql.SQL("SELECT c.key, c.id, c.cls FROM ({inner}) c {wanted} ORDER BY c.last_sign ASC NULLS FIRST, c.key "
+                   "{limit}").format(inner=inner, wanted=wanted, limit=limit)
 
 
 def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> sql.Composable:
@@ -442,6 +508,14 @@ def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tu
     return row[0], row[1]
 
 
+def check_classes(classes: Iterable[str], rules: Sequence[Rule]) -> None:
+    """ConfigError naming any of ``classes`` that no rule (nor ``unknown``) produces."""
+    known = {r.cls for r in rules} | {"unknown"}
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        raise ConfigError(f"--class: unknown class {', '.join(unknown)}; classes: {', '.join(sorted(known))}")
+
+
 class ScanRun:
     """Iterate stuck rows from a server-side cursor; ``summary`` is complete once exhausted.
 
@@ -456,9 +530,7 @@ class ScanRun:
         self.rules = tuple(rules)
         self.fetch_size = fetch_size
         self.summary = Summary()
-        unknown = [c for c in options.classes if c not in {r.cls for r in self.rules} | {"unknown"}]
-        if unknown:
-            raise ConfigError(f"--class: unknown class {', '.join(unknown)}; classes: {', '.join(sorted({r.cls for r in self.rules} | {'unknown'}))}")
+        check_classes(options.classes, self.rules)
 
     def count_window(self, conn: Any | None = None) -> None:
         """Count rows created in the window (for the stuck rate) and stuck rows before it.

@@ -12,7 +12,7 @@ import pytest
 from stuckgen import db as dbmod
 from stuckgen.errors import ConfigError, DatabaseQueryError, DatabaseUnreachableError, SchemaError
 from stuckgen.reference.seed import KINDS, db_now, insert_rows, make_row, seed
-from stuckgen.scan import DEFAULT_RULES, ScanOptions, ScanRun, rules_from_config
+from stuckgen.scan import DEFAULT_RULES, ScanOptions, ScanRun, build_class_query, rules_from_config
 from stuckgen.schema import MappingConfig, resolve
 
 STUCK_KINDS = [k for k in KINDS if k not in ("completed", "running")]
@@ -226,3 +226,38 @@ def test_reads_run_read_only(seeded):
         with pytest.raises(DatabaseQueryError, match="read-only"):
             with dbmod.transaction(conn, read_only=True):
                 conn.execute("UPDATE generations SET status = 'failed'")
+
+
+CUSTOM_RULES = rules_from_config([
+    {"class": "dead-on-arrival", "last_step_in": ["generate:create"], "heartbeat": False},
+    {"class": "no-worker", "steps_any": ["process:triggered"], "steps_none": ["process:start"]},
+    {"class": "hooked", "webhook": True, "outputs": False},
+    {"class": "claimable", "job": ["unclaimed"]},
+    {"class": "catch-all"},
+])
+
+
+@pytest.mark.parametrize("rules", [DEFAULT_RULES, CUSTOM_RULES, ()], ids=["default", "custom", "none"])
+@pytest.mark.parametrize("cfg", [
+    MappingConfig(),
+    MappingConfig(overrides={"heartbeat": "none", "step_log": "none", "webhook": "none"}, outputs=None, queue=None),
+], ids=["full-mapping", "sparse-mapping"])
+def test_sql_classification_agrees_with_python_rules(seeded, rules, cfg):
+    dsn, _ = seeded
+    rows, _, _ = run_scan(dsn, cfg, rules, since=None)
+    conn = dbmod.connect(dsn)
+    with conn, dbmod.transaction(conn, read_only=True):
+        mapping = resolve(conn, cfg)
+        got = conn.execute(build_class_query(mapping, ScanOptions(since=None), rules)).fetchall()
+    assert [(r[1], r[2]) for r in got] == [(r.id, r.cls) for r in rows]
+
+
+def test_class_query_filters_by_class_like_the_scan(seeded):
+    dsn, _ = seeded
+    rows, _, mapping = run_scan(dsn, classes=("stalled", "trigger-failed"))
+    conn = dbmod.connect(dsn)
+    with conn, dbmod.transaction(conn, read_only=True):
+        got = conn.execute(build_class_query(mapping, ScanOptions(classes=("stalled", "trigger-failed")),
+                                             DEFAULT_RULES)).fetchall()
+    assert sorted((r[1], r[2]) for r in got) == sorted((r.id, r.cls) for r in rows)
+    assert {r[2] for r in got} == {"stalled", "trigger-failed"}
