@@ -1,11 +1,20 @@
 """The audit log of remediation: every change and every trigger, in a table or a JSON Lines file.
 
 A record holds the run id, the action (``fail``, ``retrigger``, ``undo``), the row
-id, the previous and the new values of exactly the columns that were changed
-(keyed by column name), a hash of those columns after the change (``check``:
-what ``undo`` compares before restoring), the time, the operator, the outcome and
-a little detail (class, reason, attempt, HTTP status). Never a secret: at most
-its fingerprint.
+id, the new and the previous values of exactly the fields that were set, keyed
+by field (``status``, ``parameters.error``: a column or a key inside a JSON
+column), a hash of those fields after the change (``check``: what ``undo``
+compares before restoring), the time, the operator, the outcome and a little
+detail (class, reason, attempt, HTTP status). Never a secret: at most its
+fingerprint.
+
+Record schemas: ``stuckgen.audit/v2`` (this one) keeps in ``previous`` only the
+values the change replaced: a JSON key that did not exist is missing from
+``previous`` (undo removes it again), and a JSON column that was NULL is kept
+whole under its column name. ``stuckgen.audit/v1`` kept the whole previous value
+of every touched column, keyed by column name; undo still reads it. A file line
+names its schema; a table row keeps it in ``detail`` (``schema``), and a row
+without one is v1.
 
 ``TableAudit`` writes inside the caller's transaction, so an audit row exists
 exactly when the change it describes was committed. ``FileAudit`` appends after
@@ -20,7 +29,7 @@ import os
 import secrets as _secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +42,8 @@ from psycopg.types.json import Jsonb
 
 from stuckgen.errors import ConfigError, SelectionError
 
-AUDIT_SCHEMA = "stuckgen.audit/v1"
+AUDIT_SCHEMA = "stuckgen.audit/v2"
+AUDIT_SCHEMA_V1 = "stuckgen.audit/v1"
 ACTIONS = ("fail", "retrigger", "undo")
 # Outcomes of a trigger that may have started work in the app: they count
 # towards --max-attempts. A 401, a redirect or a refused connection never ran anything.
@@ -78,9 +88,10 @@ class AuditRecord:
     new: dict[str, Any] | None = None
     check: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    schema: str = AUDIT_SCHEMA
 
     def as_dict(self) -> dict[str, Any]:
-        return {"schema": AUDIT_SCHEMA, "run_id": self.run_id, "action": self.action, "row_id": self.row_id,
+        return {"schema": self.schema, "run_id": self.run_id, "action": self.action, "row_id": self.row_id,
                 "table": self.table, "at": _iso(self.at), "operator": self.operator, "outcome": self.outcome,
                 "previous": self.previous, "new": self.new, "check": self.check, "detail": self.detail}
 
@@ -93,7 +104,7 @@ class AuditRecord:
                    datetime.now(timezone.utc),
                    operator=str(d.get("operator") or ""), outcome=str(d.get("outcome") or ""),
                    previous=d.get("previous"), new=d.get("new"), check=d.get("check"),
-                   detail=d.get("detail") or {})
+                   detail=d.get("detail") or {}, schema=str(d.get("schema") or AUDIT_SCHEMA_V1))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -218,7 +229,8 @@ class TableAudit(AuditLog):
         with conn.cursor() as cur:
             cur.executemany(q, [(r.run_id, r.action, r.row_id, r.table, r.at, r.operator, r.outcome,
                                  None if r.previous is None else Jsonb(r.previous),
-                                 None if r.new is None else Jsonb(r.new), r.check, Jsonb(r.detail))
+                                 None if r.new is None else Jsonb(r.new), r.check,
+                                 Jsonb({**r.detail, "schema": r.schema}))
                                 for r in records])
 
     def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
@@ -229,10 +241,14 @@ class TableAudit(AuditLog):
         rows = conn.execute(q, (table, list(row_ids), list(COUNTED_TRIGGER_OUTCOMES))).fetchall()
         return {r[0]: int(r[1]) for r in rows}
 
-    def _record(self, r: dict[str, Any]) -> AuditRecord:
+    @staticmethod
+    def record(r: Mapping[str, Any]) -> AuditRecord:
+        """A table row (by column name) as a record; the schema comes out of ``detail``."""
+        detail = dict(r["detail"] or {})
+        schema = str(detail.pop("schema", None) or AUDIT_SCHEMA_V1)
         return AuditRecord(run_id=r["run_id"], action=r["action"], row_id=r["row_id"], table=r["table_name"],
                            at=r["at"], operator=r["operator"], outcome=r["outcome"], previous=r["previous"],
-                           new=r["new"], check=r["check_hash"], detail=r["detail"] or {})
+                           new=r["new"], check=r["check_hash"], detail=detail, schema=schema)
 
     def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
         from stuckgen.db import transaction
@@ -249,7 +265,7 @@ class TableAudit(AuditLog):
             if not rows:
                 return
             last = rows[-1]["id"]
-            yield [self._record(r) for r in rows]
+            yield [self.record(r) for r in rows]
 
     def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
         if not self.exists(conn):

@@ -42,14 +42,14 @@ from urllib.parse import urlsplit
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from stuckgen.audit import AuditLog, AuditRecord, TableAudit, require_run
+from stuckgen.audit import AUDIT_SCHEMA, AUDIT_SCHEMA_V1, AuditLog, AuditRecord, TableAudit, require_run
 from stuckgen.db import transaction
 from stuckgen.durations import format_duration
 from stuckgen.errors import (
     ConfigError, ExitCode, InsecureTransportError, SchemaError, SelectionError, StuckgenError,
 )
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, build_class_query, check_classes, where_stuck
-from stuckgen.schema import SchemaMapping
+from stuckgen.schema import SchemaMapping, parse_spec
 from stuckgen.secrets import fingerprint
 
 RESULT_SCHEMA = "stuckgen.remediation/v1"
@@ -388,9 +388,89 @@ class DeferredSignals:
 
 
 def _snapshot(columns: Sequence[str], alias: str) -> sql.Composable:
-    """jsonb of exactly the touched columns: what undo restores and compares."""
+    """jsonb of exactly the touched columns: what a v1 audit record's undo restores and compares."""
     return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
         sql.SQL("{}, to_jsonb({})").format(sql.Literal(c), sql.Identifier(alias, c)) for c in columns))
+
+
+@dataclass(frozen=True)
+class _Field:
+    """A field fail sets: a column, or a key path inside a JSON column; ``key`` is how the audit names it."""
+
+    key: str
+    column: str
+    path: tuple[str, ...] = ()
+
+
+def _field_value(f: _Field) -> sql.Composable:
+    col = sql.Identifier("g", f.column)
+    if f.path:
+        return sql.SQL("({}::jsonb #> {})").format(col, sql.Literal(list(f.path)))
+    return sql.SQL("to_jsonb({})").format(col)
+
+
+def _fields_snapshot(fields: Sequence[_Field]) -> sql.Composable:
+    """jsonb of the fields' values in row ``g`` (an absent JSON key reads null): what the check hashes."""
+    return sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+        sql.SQL("{}, {}").format(sql.Literal(f.key), _field_value(f)) for f in fields))
+
+
+def _fields_previous(fields: Sequence[_Field]) -> sql.Composable:
+    """The v2 ``previous``: each field's value in row ``g``, leaving out JSON keys that do not exist.
+
+    A JSON column that is NULL is recorded whole under its column name (fail
+    turns it into an object holding the keys it sets; undo puts the NULL back).
+    """
+    parts: list[sql.Composable] = []
+    for f in fields:
+        if not f.path:
+            parts.append(sql.SQL("jsonb_build_object({}, {})").format(sql.Literal(f.key), _field_value(f)))
+            continue
+        parts.append(sql.SQL(
+            "CASE WHEN {col} IS NULL THEN jsonb_build_object({c}, NULL::jsonb) WHEN {v} IS NOT NULL "
+            "THEN jsonb_build_object({k}, {v}) ELSE '{{}}'::jsonb END"
+        ).format(col=sql.Identifier("g", f.column), c=sql.Literal(f.column), v=_field_value(f), k=sql.Literal(f.key)))
+    return sql.SQL(" || ").join(parts)
+
+
+def _fields_restore(fields: Sequence[_Field], tbl: sql.Composable) -> sql.Composable:
+    """SET list of undo for v2 records: each field back to ``v.prev`` (a missing JSON key is removed again)."""
+
+    def as_column(col: str, value: sql.Composable) -> sql.Composable:
+        # jsonb -> the column's own type, whatever it is (text, json, jsonb, timestamp...).
+        return sql.SQL("(jsonb_populate_record(NULL::{t}, jsonb_build_object({c}, {v}))).{i}").format(
+            t=tbl, c=sql.Literal(col), v=value, i=sql.Identifier(col))
+
+    sets: list[sql.Composable] = []
+    by_column: dict[str, list[_Field]] = {}
+    for f in fields:
+        if f.path:
+            by_column.setdefault(f.column, []).append(f)
+        else:
+            sets.append(sql.SQL("{} = {}").format(
+                sql.Identifier(f.column), as_column(f.column, sql.SQL("v.prev -> {}").format(sql.Literal(f.key)))))
+    for col, items in by_column.items():
+        doc: sql.Composable = sql.SQL("{}::jsonb").format(sql.Identifier("g", col))
+        expr = doc
+        for f in items:
+            expr = sql.SQL("CASE WHEN v.prev ? {k} THEN jsonb_set({e}, {p}, v.prev -> {k}, true) ELSE {e} #- {p} END").format(
+                k=sql.Literal(f.key), e=expr, p=sql.Literal(list(f.path)))
+        sets.append(sql.SQL(
+            "{i} = CASE WHEN v.prev ? {c} THEN {whole} WHEN jsonb_typeof({d}) = 'object' THEN {restored} ELSE {g} END"
+        ).format(i=sql.Identifier(col), c=sql.Literal(col), whole=as_column(col, sql.SQL("v.prev -> {}").format(sql.Literal(col))),
+                 d=doc, restored=as_column(col, expr), g=sql.Identifier("g", col)))
+    return sql.SQL(", ").join(sets)
+
+
+def _fields_from_keys(m: SchemaMapping, keys: Iterable[str]) -> tuple[_Field, ...]:
+    """The fields a v2 record names (its ``new`` keys), checked against the table's columns."""
+    out: list[_Field] = []
+    for key in sorted(keys):
+        column, path = parse_spec(key, option="audit record")
+        if column is None or column not in m.columns:
+            raise SchemaError(f"the audit record names {key!r}, which {table_name(m)} does not have")
+        out.append(_Field(key=key, column=column, path=path))
+    return tuple(out)
 
 
 def _recheck(options: ScanOptions) -> ScanOptions:
@@ -400,6 +480,7 @@ def _recheck(options: ScanOptions) -> ScanOptions:
 @dataclass(frozen=True)
 class _Change:
     columns: tuple[str, ...]
+    fields: tuple[_Field, ...]  # what is set, as the audit names it (the keys of new_values)
     assignments: sql.Composable
     new_values: sql.Composable  # jsonb describing what was set, per row (references v.reason)
     notes: tuple[str, ...]
@@ -428,6 +509,7 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
     sets: list[sql.Composable] = [sql.SQL("{} = {}").format(sql.Identifier(status_col), sql.Literal(failed_status))]
     columns: list[str] = [status_col]
     news: list[sql.Composable] = [sql.Literal(m["status"].describe()), sql.Literal(failed_status)]
+    fields: list[_Field] = [_Field(key=m["status"].describe(), column=status_col)]
     json_sets: dict[str, list[tuple[tuple[str, ...], sql.Composable]]] = {}
     notes: list[str] = []
 
@@ -448,6 +530,7 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
             value = sql.SQL("to_jsonb({})").format(_ISO_NOW if as_time else text_value)
             json_sets.setdefault(f.column, []).append((f.path, value))
             news += [sql.Literal(f.describe()), value]
+            fields.append(_Field(key=f.describe(), column=f.column, path=f.path))
             continue
         if as_time:
             tv = _time_value(dtype, naive_tz)
@@ -464,6 +547,8 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
             news += [sql.Literal(f.describe()), sql.SQL("to_jsonb(v.reason)")]
         else:
             notes.append(f"error column {f.column} is {dtype}: left unchanged")
+            continue
+        fields.append(_Field(key=f.describe(), column=f.column))
 
     for col, items in json_sets.items():
         dtype = next(m[n].data_type for n in ("error", "updated") if m[n].column == col)
@@ -476,7 +561,7 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
             full = sql.SQL("({})::json").format(full)
         plain(col, full)
     ordered = tuple(c for c in m.columns if c in columns) or tuple(columns)
-    return _Change(columns=ordered, assignments=sql.SQL(", ").join(sets),
+    return _Change(columns=ordered, fields=tuple(fields), assignments=sql.SQL(", ").join(sets),
                    new_values=sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(news)),
                    notes=tuple(notes))
 
@@ -638,21 +723,23 @@ def _fail_statement(m: SchemaMapping, options: ScanOptions, change: _Change, aud
     tbl = m.qualified()
     pred = where_stuck(m, _recheck(options), window=False)
     inflight = sql.SQL("{} = ANY({})").format(m.raw("status"), sql.Literal(list(options.inflight_statuses)))
-    snap = _snapshot(change.columns, "g")
     file_audit = not audit.in_transaction
+    # The audit keeps only what fail replaces (v2): the status and the error key, not the whole
+    # JSON document around it, which used to make the audit write as much as the update.
     parts: list[sql.Composable] = [sql.SQL(
         "WITH v AS (SELECT * FROM unnest(%(ids)s, %(reasons)s::text[], %(classes)s::text[]) AS v(id, reason, cls)), "
-        "cand AS (SELECT g.{idc} AS id, {snap} AS prev, {status}::text AS status_now, ({inflight}) AS inflight, "
+        "cand AS (SELECT g.{idc} AS id, {prev} AS prev, {status}::text AS status_now, ({inflight}) AS inflight, "
         "({pred}) AS stuck FROM {tbl} g JOIN v ON g.{idc} = v.id FOR UPDATE OF g SKIP LOCKED), "
         "upd AS (UPDATE {tbl} g SET {sets} FROM cand c JOIN v ON v.id = c.id "
         "WHERE g.{idc} = c.id AND c.stuck AND {pred} RETURNING g.{idc} AS id, md5({snap}::text) AS chk)"
-    ).format(idc=idc, snap=snap, status=m.raw("status"), inflight=inflight, pred=pred, tbl=tbl,
-             sets=change.assignments)]
+    ).format(idc=idc, prev=_fields_previous(change.fields), snap=_fields_snapshot(change.fields),
+             status=m.raw("status"), inflight=inflight, pred=pred, tbl=tbl, sets=change.assignments)]
     if isinstance(audit, TableAudit):
         parts.append(sql.SQL(", aud AS ({})").format(audit.insert_select(sql.SQL(
             "SELECT %(run)s, 'fail', u.id::text, %(tname)s, now(), %(op)s, 'failed', c.prev, {new}, u.chk, "
-            "jsonb_build_object('class', nullif(v.cls, ''), 'reason', v.reason) "
-            "FROM upd u JOIN cand c ON c.id = u.id JOIN v ON v.id = u.id").format(new=change.new_values))))
+            "jsonb_build_object('class', nullif(v.cls, ''), 'reason', v.reason, 'schema', {schema}::text) "
+            "FROM upd u JOIN cand c ON c.id = u.id JOIN v ON v.id = u.id").format(
+                new=change.new_values, schema=sql.Literal(AUDIT_SCHEMA)))))
     parts.append(sql.SQL(
         " SELECT v.id::text AS id, c.id IS NOT NULL AS got_lock, c.inflight, c.stuck, c.status_now, "
         "u.id IS NOT NULL AS changed, "
@@ -728,24 +815,31 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
                                                cls=rec.detail.get("class"), reason=OUTCOME_TEXT["already-undone"]))
                 else:
                     fresh.append(rec)
-            # One statement per set of touched columns (a run uses one mapping, so normally one).
-            by_cols: dict[tuple[str, ...], list[AuditRecord]] = {}
+            # One statement per record schema and set of fields (a run uses one mapping, so normally one).
+            groups: dict[tuple[str, tuple[str, ...]], list[AuditRecord]] = {}
             for rec in fresh:
-                by_cols.setdefault(tuple(sorted((rec.previous or {}).keys())), []).append(rec)
-            yield from by_cols.values()
+                groups.setdefault(_undo_group(rec), []).append(rec)
+            yield from groups.values()
 
     def apply(batch: Sequence[AuditRecord]) -> tuple[list[RowOutcome], list[AuditRecord]]:
-        cols = tuple(sorted((batch[0].previous or {}).keys()))
-        unknown = [c for c in cols if c not in mapping.columns]
-        if not cols or unknown:
-            raise SchemaError(f"run {run_id} recorded columns {', '.join(cols) or '(none)'}, "
-                              f"which {tname} does not have all of")
+        schema, names = _undo_group(batch[0])
+        if schema == AUDIT_SCHEMA_V1:
+            unknown = [c for c in names if c not in mapping.columns]
+            if not names or unknown:
+                raise SchemaError(f"run {run_id} recorded columns {', '.join(names) or '(none)'}, "
+                                  f"which {tname} does not have all of")
+            snap, sets = _snapshot(names, "g"), _columns_restore(names, mapping.qualified())
+        else:
+            if not names:
+                raise SchemaError(f"run {run_id} recorded no fields it set; nothing to restore")
+            fields = _fields_from_keys(mapping, names)
+            snap, sets = _fields_snapshot(fields), _fields_restore(fields, mapping.qualified())
         keys = [coerce_id(mapping, rec.row_id) for rec in batch]
         from psycopg.types.json import Jsonb
 
         params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
                   "run": new_run_id, "op": operator, "tname": tname, "of": run_id}
-        stmt = _undo_statement(mapping, cols, audit, dry_run=options.dry_run)
+        stmt = _undo_statement(mapping, snap=snap, sets=sets, audit=audit, dry_run=options.dry_run)
         _no_jit(conn)
         rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
         by_id = {rec.row_id: rec for rec in batch}
@@ -787,10 +881,25 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
                              undo_of=run_id, notes=tuple(notes))
 
 
-def _undo_statement(m: SchemaMapping, cols: tuple[str, ...], audit: AuditLog, *, dry_run: bool) -> sql.Composed:
+def _undo_group(rec: AuditRecord) -> tuple[str, tuple[str, ...]]:
+    """How a fail record is undone: v1 by the columns it kept whole, v2 by the fields it set."""
+    if rec.schema == AUDIT_SCHEMA_V1:
+        return AUDIT_SCHEMA_V1, tuple(sorted((rec.previous or {}).keys()))
+    return AUDIT_SCHEMA, tuple(sorted((rec.new or {}).keys()))
+
+
+def _columns_restore(cols: Sequence[str], tbl: sql.Composable) -> sql.Composable:
+    """SET list of undo for v1 records: every touched column back to its whole previous value."""
+    return sql.SQL(", ").join(
+        sql.SQL("{c} = (jsonb_populate_record(NULL::{t}, v.prev)).{c}").format(c=sql.Identifier(c), t=tbl)
+        for c in cols)
+
+
+def _undo_statement(m: SchemaMapping, *, snap: sql.Composable, sets: sql.Composable, audit: AuditLog,
+                    dry_run: bool) -> sql.Composed:
+    """Compare-and-set: rows whose ``snap`` still hashes to the run's check get ``sets`` (from ``v.prev``)."""
     idc = sql.Identifier(m["id"].column or "id")
     tbl = m.qualified()
-    snap = _snapshot(cols, "g")
     head = sql.SQL(
         "WITH v AS (SELECT * FROM unnest(%(ids)s, %(prev)s::jsonb[], %(chk)s::text[]) AS v(id, prev, chk)), "
         "cand AS (SELECT g.{idc} AS id, {snap} AS cur, {status}::text AS status_now FROM {tbl} g "
@@ -805,9 +914,6 @@ def _undo_statement(m: SchemaMapping, cols: tuple[str, ...], audit: AuditLog, *,
         return sql.Composed([head, tail.format(
             changed=sql.SQL("coalesce(md5(c.cur::text) = v.chk, false)"), tbl=tbl, idc=idc,
             cur=sql.SQL("NULL::jsonb"), chk=sql.SQL("NULL::text"), join=sql.SQL(""))])
-    sets = sql.SQL(", ").join(
-        sql.SQL("{c} = (jsonb_populate_record(NULL::{t}, v.prev)).{c}").format(c=sql.Identifier(c), t=tbl)
-        for c in cols)
     parts: list[sql.Composable] = [head, sql.SQL(
         ", upd AS (UPDATE {tbl} g SET {sets} FROM cand c JOIN v ON v.id = c.id "
         "WHERE g.{idc} = c.id AND md5(c.cur::text) = v.chk RETURNING g.{idc} AS id, md5({snap}::text) AS chk)"
@@ -815,7 +921,8 @@ def _undo_statement(m: SchemaMapping, cols: tuple[str, ...], audit: AuditLog, *,
     if isinstance(audit, TableAudit):
         parts.append(sql.SQL(", aud AS ({})").format(audit.insert_select(sql.SQL(
             "SELECT %(run)s, 'undo', u.id::text, %(tname)s, now(), %(op)s, 'restored', c.cur, v.prev, u.chk, "
-            "jsonb_build_object('undo_of', %(of)s::text) FROM upd u JOIN cand c ON c.id = u.id JOIN v ON v.id = u.id"))))
+            "jsonb_build_object('undo_of', %(of)s::text, 'schema', {schema}::text) "
+            "FROM upd u JOIN cand c ON c.id = u.id JOIN v ON v.id = u.id").format(schema=sql.Literal(AUDIT_SCHEMA)))))
     parts.append(tail.format(changed=sql.SQL("u.id IS NOT NULL"), tbl=tbl, idc=idc,
                              cur=sql.SQL("CASE WHEN u.id IS NOT NULL THEN c.cur END"), chk=sql.SQL("u.chk"),
                              join=sql.SQL("LEFT JOIN upd u ON u.id = v.id")))

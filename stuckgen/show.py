@@ -313,9 +313,7 @@ def actions_for(log: AuditLog, conn: Any, *, table: str, db_schema: str, row_id:
         q = sql.SQL("SELECT run_id, action, row_id, table_name, at, operator, outcome, previous, new, check_hash, "
                     "detail FROM {t} WHERE row_id = %s AND table_name = ANY(%s) ORDER BY at, id").format(t=log.ident)
         for r in conn.cursor(row_factory=dict_row).execute(q, (row_id, sorted(tables))).fetchall():
-            yield AuditRecord(run_id=r["run_id"], action=r["action"], row_id=r["row_id"], table=r["table_name"],
-                              at=r["at"], operator=r["operator"], outcome=r["outcome"], previous=r["previous"],
-                              new=r["new"], check=r["check_hash"], detail=r["detail"] or {})
+            yield TableAudit.record(r)
     elif isinstance(log, FileAudit):
         yield from sorted(_file_records(log.path, row_id, tables), key=lambda a: a.at)
     else:

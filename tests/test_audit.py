@@ -38,7 +38,7 @@ def test_file_audit_is_created_owner_only_and_round_trips(tmp_path):
     log.append(None, records)
     log.append(None, [rec("r2", "a", action="retrigger", outcome="accepted")])
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[0])["schema"] == "stuckgen.audit/v1"
+    assert len(lines) == 3 and json.loads(lines[0])["schema"] == "stuckgen.audit/v2"
     pages = list(log.run_pages(None, "r1", action="fail", outcome="failed", page=1))
     assert [p[0] for p in pages] == records
     assert log.run_actions(None, "r2") == {"retrigger": 1}

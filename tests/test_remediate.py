@@ -143,7 +143,8 @@ def test_fail_sets_status_and_error_inside_parameters_and_audits_previous_values
     audited = {a[0]: a for a in audit_rows(db)}
     assert set(audited) == {r.id for r in rows if r.kind == "never-started"}
     one = next(r for r in rows if r.kind == "never-started")
-    assert audited[one.id][2] == {"status": "processing", "parameters": one.parameters}
+    # Only what fail replaced: the status; the error key did not exist, so it is not in previous.
+    assert audited[one.id][2] == {"status": "processing"}
     assert audited[one.id][3]["status"] == "failed" and "parameters.error" in audited[one.id][3]
 
 
@@ -336,6 +337,89 @@ def test_undo_restores_a_fail_run_and_skips_a_row_changed_since(conn, db, tmp_pa
     assert got[changed][0] == "completed"
     again = remediate.undo(conn, m, "run-f", audit=audit, new_run_id="run-u2", operator="t")
     assert again.counts == {"already-undone": 3, "skipped-changed": 1}
+
+
+def documents(dsn: str) -> dict[str, tuple[str, Any]]:
+    with psycopg.connect(dsn) as c:
+        return {str(r[0]): (r[1], r[2]) for r in c.execute("SELECT id, status, parameters FROM generations")}
+
+
+@pytest.mark.parametrize("kind", ["table", "file"])
+def test_undo_restores_the_exact_previous_document_from_the_lean_audit(conn, db, tmp_path, kind):
+    with psycopg.connect(db, autocommit=True) as c:
+        rows = seed(c, {"never-started": 3})
+        # An old error key, a JSON null error, and no error key at all: undo must tell them apart.
+        c.execute("UPDATE generations SET parameters = parameters || '{\"error\": {\"code\": 7}}' WHERE id = %s",
+                  (rows[0].id,))
+        c.execute("UPDATE generations SET parameters = parameters || '{\"error\": null}' WHERE id = %s", (rows[1].id,))
+    before = documents(db)
+    m = mapping_of(conn)
+    audit = table_audit(conn, m) if kind == "table" else FileAudit(tmp_path / "a.jsonl")
+    assert fail(conn, m, select(conn, m, all_stuck=True).targets, audit, run_id="run-f").counts == {"failed": 3}
+    prev = {rec.row_id: rec.previous for page in audit.run_pages(conn, "run-f", action="fail", outcome="failed")
+            for rec in page}
+    assert prev == {rows[0].id: {"status": "processing", "parameters.error": {"code": 7}},
+                    rows[1].id: {"status": "processing", "parameters.error": None},
+                    rows[2].id: {"status": "processing"}}
+    u = remediate.undo(conn, m, "run-f", audit=audit, new_run_id="run-u", operator="t")
+    assert u.counts == {"restored": 3}
+    assert documents(db) == before
+
+
+def test_undo_keeps_keys_written_since_and_skips_rows_whose_error_changed(conn, db):
+    """Undo compares and restores only the fields fail set: a key the app wrote since is kept, not reverted."""
+    with psycopg.connect(db, autocommit=True) as c:
+        rows = seed(c, {"never-started": 3})
+    before = documents(db)
+    m = mapping_of(conn)
+    audit = table_audit(conn, m)
+    assert fail(conn, m, select(conn, m, all_stuck=True).targets, audit, run_id="run-f").counts == {"failed": 3}
+    noted, rewritten = rows[0].id, rows[1].id
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("UPDATE generations SET parameters = parameters || '{\"note\": \"seen by support\"}' WHERE id = %s",
+                  (noted,))
+        c.execute("UPDATE generations SET parameters = jsonb_set(parameters, '{error}', '\"worker: OOM\"') "
+                  "WHERE id = %s", (rewritten,))
+    u = remediate.undo(conn, m, "run-f", audit=audit, new_run_id="run-u", operator="t")
+    assert {o.id: o.outcome for o in u.outcomes} == {noted: "restored", rewritten: "skipped-changed",
+                                                     rows[2].id: "restored"}
+    after = documents(db)
+    assert after[noted] == ("processing", {**before[noted][1], "note": "seen by support"})
+    assert after[rewritten][0] == "failed" and after[rewritten][1]["error"] == "worker: OOM"
+    assert after[rows[2].id] == before[rows[2].id]
+
+
+def test_undo_puts_back_a_json_document_that_was_null(conn, db):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("ALTER TABLE generations ALTER COLUMN parameters DROP NOT NULL")
+        rows = seed(c, {"never-started": 2})
+        c.execute("UPDATE generations SET parameters = NULL WHERE id = %s", (rows[0].id,))
+    before = documents(db)
+    m = mapping_of(conn)
+    audit = table_audit(conn, m)
+    assert fail(conn, m, select(conn, m, all_stuck=True).targets, audit, run_id="run-f").counts == {"failed": 2}
+    assert documents(db)[rows[0].id][1]["error"].startswith("Marked failed by stuckgen")
+    assert remediate.undo(conn, m, "run-f", audit=audit, new_run_id="run-u", operator="t").counts == {"restored": 2}
+    assert documents(db) == before
+
+
+def test_undo_still_restores_a_v1_record_that_kept_whole_columns(conn, db):
+    with psycopg.connect(db, autocommit=True) as c:
+        rows = seed(c, {"never-started": 2})
+    before = documents(db)
+    m = mapping_of(conn)
+    audit = table_audit(conn, m)
+    assert fail(conn, m, select(conn, m, all_stuck=True).targets, audit, run_id="run-f").counts == {"failed": 2}
+    # Rewrite the records as stuckgen.audit/v1 wrote them: whole previous columns, hash over whole columns.
+    with psycopg.connect(db, autocommit=True) as c:
+        for r in rows:
+            c.execute("UPDATE stuckgen_audit a SET previous = jsonb_build_object('parameters', %s::jsonb, "
+                      "'status', 'processing'), detail = a.detail - 'schema', check_hash = (SELECT md5("
+                      "jsonb_build_object('parameters', to_jsonb(g.parameters), 'status', to_jsonb(g.status))::text) "
+                      "FROM generations g WHERE g.id::text = a.row_id) WHERE a.row_id = %s",
+                      (json.dumps(before[r.id][1]), r.id))
+    assert remediate.undo(conn, m, "run-f", audit=audit, new_run_id="run-u", operator="t").counts == {"restored": 2}
+    assert documents(db) == before
 
 
 def test_undo_of_an_unknown_run_or_a_retrigger_run_is_a_selection_error(conn, db):
