@@ -6,9 +6,9 @@
 1. retrigger 1,000 stuck rows against the reference deployment answering each
    call after 50 ms, at concurrency 8. Floor: rows / 8 x 50 ms (6.25 s). Target:
    within 1.25x.
-2. fail over 100,000 stuck rows (selection by the scan, batches of 500 with
-   FOR UPDATE SKIP LOCKED, compare-and-set, audit rows with the previous values
-   in the same transaction) against one plain UPDATE doing the same change to
+2. fail over 100,000 stuck rows (selection of ids and classes in one query,
+   batches of 500 with FOR UPDATE SKIP LOCKED, compare-and-set, audit rows with
+   the values replaced in the same transaction) against one plain UPDATE doing the same change to
    the same rows, on an identical copy of the database. Target: within 2x.
 
 Creates scratch databases on the server given (or an embedded one when none
