@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--big-stuck", type=int, default=100_000, help="stuck rows for the memory measurement")
     ap.add_argument("--padding", type=int, default=2500, help="bytes of extra JSON per row")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--reuse", metavar="DSN", help="a database this script seeded before (skips seeding; no memory step)")
     a = ap.parse_args()
     env = {**os.environ, "NO_COLOR": "1"}
 
@@ -64,23 +65,30 @@ def main() -> None:
     imp_t, _ = median_time([sys.executable, "-c", "import typer, rich"], runs=a.runs, env=env)
     print(f"stuckgen --help: {help_t*1000:.0f} ms vs import typer, rich: {imp_t*1000:.0f} ms -> ratio {help_t/imp_t:.2f} (target <= 1.5)")
 
+    if a.reuse:
+        compare(a.reuse, a, env, big=False)
+        return
     with scratch_database() as dsn:
         print(f"seeding {a.rows:,} rows ({a.stuck:,} stuck, ~{a.padding} B padding each) ...", flush=True)
         seed(dsn, a.rows, a.stuck, a.padding)
-        q = query_text(dsn)
-        psql = ["psql", "-X", "-q", "-A", "-t", "-d", dsn, "-c", q]
-        scan = [STUCKGEN, "scan", "-d", dsn, "--format", "json"]
-        t_psql, _ = median_time(psql, runs=a.runs, env=env)
-        t_scan, rss = median_time(scan, runs=a.runs, env=env)
-        print(f"scan {a.stuck:,} stuck of {a.rows:,}: stuckgen {t_scan:.3f} s vs psql {t_psql:.3f} s -> ratio {t_scan/t_psql:.2f} (target <= 1.5); peak RSS {rss/1024:.0f} MB")
-        big = a.big_stuck - a.stuck
-        if big > 0:
-            with psycopg.connect(dsn, autocommit=True) as c:
-                insert_rows(c, generate({"never-started": big}, now=db_now(c), seed=9, padding=a.padding))
-                c.execute("VACUUM ANALYZE generations")
-            t, code, rss_big = run_measured(scan, env=env)
-            print(f"scan with {a.big_stuck:,} stuck rows: {t:.2f} s, peak RSS {rss_big/1024:.0f} MB (target < 150 MB); "
-                  f"memory ratio {a.big_stuck//1000}k/{a.stuck//1000}k stuck = {rss_big/rss:.2f}")
+        compare(dsn, a, env, big=True)
+
+
+def compare(dsn: str, a: argparse.Namespace, env: dict[str, str], *, big: bool) -> None:
+    q = query_text(dsn)
+    psql = ["psql", "-X", "-q", "-A", "-t", "-d", dsn, "-c", q]
+    scan = [STUCKGEN, "scan", "-d", dsn, "--format", "json"]
+    t_psql, _ = median_time(psql, runs=a.runs, env=env)
+    t_scan, rss = median_time(scan, runs=a.runs, env=env)
+    print(f"scan {a.stuck:,} stuck of {a.rows:,}: stuckgen {t_scan:.3f} s vs psql {t_psql:.3f} s -> ratio {t_scan/t_psql:.2f} (target <= 1.5); peak RSS {rss/1024:.0f} MB")
+    more = a.big_stuck - a.stuck
+    if big and more > 0:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            insert_rows(c, generate({"never-started": more}, now=db_now(c), seed=9, padding=a.padding))
+            c.execute("VACUUM ANALYZE generations")
+        t, code, rss_big = run_measured(scan, env=env)
+        print(f"scan with {a.big_stuck:,} stuck rows: {t:.2f} s, peak RSS {rss_big/1024:.0f} MB (target < 150 MB); "
+              f"memory ratio {a.big_stuck//1000}k/{a.stuck//1000}k stuck = {rss_big/rss:.2f}")
 
 
 if __name__ == "__main__":

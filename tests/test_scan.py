@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime, timedelta
+
 
 import psycopg
 import pytest
