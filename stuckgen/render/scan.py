@@ -79,7 +79,9 @@ def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Table
         if max_rows is not None and i >= max_rows:
             hidden += 1
             continue
-        why = row.why + ("".join(f"; {n}" for n in row.notes) if row.notes else "")
+        # The failed trigger's error excerpt repeats what `why` says (its HTTP status); JSON keeps it.
+        notes = [n for n in row.notes if not n.startswith("process:trigger-failed")]
+        why = row.why + "".join(f"; {n}" for n in notes)
         table.add_row(
             row.id, Text(row.cls, style=CLASS_STYLE.get(row.cls, "")), format_duration(row.quiet_seconds),
             _short_time(row.created_at), row.last_step or "-", why,
