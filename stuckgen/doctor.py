@@ -259,8 +259,8 @@ def diagnose(
         if advice:
             ranked.append(RankedFinding(support=0.05, finding=Finding(
                 id="index-advice", severity=Severity.INFO,
-                title=f"the stuck-row scan reads all of {mapping.table} sequentially",
-                evidence=("EXPLAIN shows a sequential scan of a large table",), fix=advice)))
+                title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
+                evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
         found, report.step_evidence = scan_findings(run.summary, rows)
         ranked += found
 

@@ -567,30 +567,51 @@ class ScanRun:
 
 
 def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
-    """When the scan would read the whole table sequentially, the partial index that fixes it."""
+    """When the scan would read all of a large table, the partial index that fixes it.
+
+    "All of it": a sequential scan, or an index whose leading column is not the
+    status and that has no predicate (the incident's (session_id, status) index is
+    read end to end to find the in-flight rows).
+    """
     from psycopg.rows import tuple_row
 
-    est = conn.cursor(row_factory=tuple_row).execute(
-        sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(
-            sql.Literal(sql.Identifier(mapping.db_schema, mapping.table).as_string(conn)))
-    ).fetchone()
+    cur = conn.cursor(row_factory=tuple_row)
+    regclass = sql.Literal(mapping.qualified().as_string(conn))
+    est = cur.execute(sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(regclass)).fetchone()
     if not est or est[0] is None or est[0] < min_rows:
         return None
-    plan = conn.cursor(row_factory=tuple_row).execute(
-        sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options))).fetchone()[0]
-    if not _has_seq_scan(plan, mapping.table):
+    plan = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options))).fetchone()[0]
+    seq, indexes = _table_access(plan, mapping.table)
+    if not seq and indexes:
+        serving = cur.execute(sql.SQL(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = to_regclass({}) AND c.relname = ANY({}) AND (i.indpred IS NOT NULL OR a.attname = {})"
+        ).format(regclass, sql.Literal(sorted(indexes)), sql.Literal(mapping["status"].column))).fetchone()[0]
+        if serving:
+            return None
+    elif not seq:
         return None
     return index_ddl(conn, mapping, options)
 
 
-def _has_seq_scan(node: Any, table: str) -> bool:
-    if isinstance(node, list):
-        return any(_has_seq_scan(n, table) for n in node)
-    if isinstance(node, dict):
-        if node.get("Node Type") == "Seq Scan" and node.get("Relation Name") == table:
-            return True
-        return any(_has_seq_scan(v, table) for k, v in node.items() if k in ("Plan", "Plans"))
-    return False
+def _table_access(node: Any, table: str) -> tuple[bool, set[str]]:
+    """(a sequential scan of ``table``, names of the indexes the plan reads) anywhere in the plan."""
+    seq, indexes = False, set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list):
+            stack.extend(n)
+        elif isinstance(n, dict):
+            kind = n.get("Node Type", "")
+            if kind == "Seq Scan" and n.get("Relation Name") == table:
+                seq = True
+            if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan") and n.get("Index Name") \
+                    and n.get("Relation Name", table) == table:
+                indexes.add(n["Index Name"])
+            stack.extend(v for k, v in n.items() if k in ("Plan", "Plans"))
+    return seq, indexes
 
 
 def index_ddl(conn: Any, m: SchemaMapping, options: ScanOptions) -> str:

@@ -165,3 +165,25 @@ def test_closed_output_pipe_ends_quietly_with_141(db, tmp_path):
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("""INSERT INTO generations (id, session_id, user_id, model_id, prompt, parameters, status, created_at)
+            SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'm', 'p',
+                   jsonb_build_object('lastStep', 'process:completed'), 'completed',
+                   (now() AT TIME ZONE 'UTC') - (n || ' seconds')::interval
+            FROM generate_series(1, 60000) n""")
+        seed(conn, {"never-started": 3})
+        conn.execute("ANALYZE generations")
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    assert r.exit_code == 1, r.output
+    ddl = next(line.strip() for line in r.stderr.splitlines() if "CREATE INDEX CONCURRENTLY" in line)
+    assert ddl == ('CREATE INDEX CONCURRENTLY "generations_inflight_created_at_idx" ON "public"."generations" '
+                   "(\"created_at\") WHERE \"status\" IN ('processing', 'queued');")
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(ddl)
+        conn.execute("ANALYZE generations")
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    assert r.exit_code == 1 and "CREATE INDEX" not in r.stderr, "with the index in place the advice goes away"
+    assert json.loads(r.stdout)["summary"]["stuck"] == 3

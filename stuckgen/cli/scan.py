@@ -85,7 +85,7 @@ def scan(
             counts = pool.submit(_count_on_own_connection, settings, mapping, opts)
             advice = explain_advice(conn, mapping, opts)
             if advice:
-                out.note(f"note: the scan reads all of {mapping.table} sequentially; this partial index makes it cheap:\n  {advice}")
+                out.note(f"note: the scan reads all of {mapping.table} (no index serves the in-flight statuses); this partial index makes it cheap:\n  {advice}")
             meta = {"table": mapping.table, "threshold_seconds": opts.threshold, "since_seconds": opts.since,
                     "inflight_statuses": list(opts.inflight_statuses)}
 
