@@ -122,13 +122,28 @@ class Output:
     """stdout for data, stderr for messages; colour only on a terminal and without NO_COLOR."""
 
     def __post_init__(self) -> None:
-        from rich.console import Console
-
-        no_color = bool(os.environ.get("NO_COLOR"))
         self.is_tty = sys.stdout.isatty()
-        self.out = Console(file=sys.stdout, no_color=no_color, highlight=False, width=None if self.is_tty else 200,
-                           emoji=False)
-        self.err = Console(file=sys.stderr, no_color=no_color, highlight=False, emoji=False)
+        self._out: Any = None
+        self._err: Any = None
+
+    # The consoles are built on first use: JSON and CSV in a pipe never need rich.
+    @property
+    def out(self) -> Any:
+        if self._out is None:
+            from rich.console import Console
+
+            self._out = Console(file=sys.stdout, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                                width=None if self.is_tty else 200, emoji=False)
+        return self._out
+
+    @property
+    def err(self) -> Any:
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                                emoji=False)
+        return self._err
 
     def lines(self, lines: Iterable[str]) -> None:
         """Write plain lines to stdout as they come (streamed, never styled)."""

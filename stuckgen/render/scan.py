@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from rich.table import Table
-from rich.text import Text
 
 from stuckgen.durations import format_duration
 from stuckgen.scan import StuckRow, Summary
@@ -68,8 +66,11 @@ def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Table, int]:
-    """A table of the first ``max_rows`` rows; returns it and how many rows were left out."""
+def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Any, int]:
+    """A rich Table of the first ``max_rows`` rows; returns it and how many rows were left out."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
     for col, kw in (("id", {"no_wrap": True}), ("class", {"no_wrap": True}), ("quiet", {"justify": "right"}),
                     ("created", {"no_wrap": True}), ("last step", {}), ("why", {"ratio": 1})):
