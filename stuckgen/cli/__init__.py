@@ -1,6 +1,5 @@
 """The command line: a thin Typer layer over the core. See _app.py for the shared shape."""
 
-from __future__ import annotations
 
 import sys
 

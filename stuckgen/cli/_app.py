@@ -1,11 +1,13 @@
 """The Typer app, shared options, output streams and the error boundary.
 
+The CLI modules do not use ``from __future__ import annotations``: Typer would then
+eval every option's annotation string on each start (about 20 ms of `--help`).
+
 Commands live one concern per module (scan.py, probe.py, ...) and follow one shape:
 options -> ``settings_from`` -> core -> renderer -> ``Output``; the tool's own
 exceptions become one line on stderr and the documented exit code.
 """
 
-from __future__ import annotations
 
 import functools
 import os

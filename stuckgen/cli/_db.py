@@ -1,6 +1,5 @@
 """Glue from Settings to the database core: connection, mapping config, scan options, rules."""
 
-from __future__ import annotations
 
 from typing import Any
 

@@ -1,6 +1,5 @@
 """`stuckgen demo`: the whole tool on a fresh machine, nothing configured."""
 
-from __future__ import annotations
 
 import signal
 import time

@@ -1,6 +1,5 @@
 """`stuckgen doctor` (the incident) and `stuckgen check` (the scheduled CI job)."""
 
-from __future__ import annotations
 
 import os
 import sys

@@ -1,6 +1,5 @@
 """`stuckgen probe-auth`."""
 
-from __future__ import annotations
 
 import time
 from typing import Annotated, Any, Optional

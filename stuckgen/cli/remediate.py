@@ -5,7 +5,6 @@ count. SIGTERM is turned into KeyboardInterrupt here (and only here), so the cor
 reports how far it got and every batch stays all or nothing.
 """
 
-from __future__ import annotations
 
 import signal
 import sys

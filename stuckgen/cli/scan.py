@@ -1,6 +1,5 @@
 """`stuckgen scan` and `stuckgen schema`."""
 
-from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Optional

@@ -1,6 +1,5 @@
 """`stuckgen show ID`: one generation's whole story, read-only."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`stuckgen watch`: the stuck set, refreshed, over one read-only connection."""
 
-from __future__ import annotations
 
 import json
 import sys
