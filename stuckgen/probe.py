@@ -9,6 +9,7 @@ errors leaves :func:`probe`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets as _secrets
 import socket
@@ -270,9 +271,14 @@ def _send_one(
     started = time.perf_counter()
     base = {"target": target.name, "mode": mode.name, "attempt": attempt}
     try:
-        with client.stream(
-            "POST", url, json=body, headers=headers, follow_redirects=False, timeout=httpx.Timeout(timeout)
-        ) as response:
+        request = client.build_request("POST", url, json=body, headers=headers, timeout=httpx.Timeout(timeout))
+        # The client's jar keeps what earlier answers set (a session the app's
+        # middleware refreshed, _vercel_sso_nonce): a probe carries exactly the
+        # credentials of its mode, or 'none' would pass with a stored session.
+        request.headers.pop("cookie", None)
+        if "cookie" in headers:
+            request.headers["cookie"] = headers["cookie"]
+        with contextlib.closing(client.send(request, stream=True, follow_redirects=False)) as response:
             chunks: list[bytes] = []
             size = 0
             truncated = False

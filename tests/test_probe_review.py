@@ -1,0 +1,49 @@
+"""Review findings: answer shapes and inputs an on-call engineer meets that probe-auth and doctor misread."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+from stuckgen.cookies import parse_cookies
+from stuckgen.findings import Severity, analyze_probe
+from stuckgen.probe import probe
+from stuckgen.reference.cookies import cookie_header, make_session_cookie
+
+URL = "https://app.example.com"
+ROUTE = URL + "/api/generate/process"
+SECRET = "7b9b1a0c9f3f4d2a8e6c1d0b3a5f9e2c"
+NOW = 1_800_000_000.0
+USER = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+COOKIE = cookie_header(make_session_cookie(USER, project_ref="abcd", now=NOW, expires_in=3600))
+
+
+def test_a_cookie_set_by_an_answer_never_rides_along_on_later_probes() -> None:
+    """Supabase middleware refreshes the session with Set-Cookie; the client's jar must not send it on.
+
+    Otherwise the 'none' and 'wrong-secret' probes carry a session and pass: a false open-route.
+    """
+    sent: dict[str, list[str]] = {}
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        cookie = request.headers.get("cookie", "")
+        mode = "secret" if request.headers.get("x-internal-secret") == SECRET else "other"
+        sent.setdefault(mode, []).append(cookie)
+        if mode == "secret":
+            return httpx.Response(202, json={"accepted": True})
+        if "sb-abcd-auth-token" in cookie:
+            return httpx.Response(404, json={"error": "Generation not found"},
+                                  headers={"set-cookie": "sb-abcd-auth-token=refreshed-session; Path=/; HttpOnly"})
+        return httpx.Response(401, json={"error": "Unauthorized"})
+
+    with respx.mock() as mock:
+        mock.post(ROUTE).mock(side_effect=respond)
+        with httpx.Client() as client:
+            matrix = probe(client, [URL], secret=SECRET, cookie_header=COOKIE, repeat=3, concurrency=1)
+    findings = analyze_probe(matrix, secret=SECRET, cookie_info=parse_cookies(COOKIE, now=NOW), now=NOW)
+    assert matrix.cell(URL, "none").status_counts == {401: 3}
+    assert matrix.cell(URL, "wrong-secret").status_counts == {401: 3}
+    assert {f.id for f in findings if f.severity >= Severity.WARNING} == set()
+    # the cookie modes send exactly the cookie given, never the refreshed one from the jar
+    assert all("refreshed-session" not in c for cs in sent.values() for c in cs)
