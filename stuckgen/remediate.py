@@ -718,6 +718,19 @@ def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, o
                              interrupted=state.interrupted, notes=change.notes)
 
 
+def _ids_param(m: SchemaMapping) -> sql.Composable:
+    """The ``ids`` parameter as an array ``unnest`` can type.
+
+    psycopg sends Python strings as ``unknown``, and ``unnest(unknown, text[], ...)``
+    is ambiguous: ids that ``coerce_id`` keeps as text (text, varchar, char, ...)
+    are cast to ``text[]``; uuid and integer keys already arrive typed.
+    """
+    t = (m["id"].data_type or "").lower()
+    if t == "uuid" or t in _INT_TYPES or t == "numeric":
+        return sql.SQL("%(ids)s")
+    return sql.SQL("%(ids)s::text[]")
+
+
 def _fail_statement(m: SchemaMapping, options: ScanOptions, change: _Change, audit: AuditLog) -> sql.Composed:
     idc = sql.Identifier(m["id"].column or "id")
     tbl = m.qualified()
@@ -727,12 +740,12 @@ def _fail_statement(m: SchemaMapping, options: ScanOptions, change: _Change, aud
     # The audit keeps only what fail replaces (v2): the status and the error key, not the whole
     # JSON document around it, which used to make the audit write as much as the update.
     parts: list[sql.Composable] = [sql.SQL(
-        "WITH v AS (SELECT * FROM unnest(%(ids)s, %(reasons)s::text[], %(classes)s::text[]) AS v(id, reason, cls)), "
+        "WITH v AS (SELECT * FROM unnest({ids}, %(reasons)s::text[], %(classes)s::text[]) AS v(id, reason, cls)), "
         "cand AS (SELECT g.{idc} AS id, {prev} AS prev, {status}::text AS status_now, ({inflight}) AS inflight, "
         "({pred}) AS stuck FROM {tbl} g JOIN v ON g.{idc} = v.id FOR UPDATE OF g SKIP LOCKED), "
         "upd AS (UPDATE {tbl} g SET {sets} FROM cand c JOIN v ON v.id = c.id "
         "WHERE g.{idc} = c.id AND c.stuck AND {pred} RETURNING g.{idc} AS id, md5({snap}::text) AS chk)"
-    ).format(idc=idc, prev=_fields_previous(change.fields), snap=_fields_snapshot(change.fields),
+    ).format(ids=_ids_param(m), idc=idc, prev=_fields_previous(change.fields), snap=_fields_snapshot(change.fields),
              status=m.raw("status"), inflight=inflight, pred=pred, tbl=tbl, sets=change.assignments)]
     if isinstance(audit, TableAudit):
         parts.append(sql.SQL(", aud AS ({})").format(audit.insert_select(sql.SQL(
@@ -901,10 +914,10 @@ def _undo_statement(m: SchemaMapping, *, snap: sql.Composable, sets: sql.Composa
     idc = sql.Identifier(m["id"].column or "id")
     tbl = m.qualified()
     head = sql.SQL(
-        "WITH v AS (SELECT * FROM unnest(%(ids)s, %(prev)s::jsonb[], %(chk)s::text[]) AS v(id, prev, chk)), "
+        "WITH v AS (SELECT * FROM unnest({ids}, %(prev)s::jsonb[], %(chk)s::text[]) AS v(id, prev, chk)), "
         "cand AS (SELECT g.{idc} AS id, {snap} AS cur, {status}::text AS status_now FROM {tbl} g "
         "JOIN v ON g.{idc} = v.id {lock})"
-    ).format(idc=idc, snap=snap, status=m.raw("status"), tbl=tbl,
+    ).format(ids=_ids_param(m), idc=idc, snap=snap, status=m.raw("status"), tbl=tbl,
              lock=sql.SQL("") if dry_run else sql.SQL("FOR UPDATE OF g SKIP LOCKED"))
     tail = sql.SQL(
         " SELECT v.id::text AS id, c.id IS NOT NULL AS got_lock, {changed} AS changed, c.status_now, "

@@ -1,0 +1,66 @@
+"""Review findings on remediation: each test pins a bug that was fixed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from stuckgen import db as dbmod
+from stuckgen import remediate
+from stuckgen.audit import FileAudit, TableAudit
+from stuckgen.scan import ScanOptions
+from stuckgen.schema import MappingConfig, resolve
+
+SECRET = "s3cret-value-for-review-9c2e"
+OPTS = ScanOptions(since=None)
+URL = "https://app.example.com/api/generate/process"
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection]:
+    c = dbmod.connect(db)
+    yield c
+    c.close()
+
+
+def _audit(conn: psycopg.Connection, kind: str, tmp_path, schema: str):
+    if kind == "file":
+        return FileAudit(tmp_path / "audit.jsonl")
+    a = TableAudit("stuckgen_audit", default_schema=schema)
+    with dbmod.transaction(conn, read_only=False):
+        a.prepare(conn)
+    return a
+
+
+@pytest.mark.parametrize("kind", ["table", "file"])
+def test_fail_and_undo_work_on_text_ids_in_another_schema_with_camelcase_columns(conn, db, tmp_path, kind):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute('CREATE SCHEMA "App"; CREATE TABLE "App"."Generation" ("id" text PRIMARY KEY, '
+                  '"status" text NOT NULL, "createdAt" timestamp(3) NOT NULL, "updatedAt" timestamptz, '
+                  '"errorMessage" text, "parameters" jsonb NOT NULL DEFAULT \'{}\')')
+        for i in ("gen-1", "gen 2", "gen'3"):
+            c.execute('INSERT INTO "App"."Generation" VALUES (%s, \'processing\', '
+                      "(now() AT TIME ZONE 'UTC') - interval '1 hour', now() - interval '1 hour', NULL, "
+                      '\'{"lastStep": "generate:create"}\')', (i,))
+    with dbmod.transaction(conn, read_only=True):
+        m = resolve(conn, MappingConfig(table="Generation", db_schema="App", overrides={"error": "errorMessage"}))
+    audit = _audit(conn, kind, tmp_path, m.db_schema)
+    with dbmod.transaction(conn, read_only=True):
+        sel = remediate.select_rows(conn, m, OPTS, ids=["gen-1", "gen'3", "nope"])
+    assert sorted(t.id for t in sel.targets) == ["gen'3", "gen-1"]
+
+    res = remediate.fail_rows(conn, m, sel.targets, options=remediate.FailOptions(scan=OPTS), audit=audit,
+                              run_id="run-text", operator="tester", rejected=sel.rejected)
+    assert res.counts == {"failed": 2, "not-found": 1}
+    with psycopg.connect(db) as c:
+        rows = dict(c.execute('SELECT "id", "status" FROM "App"."Generation"').fetchall())
+    assert rows == {"gen-1": "failed", "gen 2": "processing", "gen'3": "failed"}
+
+    u = remediate.undo(conn, m, "run-text", audit=audit, new_run_id="undo-text", operator="tester")
+    assert u.counts == {"restored": 2}
+    with psycopg.connect(db) as c:
+        back = c.execute('SELECT "status", "errorMessage", "updatedAt" < now() - interval \'30 minutes\' '
+                         'FROM "App"."Generation"').fetchall()
+    assert set(back) == {("processing", None, True)}
