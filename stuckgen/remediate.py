@@ -951,9 +951,9 @@ class RetriggerOptions:
 
     url: str  # the full endpoint: base URL + route
     scan: ScanOptions  # the stuck predicate re-checked just before each send
-    secret: str | None = None
+    secret: str | None = field(default=None, repr=False)  # credentials: never in a repr or a traceback
     secret_header: str = "x-internal-secret"
-    bypass_secret: str | None = None
+    bypass_secret: str | None = field(default=None, repr=False)
     body_template: str = DEFAULT_BODY_TEMPLATE
     idempotency_header: str | None = DEFAULT_IDEMPOTENCY_HEADER
     concurrency: int = 4

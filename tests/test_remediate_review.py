@@ -64,3 +64,8 @@ def test_fail_and_undo_work_on_text_ids_in_another_schema_with_camelcase_columns
         back = c.execute('SELECT "status", "errorMessage", "updatedAt" < now() - interval \'30 minutes\' '
                          'FROM "App"."Generation"').fetchall()
     assert set(back) == {("processing", None, True)}
+
+
+def test_retrigger_options_repr_never_shows_the_secrets():
+    o = remediate.RetriggerOptions(url=URL, scan=OPTS, secret=SECRET, bypass_secret="bypass-" + SECRET)
+    assert SECRET not in repr(o) and SECRET not in str(o)
