@@ -78,6 +78,15 @@ class ProbeTarget:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(f"target {self.url!r} is not an http(s) URL", hint="e.g. --url https://app.example.com")
+        # What httpx would only refuse mid-probe (a bad port, an empty or invalid
+        # IDNA label, a control character) is a usage error, found before sending.
+        try:
+            parts.port
+            httpx.URL(self.url).host
+            parts.hostname.encode("idna")
+        except (httpx.InvalidURL, ValueError) as exc:  # UnicodeError and idna's IDNAError are ValueErrors
+            raise ConfigError(f"target {self.url!r} is not a usable URL: {exc}",
+                              hint="e.g. --url https://app.example.com") from None
 
     @property
     def name(self) -> str:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 import respx
+from typer.testing import CliRunner
 
+from stuckgen.cli import app
 from stuckgen.cookies import parse_cookies
+from stuckgen.errors import ConfigError
 from stuckgen.findings import Severity, analyze_probe
-from stuckgen.probe import probe
+from stuckgen.probe import ProbeTarget, probe
 from stuckgen.reference.cookies import cookie_header, make_session_cookie
 
 URL = "https://app.example.com"
@@ -17,6 +20,8 @@ SECRET = "7b9b1a0c9f3f4d2a8e6c1d0b3a5f9e2c"
 NOW = 1_800_000_000.0
 USER = "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 COOKIE = cookie_header(make_session_cookie(USER, project_ref="abcd", now=NOW, expires_in=3600))
+
+runner = CliRunner()
 
 
 def test_a_cookie_set_by_an_answer_never_rides_along_on_later_probes() -> None:
@@ -47,3 +52,17 @@ def test_a_cookie_set_by_an_answer_never_rides_along_on_later_probes() -> None:
     assert {f.id for f in findings if f.severity >= Severity.WARNING} == set()
     # the cookie modes send exactly the cookie given, never the refreshed one from the jar
     assert all("refreshed-session" not in c for cs in sent.values() for c in cs)
+
+
+@pytest.mark.parametrize("url", [
+    "https://app.example.com:abc",  # port that is not a number
+    "https://app.example.com:99999",  # port out of range
+    "https://a..b.example.com",  # empty DNS label
+    "https://xn--zz.example.com",  # invalid punycode label
+])
+def test_a_url_httpx_cannot_use_is_a_config_error_not_an_internal_error(url: str) -> None:
+    with pytest.raises(ConfigError):
+        ProbeTarget(url=url)
+    r = runner.invoke(app, ["probe-auth", "--url", url, "-f", "json"], env={"INTERNAL_API_SECRET": SECRET})
+    assert r.exit_code == 2, r.output
+    assert "internal error" not in r.output
