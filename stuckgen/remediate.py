@@ -304,10 +304,16 @@ def _stuck_targets(conn: Any, mapping: SchemaMapping, options: ScanOptions,
     Remediation needs each row's id and class, not the scan's evidence: extracting
     the step log's details and classifying in Python cost more than the updates.
     """
+    seen: set[str] = set()
     with conn.cursor(name="stuckgen_select") as cur:
         cur.itersize = 5000
         cur.execute(build_class_query(mapping, options, rules))
         for key, rid, cls in cur:
+            # A queue table without UNIQUE on its key (one job row per attempt) joins a row
+            # more than once: a second target would be triggered (or failed) twice.
+            if rid in seen:
+                continue
+            seen.add(rid)
             # The driver already returns uuid/int/str keys; anything else (numeric) goes through the validator.
             yield Target(id=rid, key=key if isinstance(key, (uuid.UUID, int, str)) else coerce_id(mapping, rid), cls=cls)
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import psycopg
 import pytest
+import respx
 
 from stuckgen import db as dbmod
 from stuckgen import remediate
 from stuckgen.audit import FileAudit, TableAudit
+from stuckgen.reference.seed import seed
 from stuckgen.scan import ScanOptions
 from stuckgen.schema import MappingConfig, resolve
 
@@ -69,3 +72,30 @@ def test_fail_and_undo_work_on_text_ids_in_another_schema_with_camelcase_columns
 def test_retrigger_options_repr_never_shows_the_secrets():
     o = remediate.RetriggerOptions(url=URL, scan=OPTS, secret=SECRET, bypass_secret="bypass-" + SECRET)
     assert SECRET not in repr(o) and SECRET not in str(o)
+
+
+def test_all_stuck_selects_a_row_once_when_the_queue_holds_several_jobs_for_it(conn, db):
+    # A jobs table keeping one row per attempt (no UNIQUE on generation_id) must not
+    # turn one stuck generation into two targets: retrigger would send it twice.
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("ALTER TABLE generation_jobs DROP CONSTRAINT generation_jobs_generation_id_key")
+        rows = seed(c, {"never-started": 2})
+        for r in rows:
+            for _ in range(2):
+                c.execute("INSERT INTO generation_jobs (id, generation_id, attempts) "
+                          "VALUES (gen_random_uuid(), %s, 1)", (r.id,))
+    with dbmod.transaction(conn, read_only=True):
+        m = resolve(conn, MappingConfig())
+    with dbmod.transaction(conn, read_only=True):
+        sel = remediate.select_rows(conn, m, OPTS, all_stuck=True)
+    assert sorted(t.id for t in sel.targets) == sorted(r.id for r in rows)
+
+    audit = TableAudit("stuckgen_audit", default_schema=m.db_schema)
+    with dbmod.transaction(conn, read_only=False):
+        audit.prepare(conn)
+    with respx.mock() as mock, httpx.Client(follow_redirects=False) as client:
+        route = mock.post(URL).respond(202, json={"accepted": True})
+        res = remediate.retrigger_rows(client, conn, m, sel.targets, audit=audit, run_id="rt", operator="tester",
+                                       options=remediate.RetriggerOptions(url=URL, scan=OPTS, secret=SECRET))
+    assert route.call_count == 2
+    assert res.counts == {"accepted": 2}
