@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import httpx
 import pytest
 import respx
@@ -66,3 +68,22 @@ def test_a_url_httpx_cannot_use_is_a_config_error_not_an_internal_error(url: str
     r = runner.invoke(app, ["probe-auth", "--url", url, "-f", "json"], env={"INTERNAL_API_SECRET": SECRET})
     assert r.exit_code == 2, r.output
     assert "internal error" not in r.output
+
+
+def _refused_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_doctor_exits_3_when_the_only_thing_it_could_try_did_not_answer(monkeypatch, tmp_path) -> None:
+    """No database configured and the one deployment does not answer: nothing could be reached (3), as probe-auth."""
+    for var in ("DATABASE_URL", "SUPABASE_DB_URL", "STUCKGEN_DATABASE_URL", "INTERNAL_API_SECRET", "STUCKGEN_BASE_URL",
+                "VERCEL_TOKEN", "VERCEL_PROJECT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    url = f"http://127.0.0.1:{_refused_port()}"
+    r = runner.invoke(app, ["probe-auth", "--url", url, "-f", "json", "--timeout", "2s"])
+    assert r.exit_code == 3, r.output
+    r = runner.invoke(app, ["doctor", "--url", url, "-f", "json", "--repeat", "1"])
+    assert r.exit_code == 3, r.output

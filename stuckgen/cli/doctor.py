@@ -134,9 +134,12 @@ def doctor(
         out.note(f"report written to {output}")
     else:
         out.lines(lines)
-    db_down = not report.database.get("reachable")
-    probe_down = report.probe_matrix is not None and not report.probe_matrix.any_answered
-    if (db_down and settings.database_url) and (probe_down or report.probe_matrix is None):
+    # 3 when every source doctor tried (database, deployment, Vercel) failed to answer.
+    tried = bool(settings.database_url) or report.probe_matrix is not None or bool(report.vercel)
+    reached = (bool(report.database.get("reachable"))
+               or (report.probe_matrix is not None and report.probe_matrix.any_answered)
+               or bool(report.vercel.get("consulted")))
+    if tried and not reached:
         return ExitCode.UNREACHABLE
     w = report.worst
     return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
