@@ -87,3 +87,16 @@ def test_doctor_exits_3_when_the_only_thing_it_could_try_did_not_answer(monkeypa
     assert r.exit_code == 3, r.output
     r = runner.invoke(app, ["doctor", "--url", url, "-f", "json", "--repeat", "1"])
     assert r.exit_code == 3, r.output
+
+
+def test_check_with_probe_exits_3_when_the_deployment_does_not_answer(db, monkeypatch, tmp_path) -> None:
+    """check's documented exit 3 is 'database or deployment unreachable': a dead --probe target is not a finding."""
+    for var in ("DATABASE_URL", "SUPABASE_DB_URL", "STUCKGEN_DATABASE_URL", "INTERNAL_API_SECRET", "STUCKGEN_BASE_URL",
+                "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "VERCEL_TOKEN", "VERCEL_PROJECT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    junit = tmp_path / "check.xml"
+    r = runner.invoke(app, ["check", "-d", db, "--probe", "--url", f"http://127.0.0.1:{_refused_port()}",
+                            "--junit", str(junit)])
+    assert r.exit_code == 3, r.output
+    assert "FAIL probe:unreachable" in r.stdout and junit.exists()  # the outputs are still written

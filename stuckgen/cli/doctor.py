@@ -291,6 +291,8 @@ def check(
         raise typer.Exit(130)
     if rescued is not None and rescued.unreachable:
         return ExitCode.UNREACHABLE
+    if report.probe_matrix is not None and not report.probe_matrix.any_answered:
+        return ExitCode.UNREACHABLE  # --probe and no target answered: as probe-auth
     return ExitCode.FINDINGS if result.failed else ExitCode.OK
 
 
