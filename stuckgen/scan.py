@@ -419,7 +419,7 @@ def id_in(m: SchemaMapping, ids: Sequence[str]) -> sql.Composable:
 
 # Types an id column commonly has; anything else compares as text (correct, just unindexed).
 _SAFE_TYPES = {"uuid": "uuid", "text": "text", "character varying": "varchar", "bigint": "bigint",
-               "integer": "integer", "smallint": "smallint", "numeric": "numeric", "character": "char"}
+               "integer": "integer", "smallint": "smallint", "numeric": "numeric", "character": "bpchar"}
 
 
 def build_window_counts(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:

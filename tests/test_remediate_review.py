@@ -99,3 +99,23 @@ def test_all_stuck_selects_a_row_once_when_the_queue_holds_several_jobs_for_it(c
                                        options=remediate.RetriggerOptions(url=URL, scan=OPTS, secret=SECRET))
     assert route.call_count == 2
     assert res.counts == {"accepted": 2}
+
+
+def test_ids_of_a_char_n_column_are_selected_whole_not_cut_to_one_character(conn, db):
+    # CAST(... AS char[]) means character(1)[]: 'abc123' became 'a' and the stuck row
+    # was rejected as "showed a sign of life".
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE SCHEMA fixed; CREATE TABLE fixed.generations (id char(6) PRIMARY KEY, "
+                  "status text NOT NULL, created_at timestamp(3) NOT NULL)")
+        c.execute("INSERT INTO fixed.generations VALUES ('abc123', 'processing', "
+                  "(now() AT TIME ZONE 'UTC') - interval '1 hour')")
+    with dbmod.transaction(conn, read_only=True):
+        m = resolve(conn, MappingConfig(db_schema="fixed", outputs=None, queue=None))
+        sel = remediate.select_rows(conn, m, OPTS, ids=["abc123"])
+    assert [t.id for t in sel.targets] == ["abc123"] and sel.rejected == ()
+    audit = TableAudit("stuckgen_audit", default_schema=m.db_schema)
+    with dbmod.transaction(conn, read_only=False):
+        audit.prepare(conn)
+    res = remediate.fail_rows(conn, m, sel.targets, options=remediate.FailOptions(scan=OPTS), audit=audit,
+                              run_id="run-char", operator="tester")
+    assert res.counts == {"failed": 1}
