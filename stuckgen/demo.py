@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stuckgen.errors import ConfigError, StuckgenError
+from stuckgen.errors import ConfigError, DatabaseUnreachableError, StuckgenError
 
 DEFAULT_SCENARIO = "intermittent"  # the incident: some internal triggers get 401
 
@@ -45,14 +45,22 @@ def embedded_postgres(workdir: Path) -> Iterator[str]:
     except ImportError as exc:
         raise ConfigError("the demo needs an embedded PostgreSQL: pip install 'stuckgen[demo]'",
                           hint="or point it at a server you have: stuckgen demo --database-url URL") from exc
-    datadir = workdir / "pgdata"
-    datadir.mkdir()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR on servers
-            server = pgserver.get_server(str(datadir), cleanup_mode="stop")
-    except Exception as exc:  # pgserver raises plain exceptions for initdb/start failures
-        raise StuckgenError(f"could not start the embedded PostgreSQL: {exc}") from exc
+    server = None
+    for attempt in (1, 2):
+        # initdb under a root-owned tree has been seen to fail once and work on a fresh directory.
+        datadir = workdir / f"pgdata{attempt}"
+        datadir.mkdir()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR on servers
+                server = pgserver.get_server(str(datadir), cleanup_mode="stop")
+            break
+        except Exception as exc:  # pgserver raises plain exceptions for initdb/start failures
+            if attempt == 2:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise DatabaseUnreachableError(f"could not start the embedded PostgreSQL: {first}",
+                                               hint="use a server you have: stuckgen demo --database-url URL") from exc
+    assert server is not None
     try:
         yield server.get_uri()
     finally:
