@@ -50,7 +50,7 @@ from stuckgen.errors import (
 )
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, build_class_query, check_classes, where_stuck
 from stuckgen.schema import SchemaMapping, parse_spec
-from stuckgen.secrets import fingerprint
+from stuckgen.secrets import fingerprint, scrub
 
 RESULT_SCHEMA = "stuckgen.remediation/v1"
 DEFAULT_BODY_TEMPLATE = '{"generationId": "{id}"}'
@@ -1309,7 +1309,8 @@ def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: t
         retry_after: float | None = None
         try:
             with client.stream("POST", options.url, content=body, headers=headers) as resp:
-                excerpt = _read_excerpt(resp)
+                # A server that echoes request headers must not put the secret into our report.
+                excerpt = scrub(_read_excerpt(resp), [options.secret, options.bypass_secret])
                 status = resp.status_code
                 resp_headers = resp.headers
         except httpx.TimeoutException:

@@ -326,8 +326,10 @@ def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Compo
         ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
     else:
         state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=sql.Identifier(m.queue.key))
-    join = sql.SQL("LEFT JOIN {t} j ON j.{k} = {id}").format(
-        t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"))
+    # One job per row even when the queue keeps a job per attempt: the most recently claimed one.
+    order = sql.SQL("ORDER BY {} DESC NULLS LAST").format(sql.Identifier(locked)) if locked else sql.SQL("")
+    join = sql.SQL("LEFT JOIN LATERAL (SELECT * FROM {t} jj WHERE jj.{k} = {id} {order} LIMIT 1) j ON true").format(
+        t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"), order=order)
     return state, join
 
 

@@ -260,3 +260,16 @@ def test_class_query_filters_by_class_like_the_scan(seeded):
                                              DEFAULT_RULES)).fetchall()
     assert sorted((r[1], r[2]) for r in got) == sorted((r.id, r.cls) for r in rows)
     assert {r[2] for r in got} == {"stalled", "trigger-failed"}
+
+
+def test_a_row_with_several_queue_jobs_is_listed_once(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        # A queue that keeps one job per attempt (no unique constraint on generation_id).
+        conn.execute("ALTER TABLE generation_jobs DROP CONSTRAINT generation_jobs_generation_id_key")
+        rows = seed(conn, {"queued-not-drained": 1})
+        gid = rows[0].id
+        conn.execute("""INSERT INTO generation_jobs (id, generation_id, attempts, locked_at)
+                        VALUES (gen_random_uuid(), %s, 1, (now() AT TIME ZONE 'UTC') - interval '10 minutes')""", (gid,))
+    found, summary, _ = run_scan(db)
+    assert [r.id for r in found] == [gid] and summary.stuck == 1
+    assert found[0].job_state == "lock-expired", "the most recently claimed job speaks for the row"
