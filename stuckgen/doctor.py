@@ -270,10 +270,22 @@ def diagnose(
         from stuckgen.findings import analyze_probe
         from stuckgen.probe import probe
 
+        id_in_use = None
+        if conn is not None and report.mapping is not None:
+            from stuckgen import db as dbmod
+            from stuckgen.show import id_exists
+
+            def id_in_use(probe_id: str) -> bool:
+                # The probe's id must match no row, so that a probe can never process real work.
+                with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
+                                       lock_timeout=settings.lock_timeout):
+                    return id_exists(conn, report.mapping, probe_id)
+
         step(f"probing {len(targets)} target(s)")
         matrix = probe(http, targets, route=settings.route, secret=settings.internal_secret,
                        cookie_header=cookie_header, bypass_secret=settings.bypass_secret, repeat=repeat,
-                       concurrency=concurrency, timeout=settings.http_timeout, allow_insecure=allow_insecure)
+                       concurrency=concurrency, timeout=settings.http_timeout, allow_insecure=allow_insecure,
+                       id_in_use=id_in_use)
         report.probe_matrix = matrix
         report.probe_findings = analyze_probe(matrix, secret=settings.internal_secret, cookie_info=cookie_info, now=now)
         have = {r.finding.id for r in ranked}

@@ -94,9 +94,14 @@ def _url_list(v: Any) -> tuple[str, ...]:
         scheme = u.split("://", 1)[0].lower()
         if scheme not in ("http", "https"):
             raise ConfigError(f"--url: {u!r}: scheme must be http or https")
-        if not u.split("://", 1)[1].split("/", 1)[0]:
+        netloc = u.split("://", 1)[1].split("/", 1)[0]
+        if not netloc:
             raise ConfigError(f"--url: {u!r} has no host")
-    return tuple(u.rstrip("/") for u in urls)
+        if "@" in netloc:
+            # httpx would send them as Basic auth with every probe, "no credentials" included.
+            raise ConfigError("--url: remove the user:password@ part; credentials in a URL go with every request")
+    # The same deployment given twice (with and without a trailing slash) is probed once.
+    return tuple(dict.fromkeys(u.rstrip("/") for u in urls))
 
 
 @dataclass(frozen=True)

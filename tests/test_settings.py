@@ -79,3 +79,11 @@ def test_map_flags_override_env_and_toml(tmp_path: Path):
     assert s.mapping_overrides["step_log"] == "none"
     with pytest.raises(ConfigError, match="unknown field"):
         load_settings({}, environ={}, cwd=tmp_path, map_flags=("hearbeat=x",))
+
+
+def test_urls_with_credentials_are_refused_and_duplicates_probed_once(tmp_path: Path):
+    with pytest.raises(ConfigError, match="user:password@"):
+        load_settings({"base_url": "https://bob:hunter2@app.example.com"}, environ={}, cwd=tmp_path)
+    s = load_settings({"base_url": "https://a.example.com/,https://a.example.com,https://b.example.com"},
+                      environ={}, cwd=tmp_path)
+    assert s.base_url == ("https://a.example.com", "https://b.example.com")

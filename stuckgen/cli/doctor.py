@@ -59,7 +59,8 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecu
             db_error = exc.message
     header, info = _cookie(settings, now)
     timeout = httpx.Timeout(settings.http_timeout)
-    http = httpx.Client(follow_redirects=False, timeout=timeout) if probe and settings.base_url else None
+    # Like probe-auth: the deployment is called directly, never through a proxy from the environment.
+    http = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False) if probe and settings.base_url else None
     vercel = httpx.Client(follow_redirects=False, timeout=timeout) if settings.vercel_token and settings.vercel_project else None
     try:
         return diagnose(settings, conn=conn, db_error=db_error, http=http, vercel_http=vercel, cookie_header=header,

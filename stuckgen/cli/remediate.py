@@ -206,7 +206,7 @@ def http_client(settings: Any, *, concurrency: int):
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits)
+    return httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits, trust_env=False)
 
 
 @app.command()
