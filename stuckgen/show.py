@@ -264,8 +264,11 @@ def _parse_time(v: Any) -> datetime | None:
         return datetime.fromtimestamp(v / 1000.0 if v > 1e11 else v, tz=timezone.utc)
     if not isinstance(v, str):
         return None
+    text = v.strip()
+    if text[-1:] in ("z", "Z"):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not know the Z suffix
     try:
-        t = datetime.fromisoformat(v.strip().replace("z", "Z"))
+        t = datetime.fromisoformat(text)
     except ValueError:
         return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
