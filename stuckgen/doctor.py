@@ -251,7 +251,8 @@ def diagnose(
             report.stuck_sample = rows[:20]
             advice = explain_advice(conn, mapping, opts)
             version = conn.execute("SHOW server_version").fetchone()[0]
-        report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}"}
+        report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
+                           "pooler": _pooler(conn, settings)}
         for w in mapping.warnings:
             ranked.append(RankedFinding(support=0.05, finding=Finding(
                 id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
@@ -326,6 +327,27 @@ def diagnose(
     report.ranked = rank(ranked)
     report.remediation, report.next_steps = _plan(report)
     return report
+
+
+def _pooler(conn: Any, settings: Any) -> str | None:
+    """How a transaction-mode pooler shows itself: the port, or a server backend that changes per transaction."""
+    from stuckgen import db as dbmod
+
+    handled = "handled: no prepared statements, settings per transaction"
+    pids, server_port = set(), None
+    for _ in range(3):
+        with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
+                               lock_timeout=settings.lock_timeout):
+            pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone()
+            pids.add(pid)
+    if len(pids) > 1:
+        return f"transaction-mode pooler detected (transactions ran on different server connections); {handled}"
+    client_port = str(conn.info.port or "")
+    if server_port is not None and client_port and client_port != str(server_port) and conn.info.host[:1] != "/":
+        return f"a pooler or proxy sits in between (connected to port {client_port}, the server listens on {server_port}); {handled}"
+    if client_port == "6543":
+        return "port 6543: Supabase's transaction pooler; handled: no prepared statements, settings per transaction"
+    return None
 
 
 def _probe_support(f: Finding, summary: Any) -> float:

@@ -295,3 +295,21 @@ def test_interrupting_fail_then_undo_keeps_batches_whole_and_the_audit_true(db, 
     assert restored | still_failed == failed_ids and not (restored & still_failed)
     if code == 130:
         assert json.loads(out)["remediated"] == len(restored)
+
+
+def test_doctor_says_a_pooler_sits_in_between(pgbouncer, db):
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+
+    from psycopg.conninfo import conninfo_to_dict
+
+    r = CliRunner().invoke(app, ["doctor", "-d", pgbouncer.route(db), "--no-probe", "-f", "json"])
+    assert r.exit_code in (0, 1), r.output
+    doc = json.loads(r.stdout)
+    # Over TCP the pooler's port differs from the server's; over unix sockets (the embedded
+    # server) nothing tells a pooler that hands back the same server connection apart.
+    if not str(conninfo_to_dict(db).get("host", "")).startswith("/"):
+        assert "pooler" in (doc["database"]["pooler"] or ""), doc["database"]
+    r = CliRunner().invoke(app, ["doctor", "-d", db, "--no-probe", "-f", "json"])
+    assert json.loads(r.stdout)["database"]["pooler"] is None

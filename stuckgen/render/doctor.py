@@ -53,6 +53,8 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
     yield "Database"
     if r.database.get("reachable"):
         yield f"  reachable, PostgreSQL {r.database.get('server_version')}, table {r.database.get('table')}"
+        if r.database.get("pooler"):
+            yield f"  {r.database['pooler']}"
     else:
         yield f"  not consulted: {r.database.get('error')}"
     s = r.summary
