@@ -284,14 +284,20 @@ def analyze_probe(
         answered_all = [r for rs in view.values() for r in rs if r.answered]
         if answered_all and all(kind(r) == "not-found" for r in answered_all):
             vercel_404 = any(r.vercel_error == "NOT_FOUND" for r in answered_all)
+            gone = any(r.vercel_error == "DEPLOYMENT_NOT_FOUND" for r in answered_all)
             findings.append(
                 Finding(
                     id="route-missing",
                     severity=Severity.ERROR,
-                    title=f"{matrix.route} does not exist on {name}: every probe got 404",
+                    title=(f"{name} is not a live deployment: Vercel answers DEPLOYMENT_NOT_FOUND" if gone else
+                           f"{matrix.route} does not exist on {name}: every probe got 404"),
                     evidence=tuple(_ev(m, rs) for m, rs in view.items() if rs)
-                    + (("x-vercel-error: NOT_FOUND (the platform found no such function)",) if vercel_404 else ()),
-                    fix="Check --route and that this deployment was built from a commit that has the process route.",
+                    + (("x-vercel-error: NOT_FOUND (the platform found no such function)",) if vercel_404 else ())
+                    + (("x-vercel-error: DEPLOYMENT_NOT_FOUND (deleted, or a preview URL that never existed)",)
+                       if gone else ()),
+                    fix=("Probe a deployment that exists (`vercel ls`), and make the trigger use the current "
+                         "deployment's URL, not a stored preview URL." if gone else
+                         "Check --route and that this deployment was built from a commit that has the process route."),
                     target=name,
                 )
             )

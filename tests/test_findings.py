@@ -352,3 +352,21 @@ def test_secret_with_an_inner_line_break_is_skipped_not_sent() -> None:
     assert "secret" not in matrix.modes
     assert ("secret", "the secret has characters a header cannot carry (line break or non-ASCII)") in matrix.skipped
     assert "secret-whitespace" in serious(findings)
+
+
+def test_a_deleted_deployment_is_named_as_such_not_as_a_missing_route() -> None:
+    import httpx
+    import respx
+
+    from stuckgen.findings import analyze_probe
+    from stuckgen.probe import probe
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post("https://gone-preview.example.com/api/generate/process").mock(return_value=httpx.Response(
+            404, text="The deployment could not be found on Vercel.\n\nDEPLOYMENT_NOT_FOUND\n",
+            headers={"x-vercel-error": "DEPLOYMENT_NOT_FOUND", "x-vercel-id": "fra1::abc"}))
+        with httpx.Client(follow_redirects=False) as client:
+            matrix = probe(client, ["https://gone-preview.example.com"], secret="s3cret-value", repeat=1)
+    findings = analyze_probe(matrix, secret="s3cret-value", cookie_info=None, now=0.0)
+    f = next(f for f in findings if f.id == "route-missing")
+    assert "not a live deployment" in f.title and any("DEPLOYMENT_NOT_FOUND" in e for e in f.evidence)
