@@ -40,7 +40,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from stuckgen.errors import ConfigError, SelectionError
+from stuckgen.errors import AuditWriteError, ConfigError, SelectionError
 
 AUDIT_SCHEMA = "stuckgen.audit/v2"
 AUDIT_SCHEMA_V1 = "stuckgen.audit/v1"
@@ -343,9 +343,17 @@ class FileAudit(AuditLog):
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX)
             except (ImportError, OSError):  # no advisory locks here: O_APPEND still keeps lines whole
                 pass
-            f.write(data.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+            try:
+                f.write(data.encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                # The file is written after the batch commits: say plainly what that means.
+                raise AuditWriteError(
+                    f"{len(records)} row change(s) were committed but their audit lines could not be written to "
+                    f"{self.path}: {exc.strerror or exc}; the run stopped here",
+                    hint="free the disk, then `stuckgen history`; --audit-table keeps the audit in the batch's transaction",
+                ) from exc
 
     def _records(self) -> Iterator[AuditRecord]:
         if not self.path.exists():

@@ -11,6 +11,7 @@
     │   ├── DatabaseTimeoutError      statement_timeout or lock_timeout fired (3)
     │   ├── DeploymentUnreachableError  no target answered (3)
     │   └── VercelUnreachableError    the Vercel API did not answer, or not with its API (3)
+    ├── AuditWriteError           a batch committed but its audit lines could not be written (1)
     └── AbortedError              interrupted (Ctrl-C / SIGTERM) after reporting progress (1)
 
 Lower-level errors (psycopg, httpx, OSError) are translated at the boundary
@@ -85,6 +86,12 @@ class DeploymentUnreachableError(UnreachableError):
 
 class VercelUnreachableError(UnreachableError):
     """The Vercel REST API timed out, refused, rate-limited us, or answered with something else."""
+
+
+class AuditWriteError(StuckgenError):
+    """A batch was committed but its audit lines could not be written to the audit file."""
+
+    exit_code = ExitCode.FINDINGS
 
 
 class AbortedError(StuckgenError):

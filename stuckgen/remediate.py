@@ -46,7 +46,7 @@ from stuckgen.audit import AUDIT_SCHEMA, AUDIT_SCHEMA_V1, AuditLog, AuditRecord,
 from stuckgen.db import transaction
 from stuckgen.durations import format_duration
 from stuckgen.errors import (
-    ConfigError, ExitCode, InsecureTransportError, SchemaError, SelectionError, StuckgenError,
+    AuditWriteError, ConfigError, ExitCode, InsecureTransportError, SchemaError, SelectionError, StuckgenError,
 )
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, build_class_query, check_classes, where_stuck
 from stuckgen.schema import SchemaMapping, parse_spec
@@ -641,6 +641,9 @@ def _apply_batches(conn: Any, batches: Iterable[Sequence[Any]], apply: Callable[
                 state.outcomes.extend(pending(batch))
             for rest in it:
                 state.outcomes.extend(pending(rest))
+    except AuditWriteError as exc:
+        raise AuditWriteError(f"{exc.message} (run {run_id}: {state.done} earlier batch(es) of {total} applied and "
+                              f"audited; this one was applied but not audited)", hint=exc.hint) from exc
     except StuckgenError as exc:
         if state.done:
             raise type(exc)(f"{exc.message} (run {run_id}: {state.done} of {total} batch(es) were applied and "

@@ -140,3 +140,20 @@ def test_hostile_audit_table_name_is_quoted_not_executed(db):
             assert conn.execute("SELECT to_regclass('generations') IS NOT NULL").fetchone()[0]
     finally:
         conn.close()
+
+
+def test_a_failing_audit_file_write_is_one_clear_error_after_the_commit(tmp_path, monkeypatch):
+    import os as _os
+
+    from stuckgen.audit import FileAudit
+    from stuckgen.errors import AuditWriteError
+
+    audit = FileAudit(tmp_path / "audit.jsonl")
+
+    def full_disk(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_os, "fsync", full_disk)
+    with pytest.raises(AuditWriteError) as exc:
+        audit.append(None, [rec("r1", "row-1")])
+    assert "No space left on device" in exc.value.message and exc.value.exit_code == 1
