@@ -106,6 +106,12 @@ def transaction(conn: psycopg.Connection, *, read_only: bool, statement_timeout:
             yield conn
 
 
+def read_tx(conn: psycopg.Connection, settings: Any) -> Any:
+    """A READ ONLY transaction with the settings' statement and lock timeouts."""
+    return transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
+                       lock_timeout=settings.lock_timeout)
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn psycopg errors into the tool's exceptions at the boundary."""

@@ -225,21 +225,13 @@ def diagnose(
             fix="set DATABASE_URL (a read-only role is enough for doctor) and check network access")))
     else:
         from stuckgen import db as dbmod
-        from stuckgen.scan import DEFAULT_RULES, ScanOptions, ScanRun, explain_advice
-        from stuckgen.schema import MappingConfig, resolve
+        from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
+        from stuckgen.schema import mapping_config, resolve
 
         step("reading the database")
-        opts = ScanOptions(threshold=settings.threshold, since=settings.since,
-                           inflight_statuses=tuple(settings.inflight_statuses),
-                           naive_timezone=settings.naive_timezone)
-        with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
-                               lock_timeout=settings.lock_timeout):
-            cfg = MappingConfig(table=settings.table, db_schema=settings.db_schema,
-                                overrides=dict(settings.mapping_overrides),
-                                override_source=dict(settings.mapping_sources),
-                                outputs=None if str(settings.outputs).lower() == "none" else settings.outputs,
-                                queue=None if str(settings.queue).lower() == "none" else settings.queue)
-            mapping = resolve(conn, cfg)
+        opts = scan_options(settings)
+        with dbmod.read_tx(conn, settings):
+            mapping = resolve(conn, mapping_config(settings))
             report.mapping = mapping
             run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
             run.count_window()
@@ -271,16 +263,19 @@ def diagnose(
         from stuckgen.findings import analyze_probe
         from stuckgen.probe import probe
 
-        id_in_use = None
+        id_in_use: Callable[[str], bool] | None = None
         if conn is not None and report.mapping is not None:
             from stuckgen import db as dbmod
             from stuckgen.show import id_exists
 
-            def id_in_use(probe_id: str) -> bool:
+            mapping_ = report.mapping
+
+            def _id_in_use(probe_id: str) -> bool:
                 # The probe's id must match no row, so that a probe can never process real work.
-                with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
-                                       lock_timeout=settings.lock_timeout):
-                    return id_exists(conn, report.mapping, probe_id)
+                with dbmod.read_tx(conn, settings):
+                    return id_exists(conn, mapping_, probe_id)
+
+            id_in_use = _id_in_use
 
         step(f"probing {len(targets)} target(s)")
         matrix = probe(http, targets, route=settings.route, secret=settings.internal_secret,
@@ -336,8 +331,7 @@ def _pooler(conn: Any, settings: Any) -> str | None:
     handled = "handled: no prepared statements, settings per transaction"
     pids, server_port = set(), None
     for _ in range(3):
-        with dbmod.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
-                               lock_timeout=settings.lock_timeout):
+        with dbmod.read_tx(conn, settings):
             pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone()
             pids.add(pid)
     if len(pids) > 1:

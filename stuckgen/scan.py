@@ -187,6 +187,15 @@ class ScanOptions:
     naive_timezone: str = "UTC"
 
 
+def scan_options(settings: Any, **overrides: Any) -> ScanOptions:
+    """ScanOptions from the settings; ``overrides`` that are not None win."""
+    kw: dict[str, Any] = dict(threshold=settings.threshold, since=settings.since,
+                              inflight_statuses=tuple(settings.inflight_statuses),
+                              naive_timezone=settings.naive_timezone)
+    kw.update({k: v for k, v in overrides.items() if v is not None})
+    return ScanOptions(**kw)
+
+
 @dataclass
 class Summary:
     """Aggregates built while rows stream past: memory is O(classes + hours), not O(rows)."""

@@ -359,3 +359,13 @@ def _side_table(conn: Any, db_schema: str, spec: str | None, what: str,
             found[logical] = hit
     return SideTable(table=table, key=key, columns=found, types={c: cols[c] for c in found.values()},
                      source="introspected")
+
+
+def mapping_config(settings: Any) -> MappingConfig:
+    """What the settings ask of the mapping (table, schema, overrides, side tables)."""
+    return MappingConfig(
+        table=settings.table, db_schema=settings.db_schema, overrides=dict(settings.mapping_overrides),
+        override_source=dict(settings.mapping_sources),
+        outputs=None if str(settings.outputs).lower() == "none" else settings.outputs,
+        queue=None if str(settings.queue).lower() == "none" else settings.queue,
+    )

@@ -15,19 +15,13 @@ def connect(settings: Settings):
 def read_tx(conn: Any, settings: Settings):
     from stuckgen import db
 
-    return db.transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
-                          lock_timeout=settings.lock_timeout)
+    return db.read_tx(conn, settings)
 
 
 def mapping_config(settings: Settings):
-    from stuckgen.schema import MappingConfig
+    from stuckgen.schema import mapping_config
 
-    return MappingConfig(
-        table=settings.table, db_schema=settings.db_schema, overrides=dict(settings.mapping_overrides),
-        override_source=dict(settings.mapping_sources),
-        outputs=None if str(settings.outputs).lower() == "none" else settings.outputs,
-        queue=None if str(settings.queue).lower() == "none" else settings.queue,
-    )
+    return mapping_config(settings)
 
 
 def resolve_mapping(conn: Any, settings: Settings):
@@ -43,10 +37,6 @@ def rules(settings: Settings):
 
 
 def scan_options(settings: Settings, **overrides: Any):
-    from stuckgen.scan import ScanOptions
+    from stuckgen.scan import scan_options
 
-    kw: dict[str, Any] = dict(threshold=settings.threshold, since=settings.since,
-                              inflight_statuses=tuple(settings.inflight_statuses),
-                              naive_timezone=settings.naive_timezone)
-    kw.update({k: v for k, v in overrides.items() if v is not None})
-    return ScanOptions(**kw)
+    return scan_options(settings, **overrides)
