@@ -7,7 +7,6 @@ Young stuck rows (quiet 7-15 minutes) fall under --retrigger-after 5m; old ones
 from __future__ import annotations
 
 import json
-import time
 import xml.etree.ElementTree as ET
 
 import psycopg
@@ -16,7 +15,7 @@ from typer.testing import CliRunner
 
 from stuckgen.cli import app
 from stuckgen.reference import ReferenceDeployment
-from stuckgen.reference.seed import db_now, generate, insert_rows, seed
+from stuckgen.reference.seed import backdate, db_now, generate, insert_rows, seed
 
 runner = CliRunner()
 SECRET = "policy-secret-4f1a-never-printed"
@@ -141,7 +140,9 @@ def test_attempts_across_runs_exhaust_and_leave_the_rows_for_the_fail_rule(db):
             r = check(db, *policy, "--url", dep.url, "--remediate", "--format", "json")
             assert r.exit_code == 0, r.output
             assert json.loads(r.stdout)["policy"]["retrigger"]["counts"] == {"accepted": 2}
-            time.sleep(1.5)
+            assert dep.wait_idle()  # the worker has died: nothing writes to the rows any more
+            with psycopg.connect(db, autocommit=True) as conn:
+                backdate(conn, 5)  # quiet past --threshold and --retrigger-after, on the database's clock
         before = sent(dep)
         r = check(db, *policy, "--url", dep.url, "--remediate", "--format", "json")
         assert sent(dep) == before  # exhausted rows are never sent
@@ -153,7 +154,8 @@ def test_attempts_across_runs_exhaust_and_leave_the_rows_for_the_fail_rule(db):
     # the dry run says the same, and once past --fail-after the fail rule takes them
     r = check(db, *policy, "--fail-after", "1m", "--format", "json")
     assert json.loads(r.stdout)["policy"]["retrigger"]["counts"] == {"exhausted": 2}
-    time.sleep(1.0)
+    with psycopg.connect(db, autocommit=True) as conn:
+        backdate(conn, 5)  # past --fail-after 2s
     r = check(db, "--threshold", "1s", "--retrigger-after", "1s", "--fail-after", "2s", "--max-attempts", "2",
               "--max-stuck", "10", "--remediate", "--url", "http://127.0.0.1:9", "--format", "json")
     assert r.exit_code == 0, r.output

@@ -11,7 +11,7 @@ import random
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 KINDS: tuple[str, ...] = (
@@ -173,3 +173,50 @@ def seed(conn: Any, counts: Mapping[str, int], **kw: Any) -> list[SeededRow]:
     rows = list(generate(counts, now=db_now(conn), **kw))
     insert_rows(conn, rows)
     return rows
+
+
+def backdate(conn: Any, seconds: float) -> None:
+    """Move every recorded time in the reference tables ``seconds`` into the past.
+
+    Tests use it instead of sleeping: rows age on the database's clock at once
+    (creation, heartbeats, step log, lock, queue jobs, audit entries), so a
+    threshold of one second is crossed without waiting for it.
+    """
+    shift = timedelta(seconds=seconds)
+    ms = int(seconds * 1000)
+
+    def older(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        if t.tzinfo is not None:
+            t = t.astimezone(timezone.utc).replace(tzinfo=None)
+        return _iso(t - shift)
+
+    with conn.transaction():
+        rows = conn.execute("SELECT id, parameters FROM generations").fetchall()
+        for gid, params in rows:
+            params = dict(params or {})
+            for key in ("lastHeartbeatAt", "routingRetryAt"):
+                if key in params:
+                    params[key] = older(params[key])
+            if isinstance(params.get("processingStartedAt"), (int, float)):
+                params["processingStartedAt"] = params["processingStartedAt"] - ms
+            if isinstance(params.get("debugLogs"), list):
+                params["debugLogs"] = [
+                    {**e, "at": older(e.get("at"))} if isinstance(e, dict) else e for e in params["debugLogs"]
+                ]
+            conn.execute("UPDATE generations SET parameters = %s, created_at = created_at - %s WHERE id = %s",
+                         (json.dumps(params), shift, gid))
+        conn.execute("UPDATE outputs SET created_at = created_at - %s", (shift,))
+        conn.execute("UPDATE generation_jobs SET created_at = created_at - %s, run_after = run_after - %s, "
+                     "locked_at = locked_at - %s", (shift, shift, shift))
+        if conn.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]:
+            cols = {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'stuckgen_audit' "
+                "AND data_type LIKE 'timestamp%%'")}
+            for col in sorted(cols):
+                conn.execute(f'UPDATE stuckgen_audit SET "{col}" = "{col}" - %s', (shift,))

@@ -449,11 +449,14 @@ class ReferenceDeployment:
                     self._threads.discard(threading.current_thread())
 
         t = threading.Thread(target=run, name=f"reference-{target.__name__}", daemon=True)
+        # Started under the lock: wait_idle copies the set under the same lock, so it never
+        # sees (and joins) a thread that is registered but not yet started. The thread's own
+        # discard waits for the lock, so it cannot run before the add.
         with self._lock:
             if self._stopping.is_set():
                 return
             self._threads.add(t)
-        t.start()
+            t.start()
 
     def _vercel_id(self) -> str:
         return f"lhr1::iad1::{_secrets.token_hex(4)}-{int(time.time() * 1000)}-{_secrets.token_hex(6)}"
