@@ -113,3 +113,18 @@ def metrics(result: CheckResult) -> dict[str, Any]:
         "policy": {rule: r.counts for rule, r in (("retrigger", result.policy.retrigger), ("fail", result.policy.fail))
                    if r is not None} if result.policy is not None else {},
     }
+
+
+def exit_code(result: CheckResult) -> int:
+    """The check's exit status: interrupted 130, unreachable 3, failed 1, else 0 (see the CLI's help)."""
+    from stuckgen.errors import ExitCode
+
+    p = result.policy
+    if p is not None and p.interrupted:
+        return 130
+    if p is not None and p.unreachable:
+        return int(ExitCode.UNREACHABLE)
+    matrix = result.report.probe_matrix
+    if matrix is not None and not matrix.any_answered:
+        return int(ExitCode.UNREACHABLE)  # --probe and no target answered: as probe-auth
+    return int(ExitCode.FINDINGS if result.failed else ExitCode.OK)

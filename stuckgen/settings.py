@@ -151,6 +151,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("audit_table", "stuckgen_audit", _str),
     _opt("audit_file", None, _str),
     _opt("operator", None, _str, "USER"),
+    _opt("metrics_file", None, _str, help="OpenMetrics file check writes after every run"),
     _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True),
     _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID"),
     _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID"),

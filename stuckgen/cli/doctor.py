@@ -15,7 +15,7 @@ from stuckgen.cli._app import (
     app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.durations import parse_duration
-from stuckgen.errors import ConfigError, ExitCode, UnreachableError
+from stuckgen.errors import ConfigError, ExitCode, StuckgenError, UnreachableError
 
 UrlOpt = Annotated[Optional[list[str]], typer.Option(
     "--url", "-u", show_default=False, metavar="URL",
@@ -187,6 +187,10 @@ def check(
                                                help="text | json | openmetrics. Default: text.")] = None,
     junit: Annotated[Optional[str], typer.Option("--junit", metavar="PATH", show_default=False,
                                                  help="Write a JUnit XML report here (for CI systems).")] = None,
+    metrics_file: Annotated[Optional[str], typer.Option(
+        "--metrics-file", metavar="PATH", show_default=False,
+        help=env_help("metrics_file", "Write OpenMetrics here atomically (0644) after every run, whatever its "
+                                      "exit code (node_exporter's textfile collector)."))] = None,
     retrigger_after: Annotated[Optional[str], typer.Option(
         "--retrigger-after", metavar="DURATION", show_default=False,
         help="Policy: retrigger rows quiet this long (and not yet past --fail-after), e.g. 5m.")] = None,
@@ -220,7 +224,8 @@ def check(
     Exit 1 when more than --max-stuck rows are stuck, the stuck rate exceeds
     --max-stuck-rate, or (with --probe) a warning finding exists. Under GitHub Actions
     it writes ::error:: / ::warning:: annotations and appends a Markdown summary to
-    $GITHUB_STEP_SUMMARY; --junit writes JUnit XML; --format openmetrics prints metrics.
+    $GITHUB_STEP_SUMMARY; --junit writes JUnit XML; --format openmetrics prints metrics;
+    --metrics-file writes them atomically after every run, whatever the exit code.
 
     An optional remediation policy rescues stuck rows like a job queue's rescuer:
     rows quiet past --retrigger-after (not yet past --fail-after) are triggered again
@@ -237,23 +242,71 @@ def check(
     Examples:
       stuckgen check --max-stuck 0 --junit stuckgen.xml
       stuckgen check --max-stuck 5 --max-stuck-rate 2% --probe --url https://app.example.com
-      stuckgen check --format openmetrics > /var/lib/node_exporter/stuckgen.prom
+      stuckgen check --metrics-file /var/lib/node_exporter/textfile/stuckgen.prom
       stuckgen check --retrigger-after 5m --fail-after 30m --max-attempts 3 --url https://app.example.com --remediate
 
     Exit: 0 healthy, 1 a threshold crossed, a warning finding, or rows the policy
     took left stuck or unremediated (always, without --remediate), 2 configuration
     error, 3 database or deployment unreachable, 130 interrupted.
     """
-    from stuckgen.checks import evaluate
+    params = dict(locals())
+    params["base_url"] = ",".join(url) if url else None
+    settings = settings_from(params)
+    started = time.time()
+    run = _CheckRun(started=started)
+    try:
+        run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe,
+                          allow_insecure=allow_insecure, fmt=fmt, junit=junit, retrigger_after=retrigger_after,
+                          fail_after=fail_after, max_attempts=max_attempts, remediate=remediate, wait=wait)
+    except StuckgenError as exc:
+        run.code = int(exc.exit_code)
+        raise
+    except typer.Exit as exc:
+        run.code = int(exc.exit_code)
+        raise
+    except KeyboardInterrupt:
+        run.code = 130
+        raise
+    finally:
+        if settings.metrics_file:
+            _write_metrics(settings.metrics_file, run)
+    return run.code
+
+
+class _CheckRun:
+    """What a check run has learned so far, for what must happen however it ends (the metrics file)."""
+
+    def __init__(self, *, started: float) -> None:
+        self.started = started
+        self.result: Any = None
+        self.code: int = 4  # an internal error unless the run says otherwise
+
+
+def _write_metrics(path: str, run: "_CheckRun") -> None:
+    """The metrics file after every run: a failed write is reported and never turns a red run green."""
+    from stuckgen.metrics import check_families, exposition_lines, write_atomic
+    from stuckgen.scan import CLASSES
+
+    fams = check_families(run.result, checked_at=run.started, duration=time.time() - run.started, exit_code=run.code,
+                          classes=CLASSES)
+    try:
+        write_atomic(path, exposition_lines(fams))
+    except ConfigError as exc:
+        sys.stderr.write(f"stuckgen: error: {exc.message}\n")
+        if run.code == ExitCode.OK:
+            raise
+
+
+def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: Optional[str], probe: bool,
+           allow_insecure: bool, fmt: Optional[str], junit: Optional[str], retrigger_after: Optional[str],
+           fail_after: Optional[str], max_attempts: int, remediate: bool, wait: Optional[str]) -> int:
+    from stuckgen.checks import evaluate, exit_code
     from stuckgen.render.check import (
         check_json_lines, check_text_lines, github_annotations, junit_xml_lines, openmetrics_lines, policy_summary,
     )
     from stuckgen.render.doctor import doctor_markdown_lines
     from stuckgen.settings import _float
 
-    params = dict(locals())
-    params["base_url"] = ",".join(url) if url else None
-    settings = settings_from(params)
     out = Output()
     fmt = fmt or "text"
     if fmt not in ("text", "json", "openmetrics"):
@@ -274,8 +327,13 @@ def check(
         rescued = run_policy(settings, policy, act=remediate, endpoint=endpoint, wait=wait_s,
                              allow_insecure=allow_insecure)
     result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit, policy=rescued)
-    renderer = {"text": check_text_lines, "json": check_json_lines, "openmetrics": openmetrics_lines}[fmt]
-    out.lines(renderer(result))
+    run.result = result
+    code = exit_code(result)
+    if fmt == "openmetrics":
+        out.lines(openmetrics_lines(result, checked_at=run.started, duration=time.time() - run.started,
+                                    exit_code=code))
+    else:
+        out.lines({"text": check_text_lines, "json": check_json_lines}[fmt](result))
     if rescued is not None and rescued.retrigger is not None and rescued.retrigger.stopped:
         out.note(f"stuckgen: {rescued.retrigger.stopped}")
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -288,13 +346,7 @@ def check(
                        "\n".join(doctor_markdown_lines(report, actions=taken, proposed=proposed)) + "\n")
     if junit:
         write_private(Path(junit), junit_xml_lines(result))
-    if rescued is not None and rescued.interrupted:
-        raise typer.Exit(130)
-    if rescued is not None and rescued.unreachable:
-        return ExitCode.UNREACHABLE
-    if report.probe_matrix is not None and not report.probe_matrix.any_answered:
-        return ExitCode.UNREACHABLE  # --probe and no target answered: as probe-auth
-    return ExitCode.FINDINGS if result.failed else ExitCode.OK
+    return code
 
 
 def _policy(settings: Any, *, retrigger_after: str | None, fail_after: str | None, max_attempts: int, act: bool,

@@ -31,42 +31,12 @@ def check_json_lines(r: CheckResult) -> Iterator[str]:
     yield json.dumps(doc)
 
 
-def _esc_label(v: str) -> str:
-    return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def openmetrics_lines(r: CheckResult, *, checked_at: float, duration: float, exit_code: int) -> Iterator[str]:
+    """The check as OpenMetrics (see ``stuckgen.metrics`` for the families)."""
+    from stuckgen.metrics import check_families, exposition_lines
 
-
-def openmetrics_lines(r: CheckResult) -> Iterator[str]:
-    m = metrics(r)
-    yield "# TYPE stuckgen_stuck gauge"
-    yield "# HELP stuckgen_stuck Generations stuck past the threshold, by class."
-    classes = list(CLASSES) + sorted(c for c in m["by_class"] if c not in CLASSES)
-    for c in classes:
-        yield f'stuckgen_stuck{{class="{_esc_label(c)}"}} {m["by_class"].get(c, 0)}'
-    yield "# TYPE stuckgen_oldest_quiet_seconds gauge"
-    yield "# HELP stuckgen_oldest_quiet_seconds Quiet time of the oldest stuck generation."
-    yield f"stuckgen_oldest_quiet_seconds {m['oldest_quiet_seconds']:.3f}"
-    if m["stuck_rate"] is not None:
-        yield "# TYPE stuckgen_stuck_rate gauge"
-        yield f"stuckgen_stuck_rate {m['stuck_rate']:.6f}"
-    matrix = r.report.probe_matrix
-    if matrix is not None:
-        yield "# TYPE stuckgen_probe_answers gauge"
-        yield "# HELP stuckgen_probe_answers Probe answers by target, mode and HTTP status (0: no answer)."
-        for cell in matrix.cells():
-            counts = cell.status_counts
-            if not counts:
-                yield f'stuckgen_probe_answers{{target="{_esc_label(cell.target)}",mode="{cell.mode}",status="0"}} {cell.sent}'
-            for status, n in sorted(counts.items()):
-                yield f'stuckgen_probe_answers{{target="{_esc_label(cell.target)}",mode="{cell.mode}",status="{status}"}} {n}'
-    if m["policy"]:
-        yield "# TYPE stuckgen_policy_rows gauge"
-        yield "# HELP stuckgen_policy_rows Rows the remediation policy took, by rule and outcome (would-*: dry run)."
-        for rule, counts in m["policy"].items():
-            for outcome, n in sorted(counts.items()):
-                yield f'stuckgen_policy_rows{{rule="{rule}",outcome="{_esc_label(outcome)}"}} {n}'
-    yield "# TYPE stuckgen_check_failed gauge"
-    yield f"stuckgen_check_failed {1 if r.failed else 0}"
-    yield "# EOF"
+    return exposition_lines(check_families(r, checked_at=checked_at, duration=duration, exit_code=exit_code,
+                                           classes=CLASSES))
 
 
 def _gh_escape(text: str) -> str:
