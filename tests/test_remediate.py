@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -429,7 +430,7 @@ def test_undo_of_an_unknown_run_or_a_retrigger_run_is_a_selection_error(conn, db
         remediate.undo(conn, m, "no-such-run", audit=audit, new_run_id="x", operator="t")
     with dbmod.transaction(conn, read_only=False):
         audit.append(conn, [AuditRecord(run_id="rt", action="retrigger", row_id="a", table="public.generations",
-                                        at=remediate._now(), operator="t", outcome="accepted")])
+                                        at=datetime.now(timezone.utc), operator="t", outcome="accepted")])
     with pytest.raises(SelectionError, match="only fail runs can be undone"):
         remediate.undo(conn, m, "rt", audit=audit, new_run_id="x", operator="t")
 
@@ -583,7 +584,7 @@ def test_attempt_limit_is_counted_from_the_audit_log_across_runs(conn, db):
 
     def rec(rid: str, outcome: str, run: str) -> AuditRecord:
         return AuditRecord(run_id=run, action="retrigger", row_id=rid, table="public.generations",
-                           at=remediate._now(), operator="t", outcome=outcome)
+                           at=datetime.now(timezone.utc), operator="t", outcome=outcome)
 
     with dbmod.transaction(conn, read_only=False):
         audit.append(conn, [rec(a, "accepted", "r1"), rec(a, "timeout", "r2"), rec(a, "gave-up", "r3"),
