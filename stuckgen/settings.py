@@ -155,6 +155,12 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True),
     _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID"),
     _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID"),
+    _opt("replicate_api_url", "https://api.replicate.com/v1", _str,
+         help="the provider's API base (Replicate's prediction API)"),
+    _opt("replicate_api_token", None, _secret, "REPLICATE_API_TOKEN", "REPLICATE_API_KEY", secret=True,
+         help="the provider's API token (the app's REPLICATE_API_TOKEN)"),
+    _opt("replicate_webhook_secret", None, _secret, "REPLICATE_WEBHOOK_SECRET", secret=True,
+         help="the secret the app's webhook route verifies (replaying a callback)"),
 )}
 
 

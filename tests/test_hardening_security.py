@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from stuckgen.cli import app
 from stuckgen.reference.seed import KINDS, seed
+from stuckgen.reference.provider import ProviderStandIn
 from stuckgen.reference.server import ReferenceDeployment
 
 runner = CliRunner()
@@ -21,6 +22,8 @@ SECRET = "Internal-S3cret-4c1f9e7b2d"
 BYPASS = "Bypass-S3cret-9a8b7c6d5e"
 PASSWORD = "Db-Passw0rd-1e2d3c4b"
 VERCEL = "Vercel-T0ken-77aa88bb"
+REPLICATE = "r8_Repl1cate-T0ken-5e6f7a8b"
+WEBHOOK_SECRET = "whsec_V2ViaG9va1NpZ25pbmdTZWNyZXQ0Mg=="
 HOSTILE = "'; DROP TABLE generations; --"
 
 
@@ -29,7 +32,8 @@ def clean_env(monkeypatch, tmp_path):
     for var in list(os.environ):
         if (var.startswith("STUCKGEN_") and var != "STUCKGEN_TEST_DSN") or var in (
                 "DATABASE_URL", "SUPABASE_DB_URL", "INTERNAL_API_SECRET", "VERCEL_AUTOMATION_BYPASS_SECRET",
-                "VERCEL_TOKEN", "VERCEL_PROJECT_ID", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS"):
+                "VERCEL_TOKEN", "VERCEL_PROJECT_ID", "GITHUB_STEP_SUMMARY", "GITHUB_ACTIONS",
+                "REPLICATE_API_TOKEN", "REPLICATE_API_KEY", "REPLICATE_WEBHOOK_SECRET"):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
 
@@ -48,13 +52,23 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     with ReferenceDeployment(db, "protected", secret=SECRET, bypass_secret=BYPASS,
-                             work_seconds=0.01, heartbeat_interval=0.01) as dep:
+                             work_seconds=0.01, heartbeat_interval=0.01) as dep, \
+            ProviderStandIn(token=REPLICATE, webhook_secret=WEBHOOK_SECRET) as provider:
+        with psycopg.connect(db, autocommit=True) as conn:
+            # The stuck provider rows' predictions, one succeeded (a lost callback) and one unknown.
+            pids = [r[0] for r in conn.execute(
+                "SELECT parameters->>'replicatePredictionId' FROM generations "
+                "WHERE parameters ? 'replicatePredictionId' ORDER BY id")]
+        for i, pid in enumerate(pids):
+            if i % 2 == 0:
+                provider.add("succeeded", prediction_id=pid)
         cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
         cookie_values = [v for v in dep.session_cookie().values()]
         env = {"DATABASE_URL": dsn, "INTERNAL_API_SECRET": SECRET, "STUCKGEN_COOKIE": cookie,
                "VERCEL_AUTOMATION_BYPASS_SECRET": BYPASS, "VERCEL_TOKEN": VERCEL,
                "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(out_dir / "summary.md"),
-               "STUCKGEN_AUDIT_FILE": str(out_dir / "audit.jsonl")}
+               "STUCKGEN_AUDIT_FILE": str(out_dir / "audit.jsonl"), "REPLICATE_API_TOKEN": REPLICATE,
+               "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STUCKGEN_REPLICATE_API_URL": provider.url}
         url = ["--url", dep.url]
         commands = [
             ["scan", "-f", "json"], ["scan", "-f", "csv"], ["scan", "-f", "table"],
@@ -66,6 +80,10 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
             ["retrigger", ids[0], *url, "--yes", "-f", "json"],
             ["fail", "--all-stuck", "--yes", "-f", "json", "--batch-size", "4"],
             ["history", "-f", "json"],
+            ["reconcile", "-f", "json"], ["reconcile", "-f", "table"], ["reconcile", "-f", "csv"],
+            ["reconcile", "-f", "markdown"],
+            ["reconcile", "-f", "json", "--provider-url", "http://provider.example/v1"],
+            ["reconcile", "-f", "json", "--provider-url", "http://127.0.0.1:1/v1", "--tries", "1"],
             # error paths: a refused connection, a malformed URL, a bad option (messages quote inputs)
             ["scan", "-d", dsn.replace(conninfo_to_dict(dsn).get("dbname", "x"), "nodb_x"), "-f", "json"],
             ["scan", "-d", f"postgresql://u:{PASSWORD}@127.0.0.1:1/x", "--connect-timeout", "2s"],
@@ -89,6 +107,8 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
     assert {"audit.jsonl", "report.md", "junit.xml", "summary.md"} <= {p.name for p in written}
     everything = "\n".join(texts + list(written.values()))
     for name, value in [("secret", SECRET), ("bypass", BYPASS), ("password", PASSWORD), ("vercel token", VERCEL),
+                        ("provider token", REPLICATE), ("webhook signing secret", WEBHOOK_SECRET),
+                        ("webhook signing key", WEBHOOK_SECRET.removeprefix("whsec_")),
                         *(("cookie", v) for v in cookie_values)]:
         assert value not in everything, f"the {name} leaked"
     assert "sha256:" in everything, "secrets are shown as fingerprints"

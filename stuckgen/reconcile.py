@@ -1,0 +1,263 @@
+"""Ask the provider about stuck rows that carry its prediction id, and give each row one verdict.
+
+A row handed to the model provider (``parameters.replicatePredictionId`` in the
+incident app) waits for the provider's webhook. Only the provider knows how that
+prediction ended; ``reconcile`` asks it (read-only, bounded concurrency,
+timeouts, 429 with Retry-After) and names what happened:
+
+    provider-succeeded-callback-lost   the provider finished with outputs; our row never heard
+    provider-failed-callback-lost      the provider failed it; our row never heard
+    provider-canceled                  canceled at the provider
+    provider-still-running             not stuck on our side: the provider is still at it
+    provider-unknown-prediction        404: wrong account or token, or an id never created
+    provider-unreachable               no readable answer (timeouts, 429/5xx past the tries, token refused)
+
+No Typer, no rich: the CLI renders what these functions return.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from psycopg import sql
+
+from stuckgen.durations import format_duration
+from stuckgen.errors import ExitCode, SchemaError
+from stuckgen.replicate import ProviderAnswer, ProviderOptions, get_prediction
+from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
+from stuckgen.schema import SchemaMapping
+
+RESULT_SCHEMA = "stuckgen.reconcile/v1"
+
+SUCCEEDED = "provider-succeeded-callback-lost"
+FAILED = "provider-failed-callback-lost"
+CANCELED = "provider-canceled"
+RUNNING = "provider-still-running"
+UNKNOWN = "provider-unknown-prediction"
+UNREACHABLE = "provider-unreachable"
+VERDICTS: tuple[str, ...] = (SUCCEEDED, FAILED, CANCELED, RUNNING, UNKNOWN, UNREACHABLE)
+
+# What each verdict means for the row, said once for every format.
+VERDICT_TEXT: dict[str, str] = {
+    SUCCEEDED: "the provider finished with outputs; the callback never settled our row",
+    FAILED: "the provider failed the prediction; the callback never settled our row",
+    CANCELED: "the prediction was canceled at the provider; our row never heard",
+    RUNNING: "not stuck on our side: the provider is still running it",
+    UNKNOWN: "the provider knows no such prediction (another account or token, or never created)",
+    UNREACHABLE: "no readable answer from the provider",
+}
+# The rows a settle run may take: the provider has the final word and our row lacks it.
+SETTLEABLE: tuple[str, ...] = (SUCCEEDED, FAILED, CANCELED)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProviderRow:
+    """A stuck row and the provider's prediction id it carries."""
+
+    id: str
+    key: Any
+    cls: str | None
+    prediction_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    """The provider's side of one row."""
+
+    id: str
+    cls: str | None
+    prediction_id: str
+    verdict: str
+    detail: str
+    provider_status: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    completed_ago_seconds: float | None = None
+    error: str | None = None
+    outputs: int | None = None
+    http_status: int | None = None
+    tries: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "class": self.cls, "prediction_id": self.prediction_id, "verdict": self.verdict,
+                "detail": self.detail, "provider_status": self.provider_status,
+                "provider_created_at": _iso(self.created_at), "provider_started_at": _iso(self.started_at),
+                "provider_completed_at": _iso(self.completed_at),
+                "completed_ago_seconds": None if self.completed_ago_seconds is None else round(self.completed_ago_seconds, 3),
+                "provider_error": self.error, "outputs": self.outputs, "http_status": self.http_status,
+                "tries": self.tries}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileResult:
+    """Every provider row's verdict, and what was left out."""
+
+    verdicts: tuple[Verdict, ...]
+    provider_url: str
+    checked_at: datetime
+    stuck_rows: int  # stuck rows selected
+    without_prediction: int  # ... of which carry no prediction id (not asked)
+    stopped: str | None = None  # why the remaining rows were not asked
+    interrupted: bool = False
+
+    @property
+    def counts(self) -> dict[str, int]:
+        c = Counter(v.verdict for v in self.verdicts)
+        return {k: c[k] for k in VERDICTS if c[k]}
+
+    @property
+    def nothing_answered(self) -> bool:
+        return bool(self.verdicts) and all(v.verdict == UNREACHABLE for v in self.verdicts)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """3 when the provider answered nothing, 1 when a row needs action, 0 when every row is still running."""
+        if self.nothing_answered:
+            return ExitCode.UNREACHABLE
+        if any(v.verdict != RUNNING for v in self.verdicts):
+            return ExitCode.FINDINGS
+        return ExitCode.OK
+
+    def onset(self) -> tuple[datetime, int] | None:
+        """The earliest provider completion among lost callbacks, and how many there are."""
+        lost = [v.completed_at for v in self.verdicts if v.verdict in (SUCCEEDED, FAILED) and v.completed_at]
+        return (min(lost), len(lost)) if lost else None
+
+    def as_dict(self, *, rows: bool = True) -> dict[str, Any]:
+        onset = self.onset()
+        d: dict[str, Any] = {
+            "schema": RESULT_SCHEMA, "provider_url": self.provider_url, "checked_at": _iso(self.checked_at),
+            "stuck_rows": self.stuck_rows, "without_prediction": self.without_prediction,
+            "asked": len(self.verdicts), "counts": self.counts, "stopped": self.stopped,
+            "interrupted": self.interrupted,
+            "lost_callbacks_since": _iso(onset[0]) if onset else None,
+        }
+        if rows:
+            d["rows"] = [v.as_dict() for v in self.verdicts]
+        return d
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+# -- selection --------------------------------------------------------------------------------------
+
+
+def provider_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids: Sequence[str] = (),
+                  rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[list[ProviderRow], int, tuple[Any, ...]]:
+    """Stuck rows (all, or the given ids) with their prediction ids: (rows, stuck without an id, rejected ids).
+
+    Runs inside the caller's read-only transaction.
+    """
+    from stuckgen.remediate import select_rows
+
+    if not mapping.has("webhook"):
+        raise SchemaError(
+            f"no provider prediction id found in {mapping.table}: map it, e.g. "
+            "--map webhook=parameters.replicatePredictionId")
+    selection = select_rows(conn, mapping, options, ids=tuple(ids), all_stuck=not ids, rules=rules)
+    targets = selection.targets
+    if not targets:
+        return [], 0, selection.rejected
+    q = sql.SQL("SELECT g.{idc}::text, {pid} FROM {t} g WHERE g.{idc} = ANY(%s)").format(
+        idc=sql.Identifier(mapping["id"].column or "id"), pid=mapping.text("webhook"), t=mapping.qualified())
+    pids = {r[0]: r[1] for r in conn.execute(q, ([t.key for t in targets],)).fetchall()}
+    rows = [ProviderRow(id=t.id, key=t.key, cls=t.cls, prediction_id=pids[t.id].strip())
+            for t in targets if pids.get(t.id) and pids[t.id].strip()]
+    return rows, len(targets) - len(rows), selection.rejected
+
+
+# -- verdicts ------------------------------------------------------------------------------------------
+
+
+def verdict_for(row: ProviderRow, ans: ProviderAnswer, *, now: datetime) -> Verdict:
+    """The one verdict the provider's answer gives this row."""
+    base: dict[str, Any] = dict(id=row.id, cls=row.cls, prediction_id=row.prediction_id, http_status=ans.http_status,
+                                tries=ans.tries, provider_status=ans.status, created_at=ans.created_at,
+                                started_at=ans.started_at, completed_at=ans.completed_at, error=ans.error,
+                                outputs=ans.output_count)
+    ago = (now - ans.completed_at).total_seconds() if ans.completed_at else None
+    base["completed_ago_seconds"] = ago
+    when = f"{ans.completed_at:%Y-%m-%d %H:%M:%SZ} ({format_duration(max(ago or 0, 0))} ago)" if ans.completed_at else "at an unknown time"
+    if ans.status == "succeeded":
+        n = ans.output_count
+        outs = f"{n} output(s)" if n is not None else "outputs"
+        return Verdict(verdict=SUCCEEDED, detail=f"succeeded at the provider {when} with {outs}; our row never heard",
+                       **base)
+    if ans.status == "failed":
+        err = (ans.error or "no error given").splitlines()[0][:160]
+        return Verdict(verdict=FAILED, detail=f"failed at the provider {when}: {err}", **base)
+    if ans.status == "canceled":
+        return Verdict(verdict=CANCELED, detail=f"canceled at the provider {when}", **base)
+    if ans.status in ("starting", "processing"):
+        since = ans.started_at or ans.created_at
+        s = (f"since {since:%Y-%m-%d %H:%M:%SZ} ({format_duration(max((now - since).total_seconds(), 0))})"
+             if since else "since an unknown time")
+        return Verdict(verdict=RUNNING, detail=f"{ans.status} at the provider {s}", **base)
+    if ans.http_status == 404:
+        return Verdict(verdict=UNKNOWN, detail="HTTP 404: the provider knows no such prediction (another account or "
+                                               "token, or an id that was never created)", **base)
+    return Verdict(verdict=UNREACHABLE, detail=ans.problem or "no answer", **base)
+
+
+def reconcile_rows(client: Any, rows: Sequence[ProviderRow], *, options: ProviderOptions, now: datetime,
+                   stuck_rows: int, without_prediction: int,
+                   progress: Callable[[int], None] | None = None) -> ReconcileResult:
+    """Ask the provider about every row, ``options.concurrency`` at a time; read-only.
+
+    The first answer refusing the token stops the run (every further row would be
+    refused the same way): those rows are ``provider-unreachable`` with the reason.
+    """
+    from stuckgen.remediate import check_transport
+
+    check_transport(options.api_url, sends_credentials=bool(options.token), allow_insecure=options.allow_insecure)
+    stop = threading.Event()
+    stopped: list[str] = []
+    verdicts: dict[str, Verdict] = {}
+
+    def one(row: ProviderRow) -> Verdict:
+        if stopped:
+            return Verdict(id=row.id, cls=row.cls, prediction_id=row.prediction_id, verdict=UNREACHABLE,
+                           detail="not asked: " + stopped[0])
+        ans = get_prediction(client, row.prediction_id, options, stop=stop)
+        if ans.auth_refused and not stopped:
+            stopped.append(ans.problem or "the provider refused the token")
+        return verdict_for(row, ans, now=now)
+
+    interrupted = False
+    queue = list(reversed(rows))
+    futures: dict[Future[Verdict], ProviderRow] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="stuckgen-reconcile")
+    try:
+        while queue or futures:
+            while queue and len(futures) < options.concurrency:
+                r = queue.pop()
+                futures[pool.submit(one, r)] = r
+            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+            for fut in done:
+                r = futures.pop(fut)
+                verdicts[r.id] = fut.result()
+                if progress:
+                    progress(1)
+    except KeyboardInterrupt:
+        interrupted = True
+        stop.set()
+        for fut, r in futures.items():
+            try:
+                verdicts[r.id] = fut.result()
+            except BaseException:
+                pass
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    ordered = tuple(verdicts[r.id] for r in rows if r.id in verdicts)
+    return ReconcileResult(verdicts=ordered, provider_url=options.api_url, checked_at=now, stuck_rows=stuck_rows,
+                           without_prediction=without_prediction, stopped=stopped[0] if stopped else None,
+                           interrupted=interrupted)
