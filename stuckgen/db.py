@@ -18,9 +18,9 @@ from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
 from stuckgen.errors import (
-    ConfigError, DatabaseQueryError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError,
+    ConfigError, DatabaseAuthError, DatabaseQueryError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError,
 )
-from stuckgen.secrets import redact_dsn
+from stuckgen.secrets import describe_dsn, malformed_reason, scrub, dsn_secrets
 
 APPLICATION_NAME = "stuckgen"
 # libpq's messages for an option value it cannot use (port, sslmode, ...), raised before connecting.
@@ -37,8 +37,13 @@ def check_dsn(dsn: str | None) -> dict[str, Any]:
         params = conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         # "from None": psycopg's message quotes the whole DSN, password included, and
-        # --debug would print it in the traceback's cause.
-        raise ConfigError(f"database URL is malformed: {redact_dsn(dsn)}") from None
+        # --debug would print it in the traceback's cause. The URL is described, never echoed.
+        raise ConfigError(
+            f"database URL is malformed: {malformed_reason(dsn)}; it is not shown because it may hold a "
+            f"password ({describe_dsn(dsn)})",
+            hint="the form is postgresql://USER:PASSWORD@HOST:5432/DBNAME, with @ : / ? # % in the password "
+                 "percent-encoded (@ is %40), or host=HOST dbname=DBNAME user=USER",
+        ) from None
     return params
 
 
@@ -57,13 +62,21 @@ def connect(dsn: str | None, *, connect_timeout: float = 10.0, application_name:
     try:
         conn = psycopg.connect(**params, autocommit=False, prepare_threshold=None)
     except psycopg.OperationalError as exc:
-        detail = _first_line(exc).removeprefix("connection is bad: ")
+        detail = _safe_line(exc, dsn).removeprefix("connection is bad: ")
         if _LIBPQ_OPTION_ERROR.match(detail):
             # libpq rejected an option value before any network traffic: a configuration error.
             raise ConfigError(f"database URL is malformed: {detail}") from None
-        raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
+        if _is_auth_failure(exc):
+            raise DatabaseAuthError(
+                f"the database rejected the credentials {_where(params)}: {detail}",
+                hint="the user or password in the database URL is wrong (or the role may not log in): "
+                     "copy the URL again from the database provider, percent-encoding the password",
+            ) from None
+        raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {detail}",
+                                       hint="check the host and port, and that this machine may reach them") from None
     except psycopg.Error as exc:
-        raise DatabaseUnreachableError(f"cannot connect to the database {_where(params)}: {_first_line(exc)}") from exc
+        raise DatabaseUnreachableError(
+            f"cannot connect to the database {_where(params)}: {_safe_line(exc, dsn)}") from None
     return conn
 
 
@@ -72,6 +85,21 @@ def _where(params: dict[str, Any]) -> str:
     port = params.get("port") or "5432"
     db = params.get("dbname") or params.get("user") or ""
     return f"({host}:{port}/{db})"
+
+
+# SQLSTATE 28P01 (invalid_password) and 28000 (invalid_authorization_specification) name an
+# authentication failure; libpq reports some before any SQLSTATE exists, so its words count too.
+_AUTH_WORDS = re.compile(r"password authentication failed|authentication failed|no password supplied|"
+                         r"password must be|no pg_hba.conf entry|role \"[^\"]*\" does not exist", re.IGNORECASE)
+
+
+def _is_auth_failure(exc: psycopg.Error) -> bool:
+    return getattr(exc, "sqlstate", None) in ("28P01", "28000") or bool(_AUTH_WORDS.search(str(exc)))
+
+
+def _safe_line(exc: BaseException, dsn: str) -> str:
+    """The first line of a driver error, with every secret of the DSN scrubbed out."""
+    return scrub(_first_line(exc), dsn_secrets(dsn))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -112,7 +112,7 @@ def config_facts(settings: Any) -> list[ConfigFact]:
                     if is_transaction_pooler(check_dsn(v)):
                         shown += "  (transaction pooler: prepared statements disabled)"
                 except StuckgenError:
-                    shown = "malformed"
+                    shown = f"malformed {shown}"  # described (length, fingerprint), never echoed
         elif name in ("internal_secret", "bypass_secret", "cookie", "vercel_token"):
             shown = describe(v)
         elif name in ("threshold", "since") and isinstance(v, float):
@@ -194,6 +194,7 @@ def diagnose(
     *,
     conn: Any | None,
     db_error: str | None = None,
+    db_fix: str | None = None,
     http: Any | None = None,
     vercel_http: Any | None = None,
     cookie_header: str | None = None,
@@ -206,7 +207,10 @@ def diagnose(
     on_step: Callable[[str], None] | None = None,
     sample_rows: int = 2000,
 ) -> DoctorReport:
-    """Run every check that the configuration allows and rank what they found."""
+    """Run every check that the configuration allows and rank what they found.
+
+    ``db_error``/``db_fix``: why the database could not be opened and what to do (the error's hint).
+    """
     from datetime import timezone
 
     step = on_step or (lambda _msg: None)
@@ -222,7 +226,8 @@ def diagnose(
             id="database-unreachable", severity=Severity.WARNING if db_error else Severity.INFO,
             title="the database could not be consulted, so stuck rows were not counted",
             evidence=(db_error or "database_url: not set",),
-            fix="set DATABASE_URL (a read-only role is enough for doctor) and check network access")))
+            fix=db_fix or ("set DATABASE_URL (a read-only role is enough for doctor)" if not db_error
+                           else "check the host and port in DATABASE_URL, and that this machine may reach them"))))
     else:
         from stuckgen import db as dbmod
         from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options

@@ -7,7 +7,8 @@
     ├── SelectionError            ids or filters select nothing usable (2)
     ├── DatabaseQueryError        the database rejected a statement (a wrong type, a read-only violation) (2)
     ├── UnreachableError          cannot reach something we must talk to (3)
-    │   ├── DatabaseUnreachableError  connect failed, auth failed, server went away (3)
+    │   ├── DatabaseUnreachableError  connect failed, server went away (3)
+    │   │   └── DatabaseAuthError     the server rejected the user or password (3)
     │   ├── DatabaseTimeoutError      statement_timeout or lock_timeout fired (3)
     │   ├── DeploymentUnreachableError  no target answered (3)
     │   └── VercelUnreachableError    the Vercel API did not answer, or not with its API (3)
@@ -74,6 +75,10 @@ class UnreachableError(StuckgenError):
 
 class DatabaseUnreachableError(UnreachableError):
     """The database refused, timed out, rejected the credentials or went away."""
+
+
+class DatabaseAuthError(DatabaseUnreachableError):
+    """The database server answered and rejected the user or password."""
 
 
 class DatabaseTimeoutError(UnreachableError):

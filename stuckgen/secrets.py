@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 
 def fingerprint(value: str) -> str:
@@ -36,23 +35,153 @@ def hygiene_problems(value: str) -> list[str]:
     return problems
 
 
-_PASSWORD_IN_KV = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
+# Every way libpq carries a secret in a connection string: these parameters, in URL
+# query or keyword form, plus the password of the URL's userinfo and secret-looking
+# settings passed to the server in ``options`` (``-c app.password=...``).
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+_SECRET_NAME = re.compile(r"pass|pw|secret|token|key|auth|credential", re.IGNORECASE)
+_URL_SCHEMES = ("postgresql://", "postgres://")
+# A keyword-form pair as libpq reads it: a quoted value with backslash escapes, or a bare one.
+_KV_PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\s*=\s*)('(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)*)")
+MASK = "***"
+
+
+class MalformedDSN(ValueError):
+    """A connection string libpq cannot parse; its text says why without quoting the input."""
 
 
 def redact_dsn(dsn: str) -> str:
-    """A DSN with its password replaced by ``***`` (URL or key=value form)."""
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            return "<unparseable DSN>"
-        if parts.password is None:
-            return dsn
-        netloc = parts.netloc
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        return urlunsplit((parts.scheme, f"{user}:***@{hostport}", parts.path, parts.query, parts.fragment))
-    return _PASSWORD_IN_KV.sub(r"\1***", dsn)
+    """The DSN as it may be shown: every secret libpq can read from it replaced by ``***``.
+
+    The one masking function for every place that shows a DSN. It understands the
+    URL form (``user:pw@``, ``?password=``, ``?sslpassword=``, ``?options=``) and the
+    keyword form (``password=``, ``sslpassword=``, ``options='-c x.secret=...'``).
+    A string libpq cannot parse is never echoed, only described (``describe_dsn``).
+    """
+    try:
+        _parse(dsn)
+    except MalformedDSN:
+        return describe_dsn(dsn)
+    if dsn.startswith(_URL_SCHEMES):
+        return _mask_url(dsn)
+    return _KV_PAIR.sub(_mask_pair, dsn)
+
+
+def describe_dsn(dsn: str) -> str:
+    """A connection string we will not show: its kind, length and fingerprint."""
+    kind = "URL" if "://" in dsn or dsn.lower().startswith("postgres") else "connection string"
+    return f"<unparseable {kind}: {describe(dsn)}>"
+
+
+def malformed_reason(dsn: str) -> str:
+    """Why libpq cannot parse ``dsn``, with every quoted fragment of the input left out."""
+    try:
+        _parse(dsn)
+    except MalformedDSN as exc:
+        return str(exc)
+    return ""
+
+
+def _parse(dsn: str) -> dict[str, str]:
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        return {k: str(v) for k, v in conninfo_to_dict(dsn).items()}
+    except ProgrammingError as exc:
+        # libpq quotes the input (password included) in its message: keep its words,
+        # drop its quotes of more than one character (a lone '=' or ']' is safe and useful).
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot be parsed"
+        text = re.sub(r'"([^"]*)"', lambda q: q.group(0) if len(q.group(1)) <= 1 else '"…"', text)
+        if re.match(r"postgres(ql)?:(?!//)", dsn, re.IGNORECASE):
+            text += " (a URL starts with postgresql:// — two slashes)"
+        raise MalformedDSN(text) from None
+
+
+def _mask_url(dsn: str) -> str:
+    scheme, rest = dsn.split("://", 1)
+    # The authority ends at the first '/', '?' or '#'; userinfo ends at its last '@'.
+    m = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL)
+    assert m is not None
+    authority, tail = m.group(1), m.group(2)
+    if "@" in authority:
+        userinfo, _, hosts = authority.rpartition("@")
+        if ":" in userinfo:
+            userinfo = userinfo.split(":", 1)[0] + ":" + MASK
+        authority = f"{userinfo}@{hosts}"
+    path, sep, query = tail.partition("?")
+    if sep:
+        fragment = ""
+        if "#" in query:
+            query, fragment = query.split("#", 1)
+            fragment = "#" + fragment
+        query = "&".join(_mask_query_item(item) for item in query.split("&")) + fragment
+    return f"{scheme}://{authority}{path}{sep}{query}"
+
+
+def _mask_query_item(item: str) -> str:
+    from urllib.parse import quote, unquote
+
+    name, eq, value = item.partition("=")
+    key = unquote(name).lower()
+    if key in _SECRET_PARAMS:
+        return f"{name}={MASK}"
+    if key == "options" and eq:
+        return f"{name}={quote(_mask_options(unquote(value)), safe=' =-_.,*')}".replace(" ", "%20")
+    return item
+
+
+def _mask_pair(m: re.Match[str]) -> str:
+    name, eq, value = m.group(1), m.group(2), m.group(3)
+    if name.lower() in _SECRET_PARAMS:
+        return f"{name}{eq}{MASK}"
+    if name.lower() == "options":
+        inner = _unquote_kv(value)
+        masked = _mask_options(inner)
+        if masked != inner:
+            return f"{name}{eq}'" + masked.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return m.group(0)
+
+
+def _unquote_kv(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        value = value[1:-1]
+    return re.sub(r"\\(.)", r"\1", value)
+
+
+def _mask_options(options: str) -> str:
+    """``-c app.password=x -c search_path=s`` -> ``-c app.password=*** -c search_path=s``."""
+    out: list[str] = []
+    for token in re.split(r"(\s+)", options):
+        name, eq, _value = token.partition("=")
+        bare = name.removeprefix("--").removeprefix("-c").strip()
+        out.append(f"{name}={MASK}" if eq and _SECRET_NAME.search(bare) else token)
+    return "".join(out)
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """Every secret value inside a DSN, as written and as decoded, so that output can be scrubbed."""
+    from urllib.parse import quote, unquote
+
+    found: list[str] = []
+    try:
+        params = _parse(dsn)
+    except MalformedDSN:
+        params = {}
+    for key in _SECRET_PARAMS:
+        if params.get(key):
+            found.append(params[key])
+    for token in (params.get("options") or "").split():
+        name, eq, value = token.partition("=")
+        if eq and value and _SECRET_NAME.search(name.removeprefix("--").removeprefix("-c")):
+            found.append(value)
+    # The URL's userinfo, as written (percent-encoded) too, also when libpq cannot parse the rest.
+    m = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/*([^/?#]*)@", dsn)
+    if m and ":" in m.group(1):
+        raw = m.group(1).rsplit("@", 1)[0].split(":", 1)[1] if "@" in m.group(1) else m.group(1).split(":", 1)[1]
+        found += [raw, unquote(raw)]
+    found += [quote(v, safe="") for v in list(found)]
+    return list(dict.fromkeys(v for v in found if v))
 
 
 def scrub(text: str, secrets: "list[str | None]") -> str:
@@ -69,8 +198,6 @@ def scrub(text: str, secrets: "list[str | None]") -> str:
 def dsn_password(dsn: str) -> str | None:
     """The password inside a DSN, so that it can be scrubbed from output (never shown)."""
     try:
-        from psycopg.conninfo import conninfo_to_dict
-
-        return conninfo_to_dict(dsn).get("password") or None
-    except Exception:  # a malformed DSN has no password we can find
+        return _parse(dsn).get("password") or None
+    except MalformedDSN:  # a malformed DSN has no password libpq would use
         return None

@@ -183,12 +183,12 @@ class Settings:
             raise AttributeError(name) from None
 
     def secrets(self) -> list[str]:
-        """Every secret value in play (of the DSN, only its password), for scrubbing and leak tests."""
+        """Every secret value in play (of the DSN, its secrets), for scrubbing and leak tests."""
         out = [self.values.get(o.name) for o in OPTIONS.values() if o.secret and o.name != "database_url"]
         dsn = self.values.get("database_url")
         if dsn:
-            from stuckgen.secrets import dsn_password
-            out.append(dsn_password(dsn))
+            from stuckgen.secrets import dsn_secrets
+            out += dsn_secrets(dsn)
         return [s for s in out if s]
 
 

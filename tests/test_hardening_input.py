@@ -251,7 +251,13 @@ def test_wrong_password_is_exit_3_and_never_echoed(pg_server, db, tmp_path):
             assert r.exit_code == 3, r.stderr
             assert "Wr0ng-Pa55-abcdef" not in r.stdout + r.stderr
             assert "password authentication failed" in r.stderr
-        assert_one_line_error(runner.invoke(app, ["scan", "-d", bad]), 3, "cannot connect")
+        # Named as what it is, with a fix about the credentials, not the network.
+        assert_one_line_error(runner.invoke(app, ["scan", "-d", bad]), 3, "rejected the credentials")
+        r = runner.invoke(app, ["doctor", "-d", bad, "--no-probe", "-f", "json"])
+        assert r.exit_code == 3, r.stderr
+        finding = next(f for f in json.loads(r.stdout)["findings"] if f["id"] == "database-unreachable")
+        assert "password" in finding["fix"] and "network" not in finding["fix"], finding
+        assert "Wr0ng-Pa55-abcdef" not in r.stdout + r.stderr
     finally:
         stop_pgbouncer(bouncer)
 

@@ -164,3 +164,95 @@ def test_audit_file_is_owner_only_even_with_a_permissive_umask(db, tmp_path):
     assert r2.exit_code in (0, 1), r2.stderr
     for name in ("a.jsonl", "r.md"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
+
+
+# -- every way libpq carries a secret in a connection string ------------------------------------
+
+DSN_SECRET = "Dsn-S3cret-5f6e7d8c"
+
+
+def _dsn_forms(db: str) -> list[tuple[str, str]]:
+    """(name, DSN) pairs carrying DSN_SECRET each way libpq reads a secret; all connect to ``db``."""
+    from urllib.parse import quote
+
+    p = conninfo_to_dict(db)
+    host, port, user, name = p.get("host", "127.0.0.1"), p.get("port", "5432"), p.get("user", "postgres"), p["dbname"]
+    base = f"postgresql://{user}@{host}:{port}/{name}"
+    kv = f"host={host} port={port} user={user} dbname={name}"
+    enc = quote(DSN_SECRET + "@:/", safe="")
+    return [
+        ("userinfo", f"postgresql://{user}:{DSN_SECRET}@{host}:{port}/{name}"),
+        ("userinfo percent-encoded", f"postgres://{user}:{enc}@{host}:{port}/{name}"),
+        ("url password=", f"{base}?password={DSN_SECRET}"),
+        ("url sslpassword=", f"{base}?sslmode=disable&sslpassword={DSN_SECRET}"),
+        ("url options", f"{base}?options=" + quote(f"-c app.db_password={DSN_SECRET}", safe="")),
+        ("keyword password=", f"{kv} password={DSN_SECRET}"),
+        ("keyword quoted password", f"{kv} password = '{DSN_SECRET} x\\'y'"),
+        ("keyword sslpassword=", f"{kv} sslpassword={DSN_SECRET}"),
+        ("keyword options", f"{kv} options='-c app.api_token={DSN_SECRET} -c search_path=public'"),
+    ]
+
+
+MALFORMED = [
+    ("one slash", f"postgresql:/alice:{DSN_SECRET}@127.0.0.1/db"),
+    ("unclosed ipv6", f"postgresql://alice:{DSN_SECRET}@[::1/db"),
+    ("bad query key", f"postgresql://alice@127.0.0.1/db?passwd={DSN_SECRET}"),
+    ("keyword without =", f"host=127.0.0.1 {DSN_SECRET}"),
+    ("unterminated quote", f"host=127.0.0.1 password='{DSN_SECRET}"),
+]
+
+
+def test_redact_dsn_masks_every_form_and_keeps_where_it_points(db):
+    from stuckgen.secrets import dsn_secrets, redact_dsn
+
+    name = conninfo_to_dict(db)["dbname"]
+    for form, dsn in _dsn_forms(db):
+        shown = redact_dsn(dsn)
+        assert DSN_SECRET not in shown and "S3cret" not in shown, (form, shown)
+        assert name in shown and "***" in shown, (form, shown)
+        assert any(DSN_SECRET in s for s in dsn_secrets(dsn)), form
+    assert "search_path=public" in redact_dsn(_dsn_forms(db)[-1][1]), "a harmless option stays readable"
+    for form, dsn in MALFORMED:
+        shown = redact_dsn(dsn)
+        assert "S3cret" not in shown and "alice" not in shown and "sha256:" in shown, (form, shown)
+
+
+@pytest.mark.parametrize("fmt", ["json", "markdown", "text"])
+def test_doctor_configuration_never_shows_a_dsn_secret_in_any_format(db, fmt, tmp_path):
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"never-started": 1})
+    for form, dsn in _dsn_forms(db):
+        r = runner.invoke(app, ["doctor", "-d", dsn, "--no-probe", "-f", fmt, "--debug"])
+        assert r.exit_code == 1, (form, r.stderr)  # it connected (the stuck row is a finding)
+        assert "S3cret" not in r.stdout + r.stderr, (form, fmt)
+        assert "***" in r.stdout, (form, fmt)
+        env_file = tmp_path / f"{fmt}.env"
+        env_file.write_text("DATABASE_URL=\"" + dsn.replace("\\", "\\\\") + "\"\n")
+        r = runner.invoke(app, ["doctor", "--env-file", str(env_file), "--no-probe", "-f", fmt])
+        assert r.exit_code == 1 and "S3cret" not in r.stdout + r.stderr, (form, fmt, r.stderr)
+
+
+def test_a_malformed_dsn_is_described_never_echoed(tmp_path):
+    for form, dsn in MALFORMED:
+        for cmd in (["scan", "-d", dsn], ["doctor", "-d", dsn, "--no-probe", "-f", "json"],
+                    ["scan", "-d", dsn, "--debug"], ["check", "-d", dsn], ["fail", "--all-stuck", "-d", dsn]):
+            r = runner.invoke(app, cmd)
+            text = r.stdout + r.stderr
+            assert "S3cret" not in text and "alice" not in text, (form, cmd, text)
+            assert r.exit_code == 2, (form, cmd, r.exit_code, text)
+        r = runner.invoke(app, ["scan", "-d", dsn])
+        assert "malformed" in r.stderr and "sha256:" in r.stderr, r.stderr
+    r = runner.invoke(app, ["scan", "-d", MALFORMED[0][1]])
+    assert "two slashes" in r.stderr, r.stderr
+
+
+def test_connection_errors_scrub_every_dsn_secret(db):
+    """A refused connection quotes host and port, never a secret: each form against a closed port."""
+    for form, dsn in _dsn_forms(db):
+        port = conninfo_to_dict(dsn).get("port") or "5432"
+        closed = dsn.replace(f":{port}/", ":1/").replace(f"port={port}", "port=1")
+        assert closed != dsn, form
+        for debug in ([], ["--debug"]):
+            r = runner.invoke(app, ["scan", "-d", closed, "--connect-timeout", "2s", *debug])
+            assert r.exit_code == 3, (form, r.stderr)
+            assert "S3cret" not in r.stdout + r.stderr, (form, debug)

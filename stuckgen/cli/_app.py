@@ -177,19 +177,21 @@ def default_format(fmt: str | None, *, tty: bool) -> str:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _known_secrets() -> list[str]:
-    from stuckgen.secrets import dsn_password
+def _known_secrets(flags: dict[str, Any] | None = None) -> list[str]:
+    """Secret values from the environment and from the command's own flags (DSNs: their secrets)."""
+    from stuckgen.secrets import dsn_secrets
     from stuckgen.settings import OPTIONS
 
     vals: list[str] = []
     for opt in OPTIONS.values():
         if opt.secret:
             vals += [os.environ[v] for v in opt.env if os.environ.get(v)]
+            flag = (flags or {}).get(opt.name)
+            if isinstance(flag, str) and flag:
+                vals.append(flag)
     for v in list(vals):
         if "://" in v or "=" in v:
-            p = dsn_password(v)
-            if p:
-                vals.append(p)
+            vals += dsn_secrets(v)
     return vals
 
 
@@ -208,10 +210,10 @@ def handle_errors(fn: F) -> F:
         except StuckgenError as exc:
             if debug:
                 traceback.print_exc(file=sys.stderr)
-            msg = scrub(f"stuckgen: error: {exc.message}", _known_secrets())
+            msg = scrub(f"stuckgen: error: {exc.message}", _known_secrets(kwargs))
             sys.stderr.write(msg + "\n")
             if exc.hint:
-                sys.stderr.write(scrub(f"  hint: {exc.hint}", _known_secrets()) + "\n")
+                sys.stderr.write(scrub(f"  hint: {exc.hint}", _known_secrets(kwargs)) + "\n")
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             sys.stderr.write("stuckgen: interrupted\n")
@@ -225,7 +227,7 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:  # a bug: say so in one line unless debugging
             if debug:
                 raise
-            msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets())
+            msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets(kwargs))
             sys.stderr.write(msg + " (run again with --debug for a traceback)\n")
             raise typer.Exit(4) from None
         raise typer.Exit(int(code or ExitCode.OK))

@@ -51,19 +51,19 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecu
     from stuckgen.doctor import diagnose
 
     now = time.time()
-    conn, db_error = None, None
+    conn, db_error, db_fix = None, None, None
     if settings.database_url:
         try:
             conn = _db.connect(settings)
         except UnreachableError as exc:
-            db_error = exc.message
+            db_error, db_fix = exc.message, exc.hint
     header, info = _cookie(settings, now)
     timeout = httpx.Timeout(settings.http_timeout)
     # Like probe-auth: the deployment is called directly, never through a proxy from the environment.
     http = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False) if probe and settings.base_url else None
     vercel = httpx.Client(follow_redirects=False, timeout=timeout) if settings.vercel_token and settings.vercel_project else None
     try:
-        return diagnose(settings, conn=conn, db_error=db_error, http=http, vercel_http=vercel, cookie_header=header,
+        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, cookie_header=header,
                         cookie_info=info, repeat=repeat, allow_insecure=allow_insecure, rules=_db.rules(settings),
                         now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
     finally:
