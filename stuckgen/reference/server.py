@@ -789,10 +789,14 @@ class ReferenceDeployment:
                 lock = (row[1] or {}).get("processingStartedAt")
                 now_ms = int(time.time() * 1000)
                 duplicate = isinstance(lock, (int, float)) and now_ms - lock < LOCK_MS
+                if not duplicate:
+                    # Taken while the row lock is held, like the app's single conditional UPDATE
+                    # (src/app/api/generate/process/route.ts, "ATOMIC LOCK"): two callers can
+                    # never both see the lock free.
+                    self._log_step(conn, generation_id, "process:start", set_params={"processingStartedAt": now_ms})
             if duplicate:
                 self._log_step(conn, generation_id, "process:skipped-duplicate")
                 return
-            self._log_step(conn, generation_id, "process:start", set_params={"processingStartedAt": now_ms})
             with self._lock:
                 self._counters["started"][generation_id] += 1
             self._log_step(conn, generation_id, "model:generate:start")
