@@ -38,10 +38,28 @@ class DemoEnvironment:
 
 
 @contextmanager
+def quiet_runtime_dir() -> Iterator[None]:
+    # pgserver asks platformdirs for a runtime directory (for its lock file) when imported and
+    # when starting; without XDG_RUNTIME_DIR (root, CI, containers) platformdirs warns and falls
+    # back to /tmp/runtime-$UID, which is fine for us. The warning is not ours to show a user.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+        yield
+
+
+def import_pgserver() -> Any:
+    """Import the embedded PostgreSQL package without its runtime-directory warning."""
+    with quiet_runtime_dir():
+        import pgserver
+
+    return pgserver
+
+
+@contextmanager
 def embedded_postgres(workdir: Path) -> Iterator[str]:
     """A throwaway PostgreSQL in ``workdir`` (pgserver); yields a DSN."""
     try:
-        import pgserver
+        pgserver = import_pgserver()
     except ImportError as exc:
         raise ConfigError("the demo needs an embedded PostgreSQL: pip install 'stuckgen[demo]'",
                           hint="or point it at a server you have: stuckgen demo --database-url URL") from exc
@@ -51,8 +69,7 @@ def embedded_postgres(workdir: Path) -> Iterator[str]:
         datadir = workdir / f"pgdata{attempt}"
         datadir.mkdir()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # platformdirs complains about XDG_RUNTIME_DIR on servers
+            with quiet_runtime_dir():
                 server = pgserver.get_server(str(datadir), cleanup_mode="stop")
             break
         except Exception as exc:  # pgserver raises plain exceptions for initdb/start failures
@@ -92,7 +109,10 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         for k, v in values.items():
-            fh.write(f"{k}='{v}'\n")
+            if "\n" in v:  # double quotes: python-dotenv decodes \n there (the value as `vercel env pull` gives it)
+                fh.write(f'{k}="{v.replace(chr(10), chr(92) + "n")}"\n')
+            else:
+                fh.write(f"{k}='{v}'\n")
 
 
 @contextmanager
@@ -117,8 +137,11 @@ def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | No
                                          work_seconds=0.4, heartbeat_interval=0.1, trigger_timeout=1.0) as dep:
                     cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
                     env_file = workdir / "demo.env"
+                    # The operator holds the value as the platform gives it back: in secret-whitespace that
+                    # is the stored value with its trailing newline, which is what lets doctor name it.
+                    pulled = secret + "\n" if get_scenario(scenario).secret_value_transform == "trailing-newline" else secret
                     _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
-                                               "INTERNAL_API_SECRET": secret, "STUCKGEN_COOKIE": cookie,
+                                               "INTERNAL_API_SECRET": pulled, "STUCKGEN_COOKIE": cookie,
                                                "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or ""})
                     fresh = make_session_cookie(dep.user_id, expires_in=3600, project_ref=dep.project_ref)
                     env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file,
@@ -185,3 +208,44 @@ def settings_for(env: DemoEnvironment, *, threshold: float) -> Any:
 
     return load_settings({"threshold": f"{threshold}s", "since": "1h"}, environ={}, cwd=env.workdir,
                          env_file=str(env.env_file))
+
+
+@dataclass(frozen=True)
+class DemoVerdict:
+    """Whether the demo's diagnosis named the cause its scenario planted."""
+
+    ok: bool
+    line: str
+
+
+def judge(report: Any, scenario: str) -> DemoVerdict:
+    """Compare doctor's top-ranked cause with the one the scenario planted.
+
+    The demo succeeds when the diagnosis is right, not when nothing is wrong:
+    a fault found by design is the demo working. A wrong or missing diagnosis
+    is a bug in stuckgen, and says so.
+    """
+    from stuckgen.findings import Severity
+    from stuckgen.reference.scenarios import get_scenario
+
+    planted = get_scenario(scenario).planted
+    ranked = [r.finding for r in report.ranked if r.finding.severity >= Severity.WARNING]
+    top = ranked[0].id if ranked else None
+    if planted is None:
+        if top is None:
+            return DemoVerdict(True, f"diagnosed: nothing wrong, as planted (scenario {scenario})")
+        return DemoVerdict(False, f"NOT diagnosed: scenario {scenario} planted no fault, but doctor ranked {top} "
+                                  "first; this is a bug in stuckgen")
+    if top == planted:
+        return DemoVerdict(True, f"diagnosed: {planted}, as planted (scenario {scenario})")
+    got = f"ranked {top} first" if top else "found nothing wrong"
+    return DemoVerdict(False, f"NOT diagnosed: scenario {scenario} planted {planted}, but doctor {got}; "
+                              "this is a bug in stuckgen")
+
+
+NEXT_STEPS = (
+    "On your own app (settings may also live in ./.env or stuckgen.toml; see the README):",
+    "  export DATABASE_URL='postgresql://...'          # a read-only role is enough to diagnose",
+    "  export STUCKGEN_BASE_URL=https://your-app.example.com INTERNAL_API_SECRET=...",
+    "  stuckgen schema && stuckgen doctor                # what it found in your database, then the diagnosis",
+)

@@ -19,10 +19,13 @@ SCHEMA_SQL = (Path(__file__).parent.parent / "stuckgen" / "reference" / "schema.
 
 def _embedded_dsn() -> Iterator[str]:
     """Start a throwaway PostgreSQL (pgserver) for this test session."""
-    import pgserver  # only needed when no server is configured
+    from stuckgen.demo import import_pgserver, quiet_runtime_dir  # only needed when no server is configured
+
+    pgserver = import_pgserver()
 
     datadir = tempfile.mkdtemp(prefix="stuckgen-pg-")
-    server = pgserver.get_server(datadir, cleanup_mode="delete")
+    with quiet_runtime_dir():
+        server = pgserver.get_server(datadir, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

@@ -47,10 +47,12 @@ def demo(
       stuckgen demo --scenario protected
       stuckgen demo --keep        # then, in another shell: stuckgen scan --env-file <printed path>
 
-    Exit: 0 the diagnosis found nothing wrong (scenario healthy), 1 it found the fault,
-    2 bad option, 3 the embedded database could not start.
+    Exit: 0 the diagnosis named the cause the scenario planted ("diagnosed: ..., as
+    planted"; for --scenario healthy: nothing wrong), 1 it did not (a bug in stuckgen),
+    2 bad option, 3 the embedded database could not start. Unlike doctor, a fault
+    found by design is success here: the demo's job is the diagnosis.
     """
-    from stuckgen.findings import Severity
+    from stuckgen.demo import NEXT_STEPS, judge
     from stuckgen.reference.scenarios import get_scenario
 
     out = Output()
@@ -68,8 +70,12 @@ def demo(
         out.note("demo cleaned up.")
     finally:
         signal.signal(signal.SIGTERM, previous)
-    w = report.worst
-    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
+    verdict = judge(report, sc.name)
+    out.note("")
+    out.note("\n".join(NEXT_STEPS))
+    out.note("")
+    out.note(verdict.line)
+    return ExitCode.OK if verdict.ok else ExitCode.FINDINGS
 
 
 def _run(out: Output, scenario: str, *, database_url: str | None, generations: int, threshold: float, keep: bool,

@@ -47,6 +47,9 @@ class Scenario:
     # stop), spread evenly over the request sequence.
     timeout_fraction: float = 0.0
     expected_finding: str | None = None
+    # The cause ``doctor`` must rank first against this scenario (None: nothing is wrong).
+    # ``demo`` exits 0 only when its diagnosis names it: anything else is a bug in stuckgen.
+    planted: str | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -61,6 +64,7 @@ SCENARIOS: dict[str, Scenario] = {
             description="INTERNAL_API_SECRET is not set for this deployment: every internal call gets 401.",
             secret_value_transform="missing",
             expected_finding="secret-rejected",
+            planted="secret-rejected",
         ),
         Scenario(
             name="secret-mismatch",
@@ -70,6 +74,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             secret_value_transform="different",
             expected_finding="secret-rejected",
+            planted="secret-rejected",
         ),
         Scenario(
             name="secret-whitespace",
@@ -80,6 +85,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             secret_value_transform="trailing-newline",
             expected_finding="secret-whitespace",
+            planted="secret-whitespace",
         ),
         Scenario(
             name="intermittent",
@@ -87,6 +93,7 @@ SCENARIOS: dict[str, Scenario] = {
             secret_fraction=0.5,
             instances=2,
             expected_finding="secret-intermittent",
+            planted="secret-intermittent",
         ),
         Scenario(
             name="protected",
@@ -96,6 +103,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             protected=True,
             expected_finding="deployment-protection",
+            planted="deployment-protection",
         ),
         Scenario(
             name="redirect",
@@ -105,22 +113,26 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             redirect=308,
             expected_finding="redirect",
+            planted="redirect",
         ),
         Scenario(
             name="cookie-expired",
             description="The session cookies the deployment issues are already expired: the cookie path gets 401.",
             cookie_expired=True,
             expected_finding="cookie-expired",
+            planted="cookie-expired",
         ),
         Scenario(
             name="dropped-trigger",
             description="Rows are created but the trigger is never sent: they stay at generate:create.",
             drop_trigger=True,
+            planted="stuck-never-started",
         ),
         Scenario(
             name="worker-crash",
             description="The process call is accepted, heartbeats twice, then the worker stops silently.",
             crash_after_heartbeats=2,
+            planted="stuck-stalled",
         ),
         Scenario(
             name="slow",
@@ -128,6 +140,7 @@ SCENARIOS: dict[str, Scenario] = {
             latency=0.05,
             timeout_fraction=0.25,
             expected_finding="timeout",
+            planted="timeout",
         ),
     )
 }
