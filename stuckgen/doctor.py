@@ -298,24 +298,27 @@ def diagnose(
     # -- Vercel ------------------------------------------------------------------------------
     token, project = settings.values.get("vercel_token"), settings.values.get("vercel_project")
     if token and project and vercel_http is not None:
-        from stuckgen.vercel import VercelClient, analyze_vercel
+        from stuckgen.vercel import SECRET_KEY, VercelClient, analyze_evidence
 
         step("reading the Vercel project")
         try:
-            client = VercelClient(vercel_http, token=token, project=project, team=settings.values.get("vercel_team"))
+            client = VercelClient(vercel_http, token=token, project=project, team=settings.values.get("vercel_team"),
+                                  base_url=settings.values.get("vercel_api_url") or "https://api.vercel.com")
             onset = report.summary.onset if report.summary else None
-            try:
-                ev = client.gather(onset=onset)
-            except StuckgenError:
-                # A token that may list variables but not read their values: compare scopes and times only.
-                ev = client.gather(onset=onset, decrypt=False)
-            envs, deployments = ev.envs, ev.deployments
+            # Values are read one variable at a time (the list returns ciphertext); a value the
+            # token may not read becomes a finding that says so, never a silent skip.
+            ev = client.gather(onset=onset, value_keys={SECRET_KEY})
             protection = any(f.id == "deployment-protection" for f in report.probe_findings)
-            vf = analyze_vercel(envs, deployments, local_secret=settings.internal_secret,
-                                local_bypass=settings.bypass_secret,
-                                onset=report.summary.onset if report.summary else None,
-                                protection_seen=protection)
-            report.vercel = {"consulted": True, "variables": len(envs), "deployments": len(deployments)}
+            vf = analyze_evidence(ev, local_secret=settings.internal_secret, local_bypass=settings.bypass_secret,
+                                  onset=onset, protection_seen=protection)
+            secrets = [v for v in ev.envs if v.key == SECRET_KEY]
+            report.vercel = {
+                "consulted": True, "variables": len(ev.envs), "deployments": len(ev.deployments),
+                "secret_values_compared": sum(v.digest is not None for v in secrets),
+                "secret_values_unreadable": sum(v.digest is None for v in secrets),
+                "hidden_production_variables": ev.hidden_production,
+                "project_read": ev.project is not None,
+            }
             for f in vf:
                 support = _probe_support(f, report.summary) + 0.1 if f.severity >= Severity.WARNING else 0.2
                 ranked.append(RankedFinding(support=support, finding=f))

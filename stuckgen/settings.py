@@ -161,6 +161,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
          help="the provider's API token (the app's REPLICATE_API_TOKEN)"),
     _opt("replicate_webhook_secret", None, _secret, "REPLICATE_WEBHOOK_SECRET", secret=True,
          help="the secret the app's webhook route verifies (replaying a callback)"),
+    _opt("vercel_api_url", "https://api.vercel.com", _str,
+         help="Vercel REST API base URL (an HTTPS proxy in front of it; plain HTTP only on loopback)"),
 )}
 
 

@@ -24,6 +24,8 @@ from stuckgen.findings import Finding, Severity
 from stuckgen.secrets import fingerprint
 from stuckgen.vercel import (
     ValueDigest,
+    VercelProject,
+    analyze_evidence,
     VercelClient,
     VercelDeployment,
     VercelEnvVar,
@@ -208,7 +210,7 @@ def test_project_not_found_names_the_project(api: respx.MockRouter, vc: VercelCl
 def test_other_client_error_is_a_config_error(api: respx.MockRouter, vc: VercelClient) -> None:
     api.get(ENV_PATH).mock(return_value=httpx.Response(400, json={
         "error": {"code": "bad_request", "message": "Invalid request: `teamId` should be a string"}}))
-    with pytest.raises(ConfigError, match="refused to list environment variables .HTTP 400: bad_request"):
+    with pytest.raises(ConfigError, match="refused to return environment variables .HTTP 400: bad_request"):
         vc.list_env()
 
 
@@ -377,15 +379,111 @@ def test_env_pagination_follows_next_and_deduplicates(api: respx.MockRouter, vc:
     assert route.calls[1].request.url.params["until"] == "1765000000000"
 
 
-def test_gather_reads_env_and_both_targets(api: respx.MockRouter, vc: VercelClient) -> None:
-    api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=recorded("env_incident.json")))
+def test_gather_reads_env_values_one_by_one_the_project_and_both_targets(
+    api: respx.MockRouter, vc: VercelClient
+) -> None:
+    listing = api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=recorded("env_incident.json")))
+    single = api.get(f"/v1/projects/{PROJECT}/env/Xq1k9RwL2mC4vN8d").mock(
+        return_value=httpx.Response(200, json=recorded("env_single_with_value.json")))
+    project = api.get(f"/v9/projects/{PROJECT}").mock(return_value=httpx.Response(200, json=recorded("project.json")))
     route = api.get("/v6/deployments").mock(side_effect=[
         httpx.Response(200, json=recorded("deployments_production.json")),
         httpx.Response(200, json=recorded("deployments_preview.json")),
     ])
-    evidence = vc.gather(onset=ONSET, targets={"preview", "production", "development"})
+    evidence = vc.gather(onset=ONSET, targets={"preview", "production", "development"},
+                         value_keys={"INTERNAL_API_SECRET"})
+    assert "decrypt" not in listing.calls.last.request.url.params  # deprecated: ciphertext anyway
+    assert single.call_count == 1 and project.called
     assert [c.request.url.params["target"] for c in route.calls] == ["production", "preview"]
     assert len(evidence.envs) == 3 and len(evidence.deployments) == 5
+    secret = next(v for v in evidence.envs if v.key == "INTERNAL_API_SECRET")
+    assert secret.digest is not None and secret.digest.fingerprint == fingerprint(OTHER_SECRET)
+    assert evidence.project is not None and evidence.project.production is not None
+    assert evidence.project.production.uid == "dpl_0ProdOld"
+    assert [b.scope for b in evidence.project.bypass].count("automation-bypass") == 2
+
+
+def test_secret_value_read_through_the_single_variable_endpoint_is_compared(
+    api: respx.MockRouter, vc: VercelClient
+) -> None:
+    # The list answers ciphertext (decrypted: false): before, no value was ever compared.
+    api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=recorded("env_incident.json")))
+    api.get(f"/v1/projects/{PROJECT}/env/Xq1k9RwL2mC4vN8d").mock(
+        return_value=httpx.Response(200, json=recorded("env_single_with_value.json")))
+    api.get(f"/v9/projects/{PROJECT}").mock(return_value=httpx.Response(200, json=recorded("project.json")))
+    api.get("/v6/deployments").mock(return_value=httpx.Response(200, json={"deployments": []}))
+    evidence = vc.gather(value_keys={"INTERNAL_API_SECRET"})
+    findings = analyze_evidence(evidence, local_secret=LOCAL_SECRET, local_bypass=BYPASS, onset=None)
+    differs = by_id(findings, "vercel-secret-value-differs", "production")
+    assert len(differs) == 1 and fingerprint(LOCAL_SECRET) in text_of(differs)
+    assert not by_id(findings, "vercel-secret-value-unread")
+
+
+def test_sensitive_value_is_never_read_and_doctor_says_it_cannot_compare(
+    api: respx.MockRouter, vc: VercelClient
+) -> None:
+    api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=recorded("env_visibility_secret.json")))
+    single = api.get(url__regex=r"/v1/projects/.*/env/.*").mock(
+        return_value=httpx.Response(200, json=recorded("env_single_sensitive.json")))
+    api.get(f"/v9/projects/{PROJECT}").mock(return_value=httpx.Response(200, json=recorded("project.json")))
+    api.get("/v6/deployments").mock(return_value=httpx.Response(200, json={"deployments": []}))
+    evidence = vc.gather(value_keys={"INTERNAL_API_SECRET"})
+    assert not single.called  # visibility "secret": no token can read it, so no request is spent on it
+    findings = analyze_evidence(evidence, local_secret=LOCAL_SECRET, local_bypass=None, onset=None)
+    unread = by_id(findings, "vercel-secret-value-unread")
+    assert len(unread) == 1 and unread[0].severity == Severity.INFO
+    assert "sensitive variable (visibility secret)" in text_of(unread)
+    assert not by_id(findings, "vercel-secret-value-differs")
+
+
+def test_single_variable_answer_without_value_is_unread_with_the_reason(
+    api: respx.MockRouter, vc: VercelClient
+) -> None:
+    var = envs(env_json(ident="Xq1k9RwL2mC4vN8d"))[0]
+    api.get(f"/v1/projects/{PROJECT}/env/Xq1k9RwL2mC4vN8d").mock(
+        return_value=httpx.Response(200, json=recorded("env_single_sensitive.json")))
+    read = vc.read_value(var)
+    assert read.digest is None and "sensitive" in (read.unreadable or "")
+    api.get(f"/v1/projects/{PROJECT}/env/Xq1k9RwL2mC4vN8d").mock(
+        return_value=httpx.Response(403, json=recorded("error_challenge_required.json")))
+    read = vc.read_value(var)
+    assert read.digest is None and "challenge_required" in (read.unreadable or "")
+
+
+def test_challenge_required_is_not_a_rejected_token(api: respx.MockRouter, vc: VercelClient) -> None:
+    api.get(ENV_PATH).mock(return_value=httpx.Response(403, json=recorded("error_challenge_required.json")))
+    with pytest.raises(ConfigError) as info:
+        vc.list_env()
+    assert "challenge" in str(info.value) and "rejected" not in str(info.value)
+
+
+def test_forbidden_without_invalid_token_says_access_not_rejection(api: respx.MockRouter, vc: VercelClient) -> None:
+    api.get(ENV_PATH).mock(return_value=httpx.Response(403, json=recorded("error_forbidden.json")))
+    with pytest.raises(ConfigError) as info:
+        vc.list_env()
+    assert "may not read environment variables in team team_acme42" in str(info.value)
+    assert "rejected" not in str(info.value)
+
+
+@pytest.mark.parametrize(("team", "params"), [
+    ("team_acme42", {"teamId": "team_acme42"}),
+    ("acme-studio", {"slug": "acme-studio"}),
+    ("BbfRMQ0rayldOPM5XPXAe2BC", {}),  # VERCEL_ORG_ID of a personal project: a user id, never sent
+])
+def test_account_is_sent_the_way_the_cli_sends_it(
+    api: respx.MockRouter, http: httpx.Client, team: str, params: dict[str, str]
+) -> None:
+    route = api.get(ENV_PATH).mock(return_value=httpx.Response(200, json={"envs": []}))
+    VercelClient(http, token=TOKEN, project=PROJECT, team=team).list_env()
+    sent = dict(route.calls.last.request.url.params)
+    assert {k: v for k, v in sent.items() if k in ("teamId", "slug")} == params
+
+
+def test_env_paging_stops_when_the_cursor_does_not_move(api: respx.MockRouter, vc: VercelClient) -> None:
+    stuck = {"envs": [env_json("A", ident="env_a")], "pagination": {"next": 1765000000000}}
+    route = api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=stuck))
+    assert [v.key for v in vc.list_env()] == ["A"]
+    assert route.call_count == 2  # the first page, then the one cursor; never the same request again
 
 
 def test_plain_http_base_url_is_refused_except_on_loopback(http: httpx.Client) -> None:
@@ -647,27 +745,102 @@ def test_no_deployment_before_onset_gives_no_onset_finding() -> None:
     assert not by_id(analyze(envs(env_json()), onset=early), "vercel-onset-after-deploy")
 
 
-def test_bypass_missing_only_behind_protection_and_only_info() -> None:
+def project_info(raw: dict[str, Any] | None = None) -> VercelProject:
+    info = VercelProject.from_json(recorded("project.json") if raw is None else raw)
+    assert info is not None
+    return info
+
+
+def test_bypass_secret_is_read_from_the_project_not_the_variables() -> None:
+    # VERCEL_AUTOMATION_BYPASS_SECRET is a system variable injected at build time: it is never
+    # among the listed variables. Before, bypass-missing fired whenever protection was seen.
     env_items = envs(env_json(created=ms(2025, 12, 1)))
     assert not by_id(analyze(env_items), "vercel-bypass-missing")
-    findings = analyze(env_items, protection_seen=True)
-    f = by_id(findings, "vercel-bypass-missing")[0]
+    findings = analyze(env_items, protection_seen=True, project=project_info())
+    assert not [f for f in findings if f.id.startswith("vercel-bypass")]
+    bare = project_info({**recorded("project.json"), "protectionBypass": {}})
+    f = by_id(analyze(env_items, protection_seen=True, project=bare), "vercel-bypass-missing")[0]
     assert f.severity == Severity.INFO and f.target is None
-    assert "not among the project's variables for: production, preview" in f.evidence[1]
     assert "stuckgen has no bypass secret configured" in f.evidence
-    assert "x-vercel-protection-bypass" in f.fix
+    assert "x-vercel-protection-bypass" in f.fix and "redeploy" in f.fix
 
 
-def test_bypass_value_differs() -> None:
-    env_items = envs(env_json(created=ms(2025, 12, 1)),
-                     env_json("VERCEL_AUTOMATION_BYPASS_SECRET", value="stale-bypass-value-9988", decrypted=True,
-                              created=ms(2025, 12, 1)))
-    findings = analyze(env_items, local_bypass=BYPASS, protection_seen=True)
+def test_bypass_unknown_when_the_project_cannot_be_read() -> None:
+    findings = analyze(envs(env_json()), protection_seen=True, project=None,
+                       project_error="the Vercel token may not read the project")
     assert not by_id(findings, "vercel-bypass-missing")
-    differs = by_id(findings, "vercel-bypass-value-differs")
-    assert {f.target for f in differs} == {"production", "preview"}
-    assert all(f.severity == Severity.WARNING for f in differs)
-    assert fingerprint(BYPASS) in differs[0].evidence[1]
+    f = by_id(findings, "vercel-bypass-unknown")[0]
+    assert "may not read the project" in " ".join(f.evidence)
+
+
+def test_bypass_value_differs_compares_with_every_automation_secret() -> None:
+    env_items = envs(env_json(created=ms(2025, 12, 1)))
+    assert not by_id(analyze(env_items, local_bypass=BYPASS, project=project_info()), "vercel-bypass-value-differs")
+    # The older, non-default automation secret passes Deployment Protection too.
+    assert not by_id(analyze(env_items, local_bypass="0lderBypassKeptForTheCiPipeline77", project=project_info()),
+                     "vercel-bypass-value-differs")
+    differs = by_id(analyze(env_items, local_bypass="stale-bypass-value-9988", project=project_info()),
+                    "vercel-bypass-value-differs")
+    assert len(differs) == 1 and differs[0].severity == Severity.WARNING
+    assert fingerprint("stale-bypass-value-9988") in differs[0].evidence[-1]
+    assert fingerprint(BYPASS) in text_of(differs) and "(the one deployments get)" in text_of(differs)
+    assert "injects VERCEL_AUTOMATION_BYPASS_SECRET at build time" in differs[0].fix
+
+
+def test_hidden_production_variables_are_not_reported_missing() -> None:
+    env_items = envs(*recorded("env_hidden_production.json")["envs"])
+    findings = analyze(env_items, hidden_production=3)
+    assert not by_id(findings, "vercel-secret-missing")  # was CRITICAL "not set for production"
+    hidden = by_id(findings, "vercel-secret-hidden", "production")
+    assert len(hidden) == 1 and hidden[0].severity == Severity.INFO
+    assert "hiddenProductionEnvCount = 3" in hidden[0].evidence[0]
+
+
+def test_hidden_count_is_read_from_the_listing(api: respx.MockRouter, vc: VercelClient) -> None:
+    api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=recorded("env_hidden_production.json")))
+    listed, hidden = vc.env_listing()
+    assert hidden == 3 and [v.targets for v in listed] == [("preview",)]
+
+
+def test_custom_environment_variables_and_deployments() -> None:
+    env_items = envs(*recorded("env_custom_environment.json")["envs"])
+    dep_items = deps(*recorded("deployments_custom_environment.json")["deployments"])
+    custom = next(v for v in env_items if v.id == "Cs4tAg1NgX8eNv2q")
+    assert custom.targets == ("env_8staging4custom",)
+    staging = next(d for d in dep_items if d.uid == "dpl_6StagingEnv")
+    assert staging.target == "env_8staging4custom" and "custom environment staging" in staging.label
+    findings = analyze(env_items, dep_items)
+    assert "not set for any target" not in text_of(findings)
+    assert not by_id(findings, "vercel-secret-missing")
+    # Without its own variable the custom environment is named, and not as preview.
+    only_shared = [v for v in env_items if v.id != "Cs4tAg1NgX8eNv2q"]
+    missing = by_id(analyze(only_shared, dep_items), "vercel-secret-missing")
+    assert [f.title for f in missing] == [
+        "INTERNAL_API_SECRET is not set for custom environment staging deployments"]
+    assert "vercel env add INTERNAL_API_SECRET staging" in missing[0].fix
+    assert "dpl_6StagingEnv" in text_of(missing)
+
+
+def test_staged_production_deployment_is_not_blamed_for_the_onset() -> None:
+    dep_items = deps(*recorded("deployments_staged.json")["deployments"])
+    assert [d.staged for d in dep_items] == [True, False, False]
+    onset = datetime(2025, 12, 17, 10, 5, tzinfo=timezone.utc)  # after the staged one was READY
+    f = by_id(analyze(envs(env_json(created=ms(2025, 12, 1))), dep_items, onset=onset),
+              "vercel-onset-after-deploy", "production")[0]
+    assert "dpl_1ProdLive" in f.title and "dpl_5ProdStaged" not in f.title
+
+
+def test_rolled_back_production_deployment_is_not_the_live_one() -> None:
+    dep_items = deps(*recorded("deployments_production.json")["deployments"])
+    onset = datetime(2025, 12, 17, 10, 5, tzinfo=timezone.utc)
+    env_items = envs(env_json(created=ms(2025, 12, 1)))
+    before = by_id(analyze(env_items, dep_items, onset=onset), "vercel-onset-after-deploy", "production")[0]
+    assert "dpl_1ProdLive" in before.title
+    # The project now serves dpl_0ProdOld: dpl_1ProdLive was rolled back from.
+    f = by_id(analyze(env_items, dep_items, onset=onset, project=project_info()),
+              "vercel-onset-after-deploy", "production")[0]
+    assert "dpl_0ProdOld" in f.title
+    assert any("dpl_1ProdLive" in e and "rolled back" in e for e in f.evidence)
 
 
 def test_custom_secret_key() -> None:
@@ -680,7 +853,8 @@ def test_custom_secret_key() -> None:
 def test_findings_are_ranked_and_ids_are_stable() -> None:
     env_items = envs(env_json(target=("production",), value=OTHER_SECRET, decrypted=True,
                               updated=ms(2025, 12, 17, 10)))
-    findings = analyze(env_items, onset=ONSET, protection_seen=True)
+    bare = project_info({**recorded("project.json"), "protectionBypass": {}, "targets": {}})
+    findings = analyze(env_items, onset=ONSET, protection_seen=True, project=bare)
     assert [f.severity for f in findings] == sorted((f.severity for f in findings), reverse=True)
     assert {f.id for f in findings} == {
         "vercel-secret-missing", "vercel-secret-value-differs", "vercel-secret-changed-after-deploy",
@@ -689,8 +863,19 @@ def test_findings_are_ranked_and_ids_are_stable() -> None:
 
 
 def test_token_and_secret_values_never_appear(api: respx.MockRouter, vc: VercelClient) -> None:
-    values = [TOKEN, LOCAL_SECRET, OTHER_SECRET, BYPASS, "stale-bypass-value-9988", LOCAL_SECRET[:16]]
+    values = [TOKEN, LOCAL_SECRET, OTHER_SECRET, BYPASS, "stale-bypass-value-9988", LOCAL_SECRET[:16],
+              "0lderBypassKeptForTheCiPipeline77", "integrati0nBypassSecretForChecks55"]
     texts: list[str] = []
+    # The project's bypass secrets are the keys of protectionBypass: they exist only as digests.
+    info = project_info()
+    texts.append(repr(info))
+    texts.append(text_of(analyze(envs(env_json()), local_bypass="stale-bypass-value-9988", protection_seen=True,
+                                 project=info)))
+    api.get(f"/v9/projects/{PROJECT}").mock(return_value=httpx.Response(200, json=recorded("project.json")))
+    texts.append(repr(vc.get_project()))
+    api.get(f"/v1/projects/{PROJECT}/env/x1").mock(return_value=httpx.Response(200, json=recorded(
+        "env_single_with_value.json")))
+    texts.append(repr(vc.read_value(envs(env_json(ident="x1"))[0])))
     env_items = envs(env_json(target=("production",), value=OTHER_SECRET, decrypted=True, updated=ms(2025, 12, 17, 10)),
                      env_json(target=("preview",), branch="main", value=LOCAL_SECRET + "\n", decrypted=True),
                      env_json("VERCEL_AUTOMATION_BYPASS_SECRET", value="stale-bypass-value-9988", decrypted=True))
@@ -714,3 +899,47 @@ def test_token_and_secret_values_never_appear(api: respx.MockRouter, vc: VercelC
     blob = "\n".join(texts)
     for value in values:
         assert value not in blob
+
+
+# -- doctor against a loopback stand-in of the API ------------------------------------------
+
+
+def doctor_with_vercel(tmp_path: Path, standin: Any, **flags: str) -> Any:
+    from stuckgen.doctor import diagnose
+    from stuckgen.settings import load_settings
+
+    values = {"vercel_token": TOKEN, "vercel_project": PROJECT, "vercel_team": TEAM,
+              "vercel_api_url": standin.url, "internal_secret": LOCAL_SECRET, **flags}
+    settings = load_settings(values, environ={}, cwd=tmp_path)
+    with httpx.Client(timeout=2.0) as http:
+        return diagnose(settings, conn=None, db_error="not needed here", vercel_http=http)
+
+
+def test_doctor_compares_the_secret_value_when_vercel_lets_the_token_read_it(tmp_path: Path) -> None:
+    from tests.vercel_standin import VercelStandIn, vercel_standin
+    from stuckgen.render.doctor import doctor_json_lines, doctor_text_lines
+
+    state = VercelStandIn(token=TOKEN, values={"Xq1k9RwL2mC4vN8d": recorded("env_single_with_value.json")})
+    with vercel_standin(state) as standin:
+        report = doctor_with_vercel(tmp_path, standin)
+    ids = [r.finding.id for r in report.ranked]
+    assert "vercel-secret-value-differs" in ids and "vercel-secret-value-unread" not in ids
+    assert report.vercel["secret_values_compared"] == 1 and report.vercel["secret_values_unreadable"] == 0
+    assert any(p == f"/v1/projects/{PROJECT}/env/Xq1k9RwL2mC4vN8d" for p, _ in state.requests)
+    assert all(q.get("teamId") == [TEAM] for _, q in state.requests)
+    text = "\n".join([*doctor_text_lines(report), *doctor_json_lines(report)])
+    assert "secret values: 1 compared, 0 not readable" in text
+    for value in (TOKEN, LOCAL_SECRET, OTHER_SECRET, BYPASS, "0lderBypassKeptForTheCiPipeline77"):
+        assert value not in text
+
+
+def test_doctor_says_plainly_when_the_value_cannot_be_read(tmp_path: Path) -> None:
+    from tests.vercel_standin import VercelStandIn, vercel_standin
+    from stuckgen.render.doctor import doctor_text_lines
+
+    state = VercelStandIn(token=TOKEN, values={"Xq1k9RwL2mC4vN8d": recorded("env_single_sensitive.json")})
+    with vercel_standin(state) as standin:
+        report = doctor_with_vercel(tmp_path, standin)
+    unread = [r.finding for r in report.ranked if r.finding.id == "vercel-secret-value-unread"]
+    assert len(unread) == 1 and "sensitive" in " ".join(unread[0].evidence)
+    assert "secret values: 0 compared, 1 not readable" in "\n".join(doctor_text_lines(report))

@@ -77,6 +77,9 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
         yield "Vercel"
         if r.vercel.get("consulted"):
             yield f"  {r.vercel['variables']} variables, {r.vercel['deployments']} deployments read"
+            if "secret_values_compared" in r.vercel:
+                yield (f"  secret values: {r.vercel['secret_values_compared']} compared, "
+                       f"{r.vercel['secret_values_unreadable']} not readable with this token")
         else:
             yield f"  not consulted: {r.vercel.get('error')}"
     yield ""

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from stuckgen.vercel.analysis import BYPASS_KEY, ONSET_SUSPECT_WINDOW, SECRET_KEY, analyze_vercel
+from stuckgen.vercel.analysis import BYPASS_KEY, ONSET_SUSPECT_WINDOW, SECRET_KEY, analyze_evidence, analyze_vercel
 from stuckgen.vercel.client import (
     DEFAULT_BASE_URL,
     DEFAULT_RETRY_WAIT,
@@ -20,6 +20,8 @@ from stuckgen.vercel.client import (
 )
 from stuckgen.vercel.records import (
     DEFAULT_TARGETS,
+    BypassSecret,
+    VercelProject,
     ValueDigest,
     VercelDeployment,
     VercelEnvVar,
@@ -28,6 +30,9 @@ from stuckgen.vercel.records import (
 
 __all__ = [
     "BYPASS_KEY",
+    "BypassSecret",
+    "VercelProject",
+    "analyze_evidence",
     "DEFAULT_BASE_URL",
     "DEFAULT_RETRY_WAIT",
     "DEFAULT_TARGETS",

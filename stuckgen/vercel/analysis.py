@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from stuckgen.durations import format_duration
 from stuckgen.findings import Finding, Severity, rank
@@ -16,6 +17,8 @@ from stuckgen.vercel.records import (
     ValueDigest,
     VercelDeployment,
     VercelEnvVar,
+    VercelEvidence,
+    VercelProject,
     _aware,
     _target_key,
 )
@@ -54,17 +57,56 @@ class _Project:
 
     envs: Sequence[VercelEnvVar]
     ready: dict[str, list[VercelDeployment]] = field(default_factory=dict)  # newest first
+    labels: dict[str, str] = field(default_factory=dict)  # custom environment id -> slug
+    rolled_back: list[VercelDeployment] = field(default_factory=list)
+    info: VercelProject | None = None
+    hidden_production: int = 0
 
     @classmethod
-    def build(cls, envs: Sequence[VercelEnvVar], deployments: Sequence[VercelDeployment]) -> "_Project":
+    def build(
+        cls,
+        envs: Sequence[VercelEnvVar],
+        deployments: Sequence[VercelDeployment],
+        *,
+        info: VercelProject | None = None,
+        hidden_production: int = 0,
+    ) -> "_Project":
+        """Index the deployments that served: READY, never STAGED, and not rolled back from.
+
+        A production deployment newer than the project's current production one
+        (``targets.production``) was rolled back from (or never promoted): it does
+        not serve now, and it is not what was live unless nothing newer says so.
+        """
+        current = info.production if info is not None else None
+        listed = list(deployments)
+        if current is not None and current.uid not in {d.uid for d in listed}:
+            listed.append(current)
         ready: dict[str, list[VercelDeployment]] = {}
-        for d in deployments:
-            if d.is_ready and d.live_since is not None:
-                ready.setdefault(d.target, []).append(d)
+        labels: dict[str, str] = {}
+        rolled_back: list[VercelDeployment] = []
+        for d in listed:
+            if d.environment:
+                labels[d.target] = d.environment
+            if not d.is_ready or d.staged or d.live_since is None:
+                continue
+            if (d.target == "production" and current is not None and current.live_since is not None
+                    and d.uid != current.uid and d.live_since > current.live_since):
+                rolled_back.append(d)
+                continue
+            ready.setdefault(d.target, []).append(d)
         epoch = datetime.min.replace(tzinfo=timezone.utc)
         for items in ready.values():
             items.sort(key=lambda d: d.live_since or epoch, reverse=True)
-        return cls(envs=envs, ready=ready)
+        return cls(envs=envs, ready=ready, labels=labels, rolled_back=rolled_back, info=info,
+                   hidden_production=hidden_production)
+
+    def name(self, target: str) -> str:
+        """How a person calls a target: "production", or "custom environment staging"."""
+        return f"custom environment {self.labels[target]}" if target in self.labels else target
+
+    def cli_target(self, target: str) -> str:
+        """The environment argument ``vercel env add`` takes: a custom environment by its slug."""
+        return self.labels.get(target, target)
 
     def vars(self, key: str, target: str) -> list[VercelEnvVar]:
         return [v for v in self.envs if v.key == key and target in v.targets]
@@ -94,10 +136,19 @@ class _Project:
 
 def _where_set(project: _Project, key: str) -> str:
     described = sorted(
-        {f"{t} ({v.scope})" for v in project.envs if v.key == key for t in v.targets},
-        key=lambda s: _target_key(s.split(" ")[0]),
+        {(t, f"{project.name(t)} ({v.scope})") for v in project.envs if v.key == key for t in v.targets},
+        key=lambda pair: _target_key(pair[0]),
     )
-    return f"{key} is set for: {', '.join(described)}" if described else f"{key} is not set for any target"
+    if described:
+        return f"{key} is set for: {', '.join(text for _, text in described)}"
+    return f"{key} is not set for any target"
+
+
+def analyze_evidence(evidence: VercelEvidence, **options: Any) -> list[Finding]:
+    """``analyze_vercel`` over what ``VercelClient.gather`` fetched."""
+    return analyze_vercel(evidence.envs, evidence.deployments, project=evidence.project,
+                          project_error=evidence.project_error, hidden_production=evidence.hidden_production,
+                          **options)
 
 
 def analyze_vercel(
@@ -109,36 +160,65 @@ def analyze_vercel(
     onset: datetime | None,
     targets_in_use: Collection[str] = DEFAULT_TARGETS,
     secret_key: str = SECRET_KEY,
-    bypass_key: str = BYPASS_KEY,
     protection_seen: bool = False,
+    project: VercelProject | None = None,
+    project_error: str | None = None,
+    hidden_production: int = 0,
 ) -> list[Finding]:
-    """Findings from a project's variables and deployments, ranked most severe first.
+    """Findings from a project's variables, deployments and settings, ranked most severe first.
 
     ``onset`` is when the first stuck row appeared (naive means UTC);
     ``protection_seen`` says whether probing met Deployment Protection, which
     is when a missing bypass secret matters. Values are compared by fingerprint.
+    Custom environments that have deployments are judged like the targets in use.
     """
-    project = _Project.build(envs, deployments)
+    proj = _Project.build(envs, deployments, info=project, hidden_production=hidden_production)
     when = _aware(onset) if onset is not None else None
     local = ValueDigest.of(local_secret) if local_secret else None
     findings: list[Finding] = []
-    targets = sorted({t.strip().lower() for t in targets_in_use if t.strip()}, key=_target_key)
+    wanted = {t.strip().lower() for t in targets_in_use if t.strip()} | set(proj.labels)
+    targets = sorted(wanted, key=_target_key)
 
     for target in targets:
-        live_at_onset = project.live_at(target, when)[0] if when is not None else None
-        findings.extend(_secret_missing(project, target, secret_key, live_at_onset))
-        findings.extend(_secret_branch_scoped(project, target, secret_key, live_at_onset))
-        for var in project.vars(secret_key, target):
-            findings.extend(_secret_value_whitespace(project, var, target, local, secret_key))
-            findings.extend(_secret_value_differs(project, var, target, local, secret_key))
-            findings.extend(_secret_changed_after_deploy(project, var, target))
+        live_at_onset = proj.live_at(target, when)[0] if when is not None else None
+        findings.extend(_secret_hidden(proj, target, secret_key))
+        findings.extend(_secret_missing(proj, target, secret_key, live_at_onset))
+        findings.extend(_secret_branch_scoped(proj, target, secret_key, live_at_onset))
+        for var in proj.vars(secret_key, target):
+            findings.extend(_secret_value_whitespace(proj, var, target, local, secret_key))
+            findings.extend(_secret_value_differs(proj, var, target, local, secret_key))
+            findings.extend(_secret_changed_after_deploy(proj, var, target))
         if when is not None:
-            findings.extend(_onset_after_deploy(project, target, when, secret_key))
+            findings.extend(_onset_after_deploy(proj, target, when, secret_key))
+    findings.extend(_secret_value_unread(proj, targets, secret_key, local))
 
     local_bp = ValueDigest.of(local_bypass) if local_bypass else None
-    findings.extend(_bypass_missing(project, targets, bypass_key, local_bp, protection_seen))
-    findings.extend(_bypass_value_differs(project, targets, bypass_key, local_bp))
+    findings.extend(_bypass_missing(proj, local_bp, protection_seen, project_error))
+    findings.extend(_bypass_value_differs(proj, local_bp))
     return rank(findings)
+
+
+def _secret_hidden(project: _Project, target: str, key: str) -> list[Finding]:
+    """vercel-secret-hidden: production variables are hidden from this token, so absence proves nothing."""
+    if target != "production" or project.hidden_production <= 0 or project.vars(key, target):
+        return []
+    return [
+        Finding(
+            id="vercel-secret-hidden",
+            severity=Severity.INFO,
+            title=f"This token cannot see production variables, so whether {key} is set for production is unknown",
+            evidence=(
+                f"the variable list says hiddenProductionEnvCount = {project.hidden_production}: that many "
+                "production variables exist but are not shown to this token",
+                _where_set(project, key),
+            ),
+            fix=(
+                "Use a token of a member who may see production variables (Owner, or a role with production "
+                "environment access), or check Project Settings > Environment Variables > Production by hand."
+            ),
+            target=target,
+        )
+    ]
 
 
 def _secret_missing(
@@ -147,23 +227,25 @@ def _secret_missing(
     """vercel-secret-missing: no variable of ``key`` reaches ``target`` at all."""
     if project.vars(key, target):
         return []
+    if target == "production" and project.hidden_production > 0:
+        return []  # it may be one of the hidden ones: vercel-secret-hidden says so
     latest = project.serving(target)
     evidence = [
         _where_set(project, key),
         f"the app adds x-internal-secret only when {key} is set, so every internal trigger "
-        f"from a {target} deployment arrives without it and gets 401",
+        f"from a {project.name(target)} deployment arrives without it and gets 401",
     ]
     if latest is not None:
-        evidence.append(f"latest READY {target} deployment: {latest.label}, live since {_at(latest.live_since)}")
+        evidence.append(f"latest READY {project.name(target)} deployment: {latest.label}, live since {_at(latest.live_since)}")
     if live_at_onset is not None:
-        evidence.append(f"serving {target} when the first stuck row appeared: {live_at_onset.label}")
+        evidence.append(f"serving {project.name(target)} when the first stuck row appeared: {live_at_onset.label}")
     return [
         Finding(
             id="vercel-secret-missing",
             severity=Severity.CRITICAL,
-            title=f"{key} is not set for {target} deployments",
+            title=f"{key} is not set for {project.name(target)} deployments",
             evidence=tuple(evidence),
-            fix=f"{_set_fix(key, target)}; {_redeploy_fix(latest, target)}.",
+            fix=f"{_set_fix(key, project.cli_target(target))}; {_redeploy_fix(latest, project.cli_target(target))}.",
             target=target,
         )
     ]
@@ -313,6 +395,9 @@ def _onset_after_deploy(project: _Project, target: str, when: datetime, key: str
     ]
     if before is not None:
         evidence.append(f"before it: {before.label}, live since {_at(before.live_since)}")
+    if target == "production":
+        for d in project.rolled_back[:3]:
+            evidence.append(f"{d.label} is newer but does not serve production (rolled back or never promoted)")
     later = [d for d in project.ready.get(target, []) if d.live_since is not None and d.live_since > when]
     if later:
         evidence.append(f"{len(later)} READY {target} deployment(s) went live after the onset, newest {later[0].uid}")
@@ -349,54 +434,129 @@ def _onset_after_deploy(project: _Project, target: str, when: datetime, key: str
     ]
 
 
-def _bypass_missing(
-    project: _Project, targets: Sequence[str], key: str, local: ValueDigest | None, protection_seen: bool
-) -> list[Finding]:
-    """vercel-bypass-missing (info): behind Deployment Protection, and no bypass secret configured."""
-    findings: list[Finding] = []
-    if protection_seen:
-        missing = [t for t in targets if not project.vars(key, t)]
-        if missing:
-            evidence = [
-                "Deployment Protection answered the probes (see the deployment-protection finding)",
-                f"{key} is not among the project's variables for: {', '.join(missing)}",
-                f"stuckgen's bypass secret: {local}" if local else "stuckgen has no bypass secret configured",
-            ]
-            findings.append(
-                Finding(
-                    id="vercel-bypass-missing",
-                    severity=Severity.INFO,
-                    title="No automation bypass secret is configured for the protected deployments",
-                    evidence=tuple(evidence),
-                    fix=(
-                        "Project Settings > Deployment Protection > Protection Bypass for Automation: create the "
-                        f"secret (deployments see it as {key}); have the app's trigger send it as "
-                        f"x-vercel-protection-bypass, and give stuckgen the same value ({key})."
-                    ),
-                    target=None,
-                )
-            )
-    return findings
-
-
-def _bypass_value_differs(
+def _secret_value_unread(
     project: _Project, targets: Sequence[str], key: str, local: ValueDigest | None
 ) -> list[Finding]:
-    """vercel-bypass-value-differs: the project's bypass secret is not the one stuckgen sends."""
-    findings: list[Finding] = []
-    if local is not None:
-        for target in targets:
-            for var in project.vars(key, target):
-                if var.digest is not None and var.digest.fingerprint != local.fingerprint:
-                    findings.append(
-                        Finding(
-                            id="vercel-bypass-value-differs",
-                            severity=Severity.WARNING,
-                            title=f"The {target} value of {key} is not the bypass secret stuckgen sends",
-                            evidence=(f"Vercel value ({target}, {var.scope}): {var.digest}",
-                                      f"stuckgen's bypass secret: {local}"),
-                            fix=f"Copy the current secret from Project Settings > Deployment Protection into {key}.",
-                            target=target,
-                        )
-                    )
-    return findings
+    """vercel-secret-value-unread: values that could not be compared, and why (only with a local copy)."""
+    if local is None:
+        return []
+    # Only reads that were tried (or could never succeed): a caller that did not ask for values did not fail.
+    unread = [(t, v) for t in targets for v in project.vars(key, t)
+              if v.digest is None and (v.unreadable is not None or v.sensitive)]
+    if not unread:
+        return []
+    evidence = [
+        f"{project.name(t)} ({v.scope}): not compared: {v.unreadable or 'it is a sensitive variable'}" for t, v in unread
+    ]
+    evidence.append(f"local {key}: {local}")
+    sensitive = any(v.sensitive for _, v in unread)
+    return [
+        Finding(
+            id="vercel-secret-value-unread",
+            severity=Severity.INFO,
+            title=f"stuckgen could not compare Vercel's value of {key} with the local one",
+            evidence=tuple(evidence),
+            fix=(
+                ("A sensitive variable cannot be read back by anyone: if in doubt, set it again from the local copy "
+                 f"({_set_fix(key, 'production')} --sensitive) and redeploy. " if sensitive else "")
+                + "A token that may read the project's variables (and a non-sensitive variable) lets doctor "
+                  "compare fingerprints."
+            ),
+            target=None,
+        )
+    ]
+
+
+_BYPASS_REDEPLOY = (
+    "Vercel injects VERCEL_AUTOMATION_BYPASS_SECRET at build time: deployments built before the secret was "
+    "created or regenerated carry the old one until they are redeployed."
+)
+
+
+def _bypass_missing(
+    project: _Project, local: ValueDigest | None, protection_seen: bool, project_error: str | None
+) -> list[Finding]:
+    """vercel-bypass-missing (info): behind Deployment Protection, and no automation bypass secret exists.
+
+    The secrets live in the project's ``protectionBypass`` (what the CLI reads), not
+    among its variables: ``VERCEL_AUTOMATION_BYPASS_SECRET`` is a system variable
+    injected at build time. When the project could not be read, say so instead.
+    """
+    if not protection_seen:
+        return []
+    ours = f"stuckgen's bypass secret: {local}" if local else "stuckgen has no bypass secret configured"
+    if project.info is None:
+        return [
+            Finding(
+                id="vercel-bypass-unknown",
+                severity=Severity.INFO,
+                title="Deployment Protection answered, and the project's bypass secrets could not be read",
+                evidence=(
+                    "Deployment Protection answered the probes (see the deployment-protection finding)",
+                    f"reading the project failed: {project_error or 'not attempted'}",
+                    ours,
+                ),
+                fix=(
+                    "Check Project Settings > Deployment Protection > Protection Bypass for Automation by hand, "
+                    "or give doctor a token that may read the project."
+                ),
+                target=None,
+            )
+        ]
+    if project.info.automation_bypass:
+        return []
+    return [
+        Finding(
+            id="vercel-bypass-missing",
+            severity=Severity.INFO,
+            title="No automation bypass secret is configured for the protected deployments",
+            evidence=(
+                "Deployment Protection answered the probes (see the deployment-protection finding)",
+                "the project's protectionBypass holds no secret of scope automation-bypass",
+                ours,
+            ),
+            fix=(
+                "Project Settings > Deployment Protection > Protection Bypass for Automation: create the "
+                "secret (deployments see it as VERCEL_AUTOMATION_BYPASS_SECRET); have the app's trigger send it as "
+                "x-vercel-protection-bypass, give stuckgen the same value, and redeploy. " + _BYPASS_REDEPLOY
+            ),
+            target=None,
+        )
+    ]
+
+
+def _bypass_value_differs(project: _Project, local: ValueDigest | None) -> list[Finding]:
+    """vercel-bypass-value-differs: stuckgen's bypass secret is none of the project's automation secrets."""
+    secrets = project.info.automation_bypass if project.info is not None else ()
+    if local is None or not secrets or any(b.digest.fingerprint == local.fingerprint for b in secrets):
+        return []
+    evidence = [
+        f"project automation bypass secret{' (the one deployments get)' if b.is_env_var else ''}: {b.digest}"
+        + (f", created {_at(b.created_at)}" if b.created_at else "")
+        for b in secrets
+    ]
+    evidence.append(f"stuckgen's bypass secret: {local}")
+    if any(b.digest.stripped_fingerprint == local.stripped_fingerprint for b in secrets):
+        evidence.append("equal to one of them once surrounding whitespace is removed: the local copy has the fault")
+    production = project.serving("production")
+    current = next((b for b in secrets if b.is_env_var), None)
+    if (current is not None and current.created_at and production is not None and production.created_at
+            and current.created_at > production.created_at):
+        evidence.append(
+            f"the deployment serving production, {production.label}, was built before this secret was created: "
+            "its VERCEL_AUTOMATION_BYPASS_SECRET is an older one"
+        )
+    return [
+        Finding(
+            id="vercel-bypass-value-differs",
+            severity=Severity.WARNING,
+            title="stuckgen's bypass secret is not one of the project's automation bypass secrets",
+            evidence=tuple(evidence),
+            fix=(
+                "Copy the current secret from Project Settings > Deployment Protection > Protection Bypass for "
+                "Automation into stuckgen's VERCEL_AUTOMATION_BYPASS_SECRET. " + _BYPASS_REDEPLOY
+                + (f" Redeploy: vercel redeploy {production.https_url}" if production is not None else "")
+            ),
+            target=None,
+        )
+    ]

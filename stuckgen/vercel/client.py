@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
@@ -26,6 +28,7 @@ from stuckgen.vercel.records import (
     VercelDeployment,
     VercelEnvVar,
     VercelEvidence,
+    VercelProject,
     _aware,
     _target_key,
     _text,
@@ -43,6 +46,32 @@ MAX_RETRY_WAIT = 30.0
 DEFAULT_RETRY_WAIT = 2.0
 
 _E = TypeVar("_E", bound=StuckgenError)
+# A team's slug: lower-case letters, digits and hyphens. A user id has capitals.
+_TEAM_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,47}")
+# Answers that ask for an interactive step-up (the CLI's env/challenge-recovery.ts).
+_CHALLENGE_CODES = frozenset({"challenge_required", "challenge_required_email_otp", "user_auth_required"})
+
+
+@dataclass(frozen=True)
+class _ApiError:
+    """Vercel's ``{"error": {"code", "message", "invalidToken"}}`` (or the same keys unwrapped)."""
+
+    code: str | None = None
+    line: str = ""  # ``code: message``, one short line
+    invalid_token: bool = False
+
+
+def _api_error(body: bytes) -> _ApiError:
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return _ApiError()
+    if not isinstance(data, dict):
+        return _ApiError()
+    err = data.get("error") if isinstance(data.get("error"), Mapping) else data
+    code, message = _text(err.get("code")), _text(err.get("message"))
+    line = " ".join(": ".join(p for p in (code, message) if p).split())[:200]
+    return _ApiError(code=code, line=line, invalid_token=err.get("invalidToken") is True)
 
 
 def _retry_after(response: httpx.Response, now: float) -> float:
@@ -122,11 +151,21 @@ class VercelClient:
     # -- public reads
 
     def list_env(self, *, decrypt: bool = False) -> list[VercelEnvVar]:
-        """The project's environment variables; ``decrypt`` asks for values where Vercel allows it."""
+        """The project's environment variables; ``decrypt`` asks for values (deprecated by Vercel)."""
+        return list(self.env_listing(decrypt=decrypt)[0])
+
+    def env_listing(self, *, decrypt: bool = False) -> tuple[list[VercelEnvVar], int]:
+        """(variables, ``hiddenProductionEnvCount``): the listing and how many production ones it hides.
+
+        The API answers ``{envs, pagination}``, ``{envs, hiddenProductionEnvCount}``
+        or one variable unwrapped (vercel/sdk ``FilterProjectEnvsResponseBody1/2/3``).
+        A token that may not see production variables gets them counted, not listed.
+        """
         params: dict[str, str] = {"decrypt": "true"} if decrypt else {}
         path = f"/v10/projects/{quote(self.project, safe='')}/env"
         out: list[VercelEnvVar] = []
         seen: set[str] = set()
+        hidden = 0
         for data in self._pages(path, params, what="environment variables"):
             if isinstance(data.get("envs"), list):
                 items = data["envs"]
@@ -134,6 +173,9 @@ class VercelClient:
                 items = [data]
             else:
                 raise self._unexpected("environment variables", "no 'envs' list")
+            count = data.get("hiddenProductionEnvCount")
+            if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+                hidden = max(hidden, count)
             for raw in items:
                 var = VercelEnvVar.from_json(raw)
                 if var is None:
@@ -142,7 +184,42 @@ class VercelClient:
                 if ident not in seen:  # pages may overlap at their edges
                     seen.add(ident)
                     out.append(var)
-        return out
+        return out, hidden
+
+    def read_value(self, var: VercelEnvVar) -> VercelEnvVar:
+        """``var`` with its value's digest from ``GET /v1/projects/{idOrName}/env/{id}``, or why not.
+
+        The list endpoint returns ciphertext even with ``decrypt=true`` (vercel/vercel#9072,
+        vercel/sdk#118); the single-variable endpoint returns ``value`` when this token may
+        read it. Sensitive variables never return one. A failed read is recorded in
+        ``unreadable``, never raised: the rest of the evidence still counts.
+        """
+        if var.digest is not None:
+            return var
+        if var.sensitive:
+            why = "type sensitive" if (var.type or "").lower() in ("sensitive", "secret") else "visibility secret"
+            return replace(var, unreadable=f"it is a sensitive variable ({why}): Vercel never returns its value")
+        if var.id is None:
+            return replace(var, unreadable="the listing gave it no id to read it by")
+        path = f"/v1/projects/{quote(self.project, safe='')}/env/{quote(var.id, safe='')}"
+        try:
+            data = self._get_json(path, {}, what=f"the value of {var.key}")
+        except StuckgenError as exc:
+            return replace(var, unreadable=exc.message)
+        read = var.with_value_from(data)
+        if read.digest is None:
+            if isinstance(data.get("type"), str) and data["type"].lower() == "sensitive":
+                return replace(var, unreadable="it is a sensitive variable: Vercel never returns its value")
+            return replace(var, unreadable="Vercel answered without a readable value (decrypted: false)")
+        return read
+
+    def get_project(self) -> VercelProject:
+        """The project's current production deployment and its automation bypass secrets (as digests)."""
+        data = self._get_json(f"/v9/projects/{quote(self.project, safe='')}", {}, what="the project")
+        project = VercelProject.from_json(data)
+        if project is None:
+            raise self._unexpected("the project", "not a project object")
+        return project
 
     def list_deployments(
         self, *, target: str | None = None, limit: int = PAGE_LIMIT, live_before: datetime | None = None
@@ -162,7 +239,8 @@ class VercelClient:
 
         def enough() -> bool:
             return any(
-                d.is_ready and (cutoff is None or (d.live_since is not None and d.live_since <= cutoff))
+                d.is_ready and not d.staged
+                and (cutoff is None or (d.live_since is not None and d.live_since <= cutoff))
                 for d in out
             )
 
@@ -182,18 +260,58 @@ class VercelClient:
         *,
         targets: Collection[str] = DEFAULT_TARGETS,
         onset: datetime | None = None,
-        decrypt: bool = True,
+        decrypt: bool = False,
+        value_keys: Collection[str] = (),
     ) -> VercelEvidence:
-        """Variables and, for each deployable target in use, its recent deployments."""
-        envs = self.list_env(decrypt=decrypt)
+        """Variables (values of ``value_keys`` read one by one), the project, and recent deployments.
+
+        The project is read for its bypass secrets and current production deployment;
+        a token that may not read it still yields the rest (``project_error`` says why).
+        """
+        envs, hidden = self.env_listing(decrypt=decrypt)
+        wanted = set(value_keys)
+        envs = [self.read_value(v) if v.key in wanted else v for v in envs]
+        project: VercelProject | None = None
+        project_error: str | None = None
+        try:
+            project = self.get_project()
+        except StuckgenError as exc:
+            project_error = exc.message
         deployments: list[VercelDeployment] = []
         # Only production and preview have deployments this endpoint filters by;
         # "development" is the developers' own machines.
         for target in sorted({t.lower() for t in targets} & {"production", "preview"}, key=_target_key):
             deployments.extend(self.list_deployments(target=target, live_before=onset))
-        return VercelEvidence(envs=tuple(envs), deployments=tuple(deployments))
+        return VercelEvidence(envs=tuple(envs), deployments=tuple(deployments), project=project,
+                              project_error=project_error, hidden_production=hidden)
 
     # -- transport
+
+    def _scope(self) -> dict[str, str]:
+        """The account a request acts for, the way the Vercel CLI sends it.
+
+        A ``team_...`` id goes as ``teamId``; a lower-case name as the team's ``slug``;
+        anything else is a personal account's user id (``VERCEL_ORG_ID`` of a personal
+        project), which must not be sent at all (the CLI's ``client.ts`` drops
+        ``teamId`` unless the id starts with ``team_``).
+        """
+        if self.team is None:
+            return {}
+        if self.team.startswith("team_"):
+            return {"teamId": self.team}
+        if _TEAM_SLUG.fullmatch(self.team):
+            return {"slug": self.team}
+        return {}
+
+    @property
+    def account(self) -> str:
+        """How messages name the account the requests act for."""
+        scope = self._scope()
+        if "teamId" in scope:
+            return f"team {scope['teamId']}"
+        if "slug" in scope:
+            return f"team {scope['slug']}"
+        return "the token's personal account"
 
     def _pages(
         self,
@@ -204,6 +322,7 @@ class VercelClient:
         stop: Callable[[], bool] = lambda: False,
     ) -> Iterator[dict[str, Any]]:
         params = dict(params)
+        asked: set[str] = set()
         for _ in range(self.max_pages):
             data = self._get_json(path, params, what=what)
             yield data
@@ -211,13 +330,17 @@ class VercelClient:
             nxt = pagination.get("next") if isinstance(pagination, Mapping) else None
             if isinstance(nxt, bool) or not isinstance(nxt, (int, float, str)) or nxt in ("", 0) or stop():
                 return
-            params["until"] = str(int(nxt)) if isinstance(nxt, (int, float)) else nxt
+            cursor = str(int(nxt)) if isinstance(nxt, (int, float)) else nxt
+            # A cursor that does not move would ask for the same page again.
+            if cursor == params.get("until") or cursor in asked:
+                return
+            asked.add(cursor)
+            params["until"] = cursor
 
     def _get_json(self, path: str, params: dict[str, str], *, what: str) -> dict[str, Any]:
         url = self.base_url + path
         query = dict(params)
-        if self.team:
-            query["teamId"] = self.team
+        query.update(self._scope())
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         host = urlsplit(self.base_url).netloc
         waited: float | None = None
@@ -228,13 +351,13 @@ class VercelClient:
             except httpx.TimeoutException as exc:
                 raise self._error(
                     VercelUnreachableError,
-                    f"the Vercel API ({host}) did not answer in time while listing {what}",
+                    f"the Vercel API ({host}) did not answer in time while reading {what}",
                     hint="check the network or proxy; raise --http-timeout if the API is slow",
                 ) from exc
             except httpx.RequestError as exc:
                 raise self._error(
                     VercelUnreachableError,
-                    f"cannot reach the Vercel API ({host}) while listing {what}: {type(exc).__name__}",
+                    f"cannot reach the Vercel API ({host}) while reading {what}: {type(exc).__name__}",
                     hint="check the network, DNS and any HTTPS proxy",
                 ) from exc
             status = response.status_code
@@ -251,24 +374,39 @@ class VercelClient:
             break
         if 200 <= status < 300:
             return self._parse(body, response, what=what)
-        detail = self._api_error(body)
-        suffix = f": {detail}" if detail else ""
-        team = f" (team {self.team})" if self.team else ""
-        if status in (401, 403):
+        error = _api_error(body)
+        suffix = f": {error.line}" if error.line else ""
+        if error.code in _CHALLENGE_CODES:
             raise self._error(
                 ConfigError,
-                f"the Vercel token was rejected (HTTP {status}{suffix}) while listing {what}",
+                f"the Vercel API asks for a fresh sign-in challenge ({error.code}, HTTP {status}) before it "
+                f"returns {what}",
+                hint="sensitive reads need an interactive step-up that a token cannot answer; "
+                     "compare the value by hand in the dashboard",
+            )
+        if status == 401 or (status == 403 and error.invalid_token):
+            raise self._error(
+                ConfigError,
+                f"the Vercel token was rejected (HTTP {status}{suffix}) while reading {what}",
                 hint=(
                     "check VERCEL_TOKEN"
-                    + (f" and that it can access team {self.team} (VERCEL_TEAM_ID)" if self.team
+                    + (f" and that it can access {self.account} (VERCEL_TEAM_ID)" if self._scope()
                        else "; a project owned by a team also needs VERCEL_TEAM_ID")
                 ),
+            )
+        if status == 403:
+            raise self._error(
+                ConfigError,
+                f"the Vercel token may not read {what} in {self.account} (HTTP 403{suffix})",
+                hint="the token is valid but lacks access: give it a role that can read this project, "
+                     "or set VERCEL_TEAM_ID to the team that owns it",
             )
         if status == 404:
             raise self._error(
                 ConfigError,
-                f"Vercel project {self.project!r} was not found{team}{suffix}",
-                hint="check VERCEL_PROJECT_ID (a prj_... id or the project name) and VERCEL_TEAM_ID",
+                f"Vercel project {self.project!r} was not found ({self.account}) while reading {what}{suffix}",
+                hint="check VERCEL_PROJECT_ID (a prj_... id or the project name) and VERCEL_TEAM_ID "
+                     "(team_... id or slug; leave it unset for a personal account)",
             )
         if status == 429:
             raise self._error(
@@ -277,10 +415,10 @@ class VercelClient:
                 f"{format_duration(waited or 0.0)}; try again later",
             )
         if 400 <= status < 500:
-            raise self._error(ConfigError, f"the Vercel API refused to list {what} (HTTP {status}{suffix})")
+            raise self._error(ConfigError, f"the Vercel API refused to return {what} (HTTP {status}{suffix})")
         raise self._error(
             VercelUnreachableError,
-            f"the Vercel API ({host}) answered HTTP {status} while listing {what}{suffix}",
+            f"the Vercel API ({host}) answered HTTP {status} while reading {what}{suffix}",
             hint="a 3xx means the base URL is wrong; a 5xx is Vercel's side, try again shortly",
         )
 
@@ -312,19 +450,6 @@ class VercelClient:
         if not isinstance(data, dict):
             raise self._unexpected(what, f"a JSON {type(data).__name__} instead of an object")
         return data
-
-    def _api_error(self, body: bytes) -> str:
-        """``code: message`` from Vercel's ``{"error": {...}}``, one short line; "" if none."""
-        try:
-            data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return ""
-        err = data.get("error") if isinstance(data, dict) else None
-        if not isinstance(err, Mapping):
-            return ""
-        parts = [p for p in (_text(err.get("code")), _text(err.get("message"))) if p]
-        line = " ".join(": ".join(parts).split())
-        return line[:200]
 
     def _unexpected(self, what: str, why: str) -> VercelUnreachableError:
         return self._error(
