@@ -73,7 +73,7 @@ def client() -> Iterator[httpx.Client]:
 def test_every_scenario_is_data_with_a_description() -> None:
     assert set(SCENARIOS) == {
         "healthy", "secret-missing", "secret-mismatch", "secret-whitespace", "intermittent", "protected",
-        "redirect", "cookie-expired", "dropped-trigger", "worker-crash", "slow",
+        "redirect", "cookie-expired", "dropped-trigger", "worker-crash", "slow", "lost-callback",
     }
     assert all(s.description for s in SCENARIOS.values())
 

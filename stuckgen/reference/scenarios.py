@@ -46,6 +46,11 @@ class Scenario:
     # Fraction of process-route requests that hang (until the hang time or
     # stop), spread evenly over the request sequence.
     timeout_fraction: float = 0.0
+    # USE_REPLICATE_WEBHOOKS=true: generations go to the model provider with a webhook
+    # (needs a provider: ReferenceDeployment(provider_url=..., provider_token=...)).
+    use_webhooks: bool = False
+    # The deployment holds REPLICATE_WEBHOOK_SECRET (its webhook route then verifies signatures).
+    webhook_secret_set: bool = False
     expected_finding: str | None = None
     # The cause ``doctor`` must rank first against this scenario (None: nothing is wrong).
     # ``demo`` exits 0 only when its diagnosis names it: anything else is a bug in stuckgen.
@@ -133,6 +138,16 @@ SCENARIOS: dict[str, Scenario] = {
             description="The process call is accepted, heartbeats twice, then the worker stops silently.",
             crash_after_heartbeats=2,
             planted="stuck-stalled",
+        ),
+        Scenario(
+            name="lost-callback",
+            description=(
+                "Generations go to the model provider with a webhook; the deployment holds "
+                "REPLICATE_WEBHOOK_SECRET and verifies it the way the app does (t=,v1=hex), which no "
+                "Replicate signature passes: every callback gets 401 and rows wait forever."
+            ),
+            use_webhooks=True,
+            webhook_secret_set=True,
         ),
         Scenario(
             name="slow",

@@ -51,6 +51,7 @@ from stuckgen.cookies import decode_jwt_payload, session_token, split_header
 from stuckgen.transport import is_loopback
 from stuckgen.errors import ConfigError, DatabaseUnreachableError
 from stuckgen.reference.cookies import REFERENCE_JWT_KEY, make_session_cookie, verify_jwt_signature
+from stuckgen.reference.provider_routes import SYNC_PREFIX, SYNC_SUFFIX, WEBHOOK_ROUTE, ProviderRoutes
 from stuckgen.reference.scenarios import Scenario, get_scenario, spread
 
 GENERATE_ROUTE = "/api/generate"
@@ -219,12 +220,15 @@ class _Handler(BaseHTTPRequestHandler):
         return value.strip(" \t\r\n") if value is not None else None
 
 
-class ReferenceDeployment:
+class ReferenceDeployment(ProviderRoutes):
     """The incident app on loopback, in one scenario; a context manager.
 
     ``secret`` is the operator's INTERNAL_API_SECRET; the scenario decides what
     the deployment itself holds. ``bypass_secret`` is the Deployment
-    Protection bypass value (``protected`` scenario).
+    Protection bypass value (``protected`` scenario). ``provider_url`` and
+    ``provider_token`` point at the model provider (a ProviderStandIn);
+    ``webhook_secret`` is the deployment's REPLICATE_WEBHOOK_SECRET (unset: the
+    webhook route accepts unsigned callbacks, as the app does).
     """
 
     def __init__(
@@ -246,6 +250,9 @@ class ReferenceDeployment:
         mark_failed: bool = False,
         user_id: str | None = None,
         create_schema: bool = False,
+        provider_url: str | None = None,
+        provider_token: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         if not is_loopback(host):
             raise ConfigError(f"the reference deployment only listens on loopback, not {host!r}")
@@ -266,6 +273,10 @@ class ReferenceDeployment:
         self.session_id = str(uuid.uuid4())
         self.route = PROCESS_ROUTE
         self._create_schema = create_schema
+        self.provider_url = provider_url.rstrip("/") if provider_url else None
+        self._provider_token = provider_token
+        self._webhook_secret = webhook_secret or (
+            "whsec_" + _secrets.token_urlsafe(24) if self.scenario.webhook_secret_set else None)
         self._deployment_secret = self._stored_secret(secret, self.scenario)
         # Who sends the trigger: normally this deployment itself. In
         # ``different`` the sender holds the operator's value while the process
@@ -282,6 +293,7 @@ class ReferenceDeployment:
             "started": Counter(),
             "in_flight": Counter(),
             "max_in_flight": Counter(),
+            "webhooks": Counter(),  # rejected / settled / acknowledged
         }
         self._route_calls: Counter[str] = Counter()
         self._triggers_sent = 0
@@ -540,6 +552,12 @@ class ReferenceDeployment:
                 headers={"location": self.redirect_url + h.path},
             )
             return
+        if path == WEBHOOK_ROUTE and method == "POST":
+            self._webhook(h, path)
+            return
+        if path.startswith(SYNC_PREFIX) and path.endswith(SYNC_SUFFIX) and method == "POST":
+            self._sync(h, path, path[len(SYNC_PREFIX):-len(SYNC_SUFFIX)])
+            return
         if path in (GENERATE_ROUTE, self.route, LOGIN_ROUTE):
             if method != "POST":
                 self._send_json(h, 405, {"error": "Method Not Allowed"}, path=path, headers={"allow": "POST"})
@@ -632,6 +650,15 @@ class ReferenceDeployment:
                     0.04,
                 ),
             )
+        if self.scenario.use_webhooks and self.provider_url:
+            # USE_REPLICATE_WEBHOOKS: submit with a webhook; the process route is called only on failure.
+            with self._pool.connection() as conn:
+                submitted = self._submit_prediction(
+                    conn, generation_id, {k: v for k, v in parameters.items() if k not in ("lastStep", "debugLogs")})
+            if submitted:
+                self._send_json(h, 200, {"id": generation_id, "status": "processing",
+                                         "message": "Generation started. Results will arrive via webhook."}, path=path)
+                return
         # The header is added only when this instance has the variable; fetch
         # strips surrounding whitespace from header values.
         instance_secret = self._instance_secret(GENERATE_ROUTE)
