@@ -8,12 +8,12 @@ EX = Path(__file__).parent.parent / "examples"
 
 
 def test_env_example_names_every_option_and_loads(tmp_path):
-    text = (EX / ".env.example").read_text()
+    text = (EX / "env.example").read_text()
     for opt in OPTIONS.values():
         if opt.name == "operator":
             continue
-        assert any(f"{var}=" in text for var in opt.env), f"{opt.name} missing from .env.example"
-    s = load_settings({}, environ={}, cwd=tmp_path, env_file=str(EX / ".env.example"))
+        assert any(f"{var}=" in text for var in opt.env), f"{opt.name} missing from env.example"
+    s = load_settings({}, environ={}, cwd=tmp_path, env_file=str(EX / "env.example"))
     assert s.threshold == 120 and s.base_url[0] == "https://app.example.com"
 
 
