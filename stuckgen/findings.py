@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 
 from stuckgen.durations import format_duration
 from stuckgen.cookies import MAX_CHUNKS, MAX_COOKIE_BYTES, MAX_HEADER_BYTES, CookieInfo
-from stuckgen.probe import ProbeMatrix, ProbeResult, base_mode
+from stuckgen.probe import PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode
 from stuckgen.secrets import describe, hygiene_problems
 
 
@@ -52,6 +52,7 @@ FINDING_ORDER = (
     "open-route",
     "wrong-secret-accepted",
     "unreachable",
+    "platform-error",
     "deployment-protection",
     "redirect",
     "route-missing",
@@ -92,6 +93,9 @@ def kind(result: ProbeResult) -> str:
     s = result.status
     if result.failure == "too-slow":
         return "timeout"
+    # The platform's own answers first: they say nothing about the app or its credentials.
+    if result.platform_error is not None:
+        return "platform"
     if result.behind_wall:
         return "wall"
     if 300 <= s < 400:
@@ -159,7 +163,7 @@ def analyze_probe(
         wall = [r for rs in plain.values() for r in rs if kind(r) == "wall"]
         # The app's own answers: behind the wall, only the bypass probes reach it.
         view = bypass if (wall and bypass) else plain
-        view = {m: [r for r in rs if kind(r) != "wall"] for m, rs in view.items()}
+        view = {m: [r for r in rs if kind(r) not in ("wall", "platform")] for m, rs in view.items()}
 
         def answered(mode: str) -> list[ProbeResult]:
             return [r for r in view.get(mode, []) if r.answered]
@@ -228,6 +232,10 @@ def analyze_probe(
                 markers.append("set-cookie _vercel_sso_nonce")
             if any(r.sso_redirect for r in wall):
                 markers.append("redirect to vercel.com/sso-api")
+            markers.extend(sorted({f"x-vercel-mitigated: {r.vercel_mitigated}" for r in wall if r.vercel_mitigated}))
+            if any(r.wall_kind == "unknown" for r in wall):
+                markers.append("an HTML 401/403 from Vercel that is not the app's JSON (password protection or "
+                               "Trusted IPs; none of Vercel Authentication's markers)")
             evidence.append("markers: " + ", ".join(markers))
             if bypass:
                 evidence.append(
@@ -248,6 +256,24 @@ def analyze_probe(
                         + ("; the bypass secret given was refused too: check it." if blocked and not through else
                            "; re-run with --bypass-secret to test the app behind the wall." if not bypass else ".")
                     ),
+                    target=name,
+                )
+            )
+
+        platform = [r for r in all_results if kind(r) == "platform"]
+        if platform:
+            codes = Counter(r.platform_error for r in platform)
+            code = codes.most_common(1)[0][0] or ""
+            meaning, fix = PLATFORM_ERRORS[code]
+            findings.append(
+                Finding(
+                    id="platform-error",
+                    severity=Severity.ERROR,
+                    title=f"Vercel answers {code} for {name}: {meaning}",
+                    evidence=tuple(f"x-vercel-error: {c} (HTTP {next(r.status for r in platform if r.platform_error == c)}) "
+                                   f"on {n} of {len(all_results)} probes" for c, n in codes.most_common())
+                    + ("the app never ran: no credential was judged, so no secret or cookie finding follows from these",),
+                    fix=fix,
                     target=name,
                 )
             )

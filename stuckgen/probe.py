@@ -102,6 +102,30 @@ class ProbeTarget:
         return self.url.rstrip("/") + "/" + route.lstrip("/")
 
 
+# x-vercel-error codes with which Vercel answers for a deployment instead of running it
+# (https://vercel.com/docs/errors): what each means, and what fixes it. None is the app's fault.
+PLATFORM_ERRORS: dict[str, tuple[str, str]] = {
+    "DEPLOYMENT_PAUSED": (
+        "the project is paused (by its owner, or by spend management when a budget was reached)",
+        "Resume the project in the Vercel dashboard (Project Settings, or Spend Management if a budget "
+        "paused it); the function's logs hold nothing, the app never ran.",
+    ),
+    "DEPLOYMENT_DISABLED": (
+        "the deployment is disabled: the account is past its plan's limits or has a billing problem (402)",
+        "The team owner must settle billing or usage (Settings > Billing); nothing in the app can fix it.",
+    ),
+    "DEPLOYMENT_DELETED": (
+        "the deployment was deleted (410)",
+        "Point the trigger (and --url) at a live deployment: the production domain, or one `vercel ls` lists.",
+    ),
+    "DEPLOYMENT_BLOCKED": (
+        "Vercel blocked the deployment (403): a policy or abuse block, not an auth answer",
+        "Read the notice on the project in the Vercel dashboard and contact Vercel support; credentials "
+        "play no part in this answer.",
+    ),
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProbeResult:
     """One answer (or failure) for one probe."""
@@ -118,6 +142,7 @@ class ProbeResult:
     sso_redirect: bool = False  # Location to vercel.com/sso-api
     vercel_id: str | None = None
     vercel_error: str | None = None  # x-vercel-error (e.g. NOT_FOUND)
+    vercel_mitigated: str | None = None  # x-vercel-mitigated: the firewall answered (deny, challenge)
     location: str | None = None
     body_excerpt: str = ""
     body_truncated: bool = False
@@ -130,9 +155,35 @@ class ProbeResult:
         return self.status is not None
 
     @property
+    def platform_error(self) -> str | None:
+        """The x-vercel-error code when Vercel answered for the deployment instead of running it."""
+        return self.vercel_error if self.vercel_error in PLATFORM_ERRORS else None
+
+    @property
+    def wall_kind(self) -> str | None:
+        """Which wall answered before the app ran, or None when the app answered.
+
+        Vercel Authentication shows itself (the SSO nonce cookie, the "Authentication Required"
+        page, a redirect to vercel.com/sso-api); the firewall sets x-vercel-mitigated. A 401/403
+        page in HTML from Vercel with none of these (password protection, Trusted IPs) is a wall
+        of a kind we cannot name: the app's own refusals are JSON, and calling such a page "the
+        secret was rejected" would send the operator after the wrong value.
+        """
+        if self.platform_error is not None:
+            return None
+        if self.sso_redirect or (self.status == 401 and (self.html_auth_page or self.sso_nonce)):
+            return "vercel-authentication"
+        if self.status in (401, 403, 429) and self.vercel_mitigated:
+            return f"firewall ({self.vercel_mitigated})"
+        if (self.status in (401, 403) and self.error is None
+                and "text/html" in (self.content_type or "") and self.vercel_id is not None):
+            return "unknown"
+        return None
+
+    @property
     def behind_wall(self) -> bool:
-        """Answered by Vercel's Deployment Protection, not by the app."""
-        return self.sso_redirect or (self.status == 401 and (self.html_auth_page or self.sso_nonce))
+        """Answered by a platform wall (Deployment Protection, the firewall), not by the app."""
+        return self.wall_kind is not None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -320,6 +371,7 @@ def _send_one(
                 sso_redirect=bool(location) and "vercel.com/sso-api" in (location or ""),
                 vercel_id=response.headers.get("x-vercel-id"),
                 vercel_error=response.headers.get("x-vercel-error"),
+                vercel_mitigated=response.headers.get("x-vercel-mitigated"),
                 location=scrub(location, known) if location else None,
                 body_excerpt=scrub(text[:EXCERPT_CHARS], known),
                 body_truncated=truncated,
