@@ -37,11 +37,20 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
              policy: PolicyResult | None = None) -> CheckResult:
     s = report.summary
     outcomes: list[CheckOutcome] = []
-    stuck = s.stuck if s is not None else 0
-    by = ", ".join(f"{c} {n}" for c, n in s.by_class.most_common()) if s is not None and stuck else "none"
+    in_window = s.stuck if s is not None else 0
+    # A row stuck for days is part of the incident: the window governs the rate, not the count.
+    older = (s.stuck_before_window or 0) if s is not None else 0
+    stuck = in_window + older
+    by_class = _all_classes(s) if s is not None else {}
+    by = ", ".join(f"{c} {n}" for c, n in sorted(by_class.items(), key=lambda x: -x[1])) if stuck else "none"
+    split = ""
+    if older:
+        named = [r.id for r in s.before_window.rows[:3]] if s is not None and s.before_window else []
+        eg = f", e.g. {', '.join(named)}" if named else ""
+        split = f" ({in_window} created in the window, {older} before it{eg})"
     outcomes.append(CheckOutcome(
         name="stuck-count", passed=stuck <= max_stuck,
-        message=f"{stuck} stuck generations (limit {max_stuck}); by class: {by}"))
+        message=f"{stuck} stuck generations{split} (limit {max_stuck}); by class: {by}"))
     if max_stuck_rate is not None:
         rate = s.stuck_rate if s is not None else None
         outcomes.append(CheckOutcome(
@@ -56,6 +65,15 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
     if policy is not None:
         outcomes += policy_outcomes(policy)
     return CheckResult(report=report, outcomes=tuple(outcomes), policy=policy)
+
+
+def _all_classes(s: Any) -> dict[str, int]:
+    """Stuck rows by class, in the window and before it together."""
+    out = dict(s.by_class)
+    if s.before_window is not None:
+        for c, n in s.before_window.by_class.items():
+            out[c] = out.get(c, 0) + n
+    return out
 
 
 def _counts(r: RemediationResult) -> str:
@@ -106,8 +124,10 @@ def policy_outcomes(p: PolicyResult) -> list[CheckOutcome]:
 def metrics(result: CheckResult) -> dict[str, Any]:
     s = result.report.summary
     return {
-        "stuck": s.stuck if s is not None else 0,
-        "by_class": dict(s.by_class) if s is not None else {},
+        "stuck": (s.stuck + (s.stuck_before_window or 0)) if s is not None else 0,
+        "stuck_in_window": s.stuck if s is not None else 0,
+        "stuck_before_window": (s.stuck_before_window or 0) if s is not None else 0,
+        "by_class": _all_classes(s) if s is not None else {},
         "oldest_quiet_seconds": s.oldest.quiet_seconds if s is not None and s.oldest is not None else 0.0,
         "stuck_rate": s.stuck_rate if s is not None else None,
         "policy": {rule: r.counts for rule, r in (("retrigger", result.policy.retrigger), ("fail", result.policy.fail))

@@ -77,6 +77,7 @@ class DoctorReport:
     database: dict[str, Any] = field(default_factory=dict)
     mapping: Any = None
     summary: Any = None  # scan.Summary
+    since_seconds: float | None = None  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
     step_evidence: list[str] = field(default_factory=list)
     probe_matrix: Any = None
@@ -161,6 +162,19 @@ def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding
     out: list[RankedFinding] = []
     evidence: list[str] = []
     total = summary.stuck
+    older = summary.stuck_before_window or 0
+    if older:
+        bw = summary.before_window
+        ev = [f"{older} stuck rows were created before the window"
+              + (f" ({', '.join(f'{c} {n}' for c, n in bw.by_class.items())})" if bw and bw.by_class else "")]
+        if bw and bw.rows:
+            ev.append("e.g. " + ", ".join(r.id for r in bw.rows[:3]))
+        out.append(RankedFinding(support=older / (total + older), finding=Finding(
+            id="stuck-before-window", severity=Severity.WARNING,
+            title=f"{older} generations stuck since before the window: still in flight, part of the incident",
+            evidence=tuple(ev),
+            fix="list them with `stuckgen scan --since all`; settle them with `stuckgen fail` or `stuckgen retrigger` "
+                "(both take any age unless --since is given)")))
     if not total:
         return out, evidence
     rate = f" ({summary.stuck_rate:.1%} of {summary.created_in_window} created)" if summary.stuck_rate is not None else ""
@@ -245,6 +259,7 @@ def diagnose(
                 if len(rows) < sample_rows:
                     rows.append(r)
             report.summary = run.summary
+            report.since_seconds = opts.since
             report.stuck_sample = rows[:20]
             advice = explain_advice(conn, mapping, opts)
             version = conn.execute("SHOW server_version").fetchone()[0]

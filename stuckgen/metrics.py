@@ -104,19 +104,27 @@ def check_families(result: Any | None, *, checked_at: float, duration: float, ex
         return fams
     report = result.report
     s = report.summary
-    by_class: Mapping[str, int] = dict(s.by_class) if s is not None else {}
+    from stuckgen.checks import _all_classes
+
+    # Stuck rows created before the --since window are stuck all the same (they count here too).
+    by_class: Mapping[str, int] = _all_classes(s) if s is not None else {}
+    older = (s.stuck_before_window or 0) if s is not None else 0
     known = list(classes)
     order = known + sorted(c for c in by_class if c not in known)
     fams.append(_gauge("stuckgen_stuck", "Generations stuck past the threshold, by class.", samples=(
         Sample(labels=(("class", c),), value=by_class.get(c, 0)) for c in order)))
     fams.append(_gauge("stuckgen_stuck_rows", "Generations stuck past the threshold, all classes.",
-                       s.stuck if s is not None else 0))
+                       (s.stuck + older) if s is not None else 0))
+    fams.append(_gauge("stuckgen_stuck_before_window",
+                       "Of those, generations created before the --since window.", older))
     fams.append(_gauge("stuckgen_trigger_failures",
                        "Rows whose step log records a failed trigger, by the HTTP status answered and the row's state "
                        "(stuck: still in flight; failed: the app gave up and marked it failed).",
                        samples=(Sample(labels=(("status", str(st)), ("state", state)), value=n)
                                 for state, st, n in trigger_failures(s))))
     oldest = s.oldest.quiet_seconds if s is not None and s.oldest is not None else 0.0
+    if s is not None and s.before_window is not None and s.before_window.rows:
+        oldest = max(oldest, s.before_window.rows[0].quiet_seconds)
     fams.append(_gauge("stuckgen_oldest_quiet_seconds",
                        "How long the oldest stuck generation has shown no sign of life (0: none stuck).",
                        oldest, unit="seconds"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -185,6 +185,9 @@ class ScanOptions:
     older_than: float | None = None  # only rows quiet for at least this long (remediation)
     ids: tuple[str, ...] = ()
     naive_timezone: str = "UTC"
+    # Select the stuck rows created *before* the window instead of those in it (the
+    # window governs the stuck rate, never whether a stuck row is reported).
+    before_window: bool = False
 
 
 def scan_options(settings: Any, **overrides: Any) -> ScanOptions:
@@ -206,6 +209,7 @@ class Summary:
     trigger_statuses: Counter = field(default_factory=Counter)
     created_in_window: int | None = None
     stuck_before_window: int | None = None
+    before_window: "BeforeWindow | None" = None
     oldest: StuckRow | None = None
     onset: datetime | None = None
     per_hour: Counter = field(default_factory=Counter)
@@ -238,6 +242,7 @@ class Summary:
             "created_in_window": self.created_in_window,
             "stuck_rate": None if self.stuck_rate is None else round(self.stuck_rate, 6),
             "stuck_before_window": self.stuck_before_window,
+            "before_window": None if self.before_window is None else self.before_window.as_dict(),
             "oldest": None if self.oldest is None else {
                 "id": self.oldest.id, "created_at": _iso(self.oldest.created_at),
                 "quiet_seconds": round(self.oldest.quiet_seconds, 3)},
@@ -375,12 +380,8 @@ def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable, job_state: 
     return sql.SQL(" AND ").join(conds) if conds else sql.SQL("true")
 
 
-def build_class_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -> sql.Composed:
-    """Stuck rows as (key, id, class) only, classified in SQL by the same rules; the scan's order.
-
-    For remediation, which needs every stuck row's id and class but none of the
-    evidence the scan reports: no step-log details, no per-row Python.
-    """
+def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -> sql.Composed:
+    """Stuck rows as (key, id, cls, last_sign, created_at), classified in SQL; unordered, every class."""
     tz = opts.naive_timezone
     job_state, join = _job_state_sql(m, tz)
     steps = sql.SQL("s.steps")
@@ -394,14 +395,93 @@ def build_class_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]
         for r in rules)
     cls = sql.SQL("CASE {} ELSE 'unknown' END").format(whens) if rules else sql.SQL("'unknown'")
     inner = sql.SQL(
-        "SELECT {id} AS key, {id}::text AS id, {cls} AS cls, {ls} AS last_sign FROM {tbl} g {join} {lateral} "
-        "WHERE {where}").format(id=m.raw("id"), cls=cls, ls=last_sign_sql(m, opts), tbl=m.qualified(), join=join,
-                                lateral=lateral, where=where_stuck(m, opts))
+        "SELECT {id} AS key, {id}::text AS id, {cls} AS cls, {ls} AS last_sign, {created} AS created_at "
+        "FROM {tbl} g {join} {lateral} WHERE {where}").format(
+            id=m.raw("id"), cls=cls, ls=last_sign_sql(m, opts), tbl=m.qualified(), join=join, lateral=lateral,
+            where=where_stuck(m, opts), created=m.timestamp("created", naive_tz=tz))
+    return inner
+
+
+def build_class_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -> sql.Composed:
+    """Stuck rows as (key, id, class) only, classified in SQL by the same rules; the scan's order.
+
+    For remediation, which needs every stuck row's id and class but none of the
+    evidence the scan reports: no step-log details, no per-row Python.
+    """
+    inner = class_rows_sql(m, opts, rules)
     wanted = sql.SQL("WHERE c.cls = ANY({}::text[])").format(sql.Literal(list(opts.classes))) if opts.classes \
         else sql.SQL("")
     limit = sql.SQL("LIMIT {}").format(sql.Literal(opts.limit)) if opts.limit is not None else sql.SQL("")
     return sql.SQL("SELECT c.key, c.id, c.cls FROM ({inner}) c {wanted} ORDER BY c.last_sign ASC NULLS FIRST, c.key "
                    "{limit}").format(inner=inner, wanted=wanted, limit=limit)
+
+
+BEFORE_WINDOW_NAMED = 20  # ids of stuck rows created before the window, listed by name
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeforeWindowRow:
+    id: str
+    cls: str
+    created_at: datetime | None
+    quiet_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "class": self.cls, "created_at": _iso(self.created_at),
+                "quiet_seconds": round(self.quiet_seconds, 3)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BeforeWindow:
+    """Stuck rows created before the --since window: counted by class, the quietest named."""
+
+    stuck: int
+    by_class: Mapping[str, int]
+    rows: tuple[BeforeWindowRow, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stuck": self.stuck, "by_class": {c: self.by_class[c] for c in _class_order(self.by_class)},
+                "rows": [r.as_dict() for r in self.rows], "listed": len(self.rows)}
+
+
+def build_before_window_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], *,
+                              named: int = BEFORE_WINDOW_NAMED) -> sql.Composed | None:
+    """Stuck rows created before the window, classified by the same rules: counts by class and the first ``named``.
+
+    One statement; classification in SQL (``build_class_query``), so it costs one pass over
+    the old in-flight rows whatever their number.
+    """
+    if opts.since is None or not m.has("created"):
+        return None
+    inner = class_rows_sql(m, replace(opts, before_window=True), rules)
+    wanted = sql.SQL("WHERE cls = ANY({}::text[])").format(sql.Literal(list(opts.classes))) if opts.classes \
+        else sql.SQL("")
+    return sql.SQL(
+        "WITH c AS MATERIALIZED (SELECT * FROM ({inner}) c0 {wanted}) "
+        "SELECT (SELECT coalesce(jsonb_object_agg(cls, n), '{{}}'::jsonb) FROM "
+        "(SELECT cls, count(*) AS n FROM c GROUP BY cls) x), "
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'cls', cls, "
+        "'created', extract(epoch FROM created_at), 'quiet', extract(epoch FROM now() - last_sign)) "
+        "ORDER BY n), '[]'::jsonb) FROM (SELECT c.*, row_number() OVER (ORDER BY last_sign ASC NULLS FIRST, key) AS n "
+        "FROM c ORDER BY n LIMIT {named}) y)"
+    ).format(inner=inner, wanted=wanted, named=sql.Literal(named))
+
+
+def before_window(conn: Any, mapping: SchemaMapping, options: ScanOptions, rules: Sequence[Rule], *,
+                  named: int = BEFORE_WINDOW_NAMED) -> BeforeWindow | None:
+    """The stuck rows the window leaves out of the scan's list; None without a window."""
+    from psycopg.rows import tuple_row
+
+    q = build_before_window_query(mapping, options, rules, named=named)
+    if q is None:
+        return None
+    counts, named_rows = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    rows = tuple(BeforeWindowRow(
+        id=str(r["id"]), cls=str(r["cls"]), quiet_seconds=float(r["quiet"] or 0.0),
+        created_at=None if r["created"] is None else datetime.fromtimestamp(float(r["created"]), tz=timezone.utc))
+        for r in named_rows or ())
+    by_class = {str(k): int(v) for k, v in (counts or {}).items()}
+    return BeforeWindow(stuck=sum(by_class.values()), by_class=by_class, rows=rows)
 
 
 def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> sql.Composable:
@@ -412,8 +492,13 @@ def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> 
         sql.SQL("{} < now() - make_interval(secs => {})").format(last_sign_sql(m, opts), sql.Literal(quiet)),
     ]
     if window and opts.since is not None and m.has("created"):
-        conds.append(sql.SQL("{} >= now() - make_interval(secs => {})").format(
-            m.timestamp("created", naive_tz=opts.naive_timezone), sql.Literal(opts.since)))
+        created = m.timestamp("created", naive_tz=opts.naive_timezone)
+        if opts.before_window:
+            # A row without a readable creation time is outside the window, not nowhere.
+            conds.append(sql.SQL("coalesce({} < now() - make_interval(secs => {}), true)").format(
+                created, sql.Literal(opts.since)))
+        else:
+            conds.append(sql.SQL("{} >= now() - make_interval(secs => {})").format(created, sql.Literal(opts.since)))
     if opts.ids:
         conds.append(id_in(m, opts.ids))
     return sql.SQL(" AND ").join(conds)
@@ -519,6 +604,14 @@ def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tu
     return row[0], row[1]
 
 
+def window_facts(conn: Any, mapping: SchemaMapping, options: ScanOptions,
+                 rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[int | None, int | None, BeforeWindow | None]:
+    """``window_counts`` plus the stuck rows created before the window, by class and by name."""
+    created, stuck_before = window_counts(conn, mapping, options)
+    older = before_window(conn, mapping, options, rules) if stuck_before else None
+    return created, stuck_before, older
+
+
 def check_classes(classes: Iterable[str], rules: Sequence[Rule]) -> None:
     """ConfigError naming any of ``classes`` that no rule (nor ``unknown``) produces."""
     known = {r.cls for r in rules} | {"unknown"}
@@ -549,12 +642,17 @@ class ScanRun:
         ``conn``: another connection to count on (the CLI runs this in a thread on a
         second connection, so the count's pass over the table overlaps the scan's).
         """
-        self.apply_counts(window_counts(conn or self.conn, self.mapping, self.options))
+        self.apply_counts(window_facts(conn or self.conn, self.mapping, self.options, self.rules))
         if self.summary.database_now is None:
             self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
 
-    def apply_counts(self, counts: tuple[int | None, int | None]) -> Summary:
-        self.summary.created_in_window, self.summary.stuck_before_window = counts
+    def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
+        """(created in the window, stuck before it[, BeforeWindow]) into the summary."""
+        self.summary.created_in_window, self.summary.stuck_before_window = counts[0], counts[1]
+        if len(counts) > 2 and counts[2] is not None:
+            self.summary.before_window = counts[2]
+            # The named rows follow --class; their count must agree with them.
+            self.summary.stuck_before_window = counts[2].stuck
         return self.summary
 
     def __iter__(self) -> Iterator[StuckRow]:

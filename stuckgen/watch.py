@@ -56,6 +56,8 @@ class Refresh:
     tracked: int
     capped: bool
     probe: Mapping[str, Any] | None = None
+    stuck_before_window: int = 0  # stuck rows created before the --since window (not in ``stuck``)
+    before_window_ids: tuple[str, ...] = ()
 
     def as_dict(self, *, ids: int = IDS_IN_JSON) -> dict[str, Any]:
         def tail(items: Sequence[Any]) -> list[Any]:
@@ -67,6 +69,8 @@ class Refresh:
             "at": _iso(self.at),
             "started_at": _iso(self.started_at),
             "stuck": self.stuck,
+            "stuck_before_window": self.stuck_before_window,
+            "before_window_ids": list(self.before_window_ids),
             "by_class": dict(self.by_class),
             "created_in_window": self.created_in_window,
             "stuck_rate": None if self.stuck_rate is None else round(self.stuck_rate, 6),
@@ -86,8 +90,9 @@ class Refresh:
         """The one line printed when the watch ends."""
         classes = ", ".join(f"{c} {n}" for c, n in self.by_class.items())
         rate = f" ({self.stuck_rate:.1%} of {self.created_in_window} created)" if self.stuck_rate is not None else ""
+        older = f", and {self.stuck_before_window} created before the window" if self.stuck_before_window else ""
         return (f"watch: {self.n} refreshes; {self.stuck} stuck now{rate}"
-                + (f" [{classes}]" if classes else "")
+                + (f" [{classes}]" if classes else "") + older
                 + f"; since start {self.new_total} became stuck, {self.recovered_total} recovered"
                 + ("; id tracking capped" if self.capped else ""))
 
@@ -154,6 +159,8 @@ class Watcher:
             new_now=tuple(appeared), recovered_now=recovered_now,
             new_total=self.new_total, new_ids=tuple(self.became), recovered_total=self.recovered_total,
             recovered=tuple(self.recovered.values()), tracked=len(now), capped=self.capped, probe=probe,
+            stuck_before_window=summary.stuck_before_window or 0,
+            before_window_ids=tuple(r.id for r in summary.before_window.rows) if summary.before_window else (),
         )
 
     def _bounded_add(self, d: dict[str, Any], key: str, value: Any) -> None:

@@ -70,7 +70,8 @@ ThresholdOpt = Annotated[Optional[str], typer.Option(
     help=env_help("threshold", "Stuck when quiet longer than this: 90s, 2m, 1h30m, PT2M. Default 2m."))]
 SinceOpt = Annotated[Optional[str], typer.Option(
     "--since", show_default=False, metavar="DURATION",
-    help=env_help("since", "Only rows created within this window ('all' for no limit). Default 24h."))]
+    help=env_help("since", "List rows created within this window and rate them against it ('all' for no "
+                          "limit); stuck rows created earlier are still counted and named. Default 24h."))]
 StatementTimeoutOpt = Annotated[Optional[str], typer.Option(
     "--statement-timeout", show_default=False, metavar="DURATION",
     help=env_help("statement_timeout", "Cancel any statement running longer. Default 30s."))]

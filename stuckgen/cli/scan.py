@@ -16,13 +16,13 @@ from stuckgen.errors import ConfigError, ExitCode
 FORMATS = ("table", "json", "csv")
 
 
-def _count_on_own_connection(settings: Any, mapping: Any, opts: Any) -> tuple[int | None, int | None]:
+def _count_on_own_connection(settings: Any, mapping: Any, opts: Any, rules: Any) -> tuple[Any, ...]:
     from stuckgen.cli import _db
-    from stuckgen.scan import window_counts
+    from stuckgen.scan import window_facts
 
     conn = _db.connect(settings)
     with conn, _db.read_tx(conn, settings):
-        return window_counts(conn, mapping, opts)
+        return window_facts(conn, mapping, opts, rules)
 
 
 @app.command()
@@ -81,7 +81,7 @@ def scan(
                 out.note(f"note: {w}")
             run = ScanRun(conn, mapping, opts, _db.rules(settings))
             # The window count reads the whole window; on its own connection it overlaps the scan.
-            counts = pool.submit(_count_on_own_connection, settings, mapping, opts)
+            counts = pool.submit(_count_on_own_connection, settings, mapping, opts, run.rules)
             advice = explain_advice(conn, mapping, opts)
             if advice:
                 out.note(f"note: the scan reads all of {mapping.table} (no index serves the in-flight statuses); this partial index makes it cheap:\n  {advice}")
@@ -109,7 +109,7 @@ def scan(
                     out.out.print()
                 for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.out.print(line, markup=False)
-    return ExitCode.FINDINGS if run.summary.stuck else ExitCode.OK
+    return ExitCode.FINDINGS if run.summary.stuck or run.summary.stuck_before_window else ExitCode.OK
 
 
 @app.command()

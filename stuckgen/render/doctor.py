@@ -63,8 +63,10 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
             rate = f" ({s.stuck_rate:.1%} of {s.created_in_window} created)" if s.stuck_rate is not None else ""
             yield f"  {s.stuck} stuck{rate}; onset {_when(s.onset)}; oldest quiet {format_duration(s.oldest.quiet_seconds) if s.oldest else '-'}"
             yield "  by class: " + ", ".join(f"{c} {n}" for c, n in s.by_class.most_common())
-        else:
+        elif not s.stuck_before_window:
             yield "  no stuck generations"
+        from stuckgen.render.scan import before_window_lines
+        yield from before_window_lines(s, since=r.since_seconds, indent="  ")
     for line in r.step_evidence:
         yield f"  {line}"
     if r.probe_matrix is not None:
@@ -114,8 +116,12 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
         rate = f" ({s.stuck_rate:.1%} of {s.created_in_window} created in the window)" if s.stuck_rate is not None else ""
         yield f"- **{s.stuck} generations stuck**{rate}."
         yield "- By class: " + ", ".join(f"`{c}` {n}" for c, n in s.by_class.most_common()) + "."
-    elif s is not None:
+    elif s is not None and not s.stuck_before_window:
         yield "- No generation is stuck right now."
+    if s is not None and s.stuck_before_window:
+        ids = ", ".join(f"`{x.id}`" for x in s.before_window.rows[:5]) if s.before_window else ""
+        yield (f"- **{s.stuck_before_window} more stuck since before the window**"
+               + (f" (e.g. {ids})" if ids else "") + "; list them with `stuckgen scan --since all`.")
     else:
         yield f"- The database was not consulted: {r.database.get('error')}."
     if top is not None and top.severity >= Severity.WARNING:

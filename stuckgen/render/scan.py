@@ -115,10 +115,27 @@ def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Itera
             for hour, n in sorted(s.per_hour.items()):
                 bar = "#" * max(1, round(30 * n / peak))
                 yield f"  {hour.strftime('%Y-%m-%d %H:00')}  {n:>6}  {bar}"
-    if s.stuck_before_window:
-        yield f"Also {s.stuck_before_window} stuck rows created before {window} (widen with --since)."
+    yield from before_window_lines(s, since=since)
     if s.truncated:
         yield "Output cut at --limit; counts above cover the rows shown."
+
+
+def before_window_lines(s: Summary, *, since: float | None, indent: str = "") -> Iterator[str]:
+    """Stuck rows created before the window: counted by class and named, never a bare number."""
+    n = s.stuck_before_window
+    if not n or since is None:
+        return
+    window = f"the last {format_duration(since)}"
+    bw = s.before_window
+    by = f" ({', '.join(f'{c} {k}' for c, k in bw.as_dict()['by_class'].items())})" if bw and bw.by_class else ""
+    yield f"{indent}Also {n} stuck row{'s' if n != 1 else ''} created before {window}{by}; they are part of the incident:"
+    if bw is not None:
+        for r in bw.rows:
+            yield (f"{indent}  {r.id}  {r.cls}, created {_short_time(r.created_at, full=True)}, "
+                   f"quiet {format_duration(r.quiet_seconds)}")
+        if n > len(bw.rows):
+            yield f"{indent}  ... and {n - len(bw.rows)} more"
+    yield f"{indent}List them all with --since all."
 
 
 def _short_time(t: datetime | None, *, full: bool = False) -> str:

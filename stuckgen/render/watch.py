@@ -27,6 +27,10 @@ def watch_renderable(r: Refresh, *, threshold: float, interval: float,
         head.append(f"  ({r.stuck_rate:.1%} of {r.created_in_window} created in the window)")
     if r.oldest_quiet_seconds is not None:
         head.append(f"  oldest quiet {format_duration(r.oldest_quiet_seconds)}")
+    if r.stuck_before_window:
+        shown = ", ".join(r.before_window_ids[:3])
+        head.append(f"\n+ {r.stuck_before_window} stuck since before the window"
+                    + (f" (e.g. {shown})" if shown else "") + "; see `stuckgen scan --since all`", style="red")
     head.append(f"\nquiet > {format_duration(threshold)}; refresh #{r.n} at {at} (database clock), "
                 f"every {_every(interval)}; watching since {started}. Ctrl-C to leave.", style="dim")
 
