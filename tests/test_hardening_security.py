@@ -82,6 +82,8 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
             ["history", "-f", "json"],
             ["reconcile", "-f", "json"], ["reconcile", "-f", "table"], ["reconcile", "-f", "csv"],
             ["reconcile", "-f", "markdown"],
+            ["reconcile", "--apply", *url, "--yes", "-f", "json"],
+            ["reconcile", "--apply", "--via", "webhook", "--webhook-signature", "app", *url, "--yes", "-f", "table"],
             ["reconcile", "-f", "json", "--provider-url", "http://provider.example/v1"],
             ["reconcile", "-f", "json", "--provider-url", "http://127.0.0.1:1/v1", "--tries", "1"],
             # error paths: a refused connection, a malformed URL, a bad option (messages quote inputs)

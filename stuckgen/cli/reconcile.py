@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stuckgen.cli._app import (
-    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, MapOpt, Output,
+    AuditFileOpt, AuditTableOpt, OperatorOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, MapOpt, Output,
     StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.cli.remediate import ClassOpt, IdsArg, OlderThanOpt, SinceOpt
@@ -86,6 +86,27 @@ def reconcile(
         help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))] = None,
     allow_insecure: Annotated[bool, typer.Option(
         "--allow-insecure", help="Allow sending the token over plain HTTP to a non-loopback host.")] = False,
+    apply: Annotated[bool, typer.Option(
+        "--apply", help="Settle the rows the provider finished (succeeded, failed, canceled) through the app "
+                        "(dry run unless --yes).")] = False,
+    via: Annotated[str, typer.Option(
+        "--via", metavar="ROUTE",
+        help="How --apply settles a row: sync (the app's POST /api/generations/{id}/sync, as the rows' owner) "
+             "or webhook (replay the provider's callback to /api/webhooks/replicate).")] = "sync",
+    webhook_signature: Annotated[str, typer.Option(
+        "--webhook-signature", metavar="SCHEME",
+        help="--via webhook: sign as the provider does (standard: Standard Webhooks) or as the app's route "
+             "verifies (app: t=<ts>,v1=<hex>). The key is REPLICATE_WEBHOOK_SECRET.")] = "standard",
+    base_url: Annotated[Optional[str], typer.Option(
+        "--url", "-u", show_default=False, metavar="URL",
+        help=env_help("base_url", "--apply: the deployment's base URL, e.g. https://app.example.com."))] = None,
+    cookie_file: Annotated[Optional[str], typer.Option(
+        "--cookie-file", show_default=False, metavar="PATH",
+        help=env_help("cookie_file", "--via sync: the rows' owner's session cookie (cookies.txt or a Cookie header)."))] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="With --apply: act. Without it: a dry run.")] = False,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
+    operator: OperatorOpt = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", show_default=False, metavar="FORMAT",
         help="table | json | csv | markdown. Default: table on a terminal, json in a pipe.")] = None,
@@ -109,15 +130,25 @@ def reconcile(
     provider-canceled, provider-still-running, provider-unknown-prediction,
     provider-unreachable. The first answer refusing the token stops the run.
 
+    With --apply, the rows the provider finished are settled through the app itself,
+    never by writing outputs: --via sync calls the app's recovery route as the rows'
+    owner (session cookie), --via webhook replays the provider's callback signed with
+    REPLICATE_WEBHOOK_SECRET. A dry run unless --yes; each row is re-read just before
+    it is sent and skipped if it moved on; every send is audited; afterwards each row
+    is re-read and what changed is reported.
+
     Example:
 
         REPLICATE_API_TOKEN=r8_... stuckgen reconcile --class awaiting-webhook
 
+        stuckgen reconcile --apply --via webhook --webhook-signature app --url https://app.example.com --yes
+
         stuckgen reconcile --format json | jq -r '.rows[] | select(.verdict == "provider-succeeded-callback-lost") | .id'
 
-    Exit: 0 every provider row is still running there (or none is stuck), 1 some row
-    needs action, 2 usage or configuration error (no token), 3 the database or the
-    provider could not be reached (nothing answered), 130 interrupted.
+    Exit: 0 every provider row is still running there (or none is stuck; with --apply:
+    every finished row was settled), 1 some row needs action (or was not settled), 2
+    usage or configuration error (no token), 3 the database, the provider or the
+    deployment could not be reached (nothing answered), 130 interrupted.
     """
     from stuckgen import reconcile as core
     from stuckgen.cli import _db
@@ -132,6 +163,8 @@ def reconcile(
     options = provider_options(settings, concurrency=concurrency, tries=tries, allow_insecure=allow_insecure)
     opts = remediation_scan_options(settings, classes=tuple(cls or ()),
                                     older_than=parse_duration(older_than, option="--older-than") if older_than else None)
+    settle_opts = settle_options(settings, scan=opts, via=via, signature=webhook_signature, concurrency=concurrency,
+                                 tries=tries, allow_insecure=allow_insecure) if apply else None
     conn = _db.connect(settings)
     with conn:
         with _db.read_tx(conn, settings):
@@ -139,12 +172,112 @@ def reconcile(
             rows, without, rejected = core.provider_rows(conn, mapping, opts, ids=tuple(ids or ()),
                                                          rules=_db.rules(settings))
             now = conn.execute("SELECT now()").fetchone()[0]
-    for r in rejected:
-        out.note(f"{r.id}: {r.reason}")
-    with provider_client(settings, concurrency=concurrency) as client:
-        result = core.reconcile_rows(client, rows, options=options, now=now, stuck_rows=len(rows) + without,
-                                     without_prediction=without)
-    render(out, fmt, result)
-    if result.interrupted:
+        for r in rejected:
+            out.note(f"{r.id}: {r.reason}")
+        with provider_client(settings, concurrency=concurrency) as client:
+            result = core.reconcile_rows(client, rows, options=options, now=now, stuck_rows=len(rows) + without,
+                                         without_prediction=without)
+            if settle_opts is None:
+                render(out, fmt, result)
+                if result.interrupted:
+                    raise typer.Exit(130)
+                return int(result.exit_code)
+            return _apply(out, fmt, conn, settings, mapping, rows, result, settle_opts, client, options, yes=yes)
+
+
+def settle_options(settings: Any, *, scan: Any, via: str, signature: str, concurrency: int, tries: int,
+                   allow_insecure: bool):
+    """SettleOptions from the settings: the deployment URL, and the credentials the route takes."""
+    from stuckgen import settle
+
+    urls = settings.base_url
+    if not urls:
+        raise ConfigError("--apply settles rows through the app: pass --url or set STUCKGEN_BASE_URL")
+    if len(urls) > 1:
+        raise ConfigError(f"--apply sends to one deployment; got {len(urls)} URLs ({', '.join(urls)})")
+    access_token = None
+    if via == "sync":
+        access_token = _access_token(settings)
+    options = settle.SettleOptions(
+        url=urls[0], scan=scan, via=via, access_token=access_token,
+        webhook_secret=settings.replicate_webhook_secret, signature=signature, bypass_secret=settings.bypass_secret,
+        concurrency=concurrency, tries=tries, allow_insecure=allow_insecure,
+        statement_timeout=settings.statement_timeout, lock_timeout=settings.lock_timeout)
+    settle.check_options(options)
+    return options
+
+
+def _access_token(settings: Any) -> str | None:
+    """The Supabase access token inside the configured session cookie (the sync route's Bearer)."""
+    import time
+
+    from stuckgen.cookies import load_cookie_file, parse_cookies, session_token, split_header
+
+    if settings.cookie:
+        info = parse_cookies(settings.cookie, now=time.time())
+    elif settings.cookie_file:
+        info = load_cookie_file(settings.cookie_file, now=time.time())
+    else:
+        return None
+    if info.expired:
+        raise ConfigError("the session cookie has expired: the sync route would answer 401",
+                          hint="sign in again and export a fresh cookie")
+    _, token, _ = session_token(split_header(info.header)) if info.header else (None, None, [])
+    if not token:
+        raise ConfigError("the session cookie holds no Supabase access token (sb-<ref>-auth-token)")
+    return token
+
+
+def _apply(out: Output, fmt: str, conn: Any, settings: Any, mapping: Any, rows: Any, result: Any, options: Any,
+           provider_http: Any, provider: Any, *, yes: bool) -> int:
+    from stuckgen import settle
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli.remediate import _confirm, audit_for, http_client, prepare_audit
+    from stuckgen.render.reconcile import summary_lines as reconcile_summary
+
+    for line in reconcile_summary(result):
+        out.note(line)
+    if result.nothing_answered:
+        return 3
+    audit = audit_for(settings, mapping)
+    op = operator_name(settings.operator)
+    take, _ = settle.settleable(result.verdicts)
+    if take and _confirm(out, yes, f"Settle {len(take)} row(s) through the app at {options.url}?"):
+        prepare_audit(conn, settings, audit)
+        with http_client(settings, concurrency=options.concurrency) as client:
+            outcome = settle.settle_rows(client, conn, mapping, rows, result.verdicts, options=options,
+                                         provider_client=provider_http, provider=provider, audit=audit,
+                                         run_id=new_run_id(), operator=op)
+    else:
+        outcome = settle.plan(result.verdicts, options=options, audit=audit.where, operator=op)
+    render_settle(out, fmt, outcome)
+    if outcome.interrupted:
         raise typer.Exit(130)
-    return int(result.exit_code)
+    return int(outcome.exit_code)
+
+
+def render_settle(out: Output, fmt: str, result: Any) -> None:
+    import json
+
+    from stuckgen.settle import summary_lines
+
+    if fmt in ("json", "csv", "markdown"):
+        # One document whatever the format asked for reconcile: the settle run is not a table of verdicts.
+        out.lines([json.dumps(result.as_dict(), indent=2)])
+        for line in summary_lines(result):
+            out.note(line)
+        return
+    from rich.markup import escape
+    from rich.table import Table
+
+    if result.outcomes:
+        t = Table(show_edge=False, header_style="bold", pad_edge=False, show_lines=True)
+        t.add_column("row / outcome", no_wrap=True, min_width=36)
+        t.add_column("what the app did", overflow="fold")
+        for o in result.outcomes:
+            style = "green" if o.ok else "red"
+            t.add_row(f"{o.id}\n[{style}]{o.outcome}[/]", escape(f"{o.verdict}; {o.change}; {o.reason}"))
+        out.out.print(t)
+        out.out.print()
+    for line in summary_lines(result):
+        out.out.print(line, markup=False, highlight=False, soft_wrap=True)

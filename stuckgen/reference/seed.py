@@ -200,7 +200,7 @@ def backdate(conn: Any, seconds: float) -> None:
         rows = conn.execute("SELECT id, parameters FROM generations").fetchall()
         for gid, params in rows:
             params = dict(params or {})
-            for key in ("lastHeartbeatAt", "routingRetryAt"):
+            for key in ("lastHeartbeatAt", "routingRetryAt", "submittedAt", "webhookSubmittedAt"):
                 if key in params:
                     params[key] = older(params[key])
             if isinstance(params.get("processingStartedAt"), (int, float)):

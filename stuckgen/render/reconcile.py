@@ -60,6 +60,7 @@ def summary_lines(result: ReconcileResult) -> list[str]:
     if onset:
         lines.append(f"lost callbacks: {onset[1]} prediction(s) finished at the provider since "
                      f"{onset[0]:%Y-%m-%d %H:%M:%SZ} and never settled our rows")
+        lines.append("settle them through the app: stuckgen reconcile --apply --url URL (dry run unless --yes)")
     if result.stopped:
         lines.append(f"stopped: {result.stopped}")
     if result.nothing_answered:
