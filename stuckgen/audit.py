@@ -17,7 +17,20 @@ names its schema; a table row keeps it in ``detail`` (``schema``), and a row
 without one is v1.
 
 ``TableAudit`` writes inside the caller's transaction, so an audit row exists
-exactly when the change it describes was committed. ``FileAudit`` appends after
+exactly when the change it describes was committed.
+
+Where the table lives: by default ``stuckgen.audit``, in a schema of its own, because
+(1) migration tools diff the app's schema and treat a table they did not create as
+drift (``prisma migrate dev`` then proposes a reset; Prisma has no way to ignore one
+table, prisma/orm#8864) while they leave other schemas alone; (2) Supabase's REST API
+serves only the schemas it exposes (``public`` by default) and grants ``anon`` and
+``authenticated`` usage of ``public`` alone, with default privileges on every new table
+there. Wherever it is created, it also gets row-level security with no policy and no
+privileges for ``anon``, ``authenticated`` or PUBLIC: if the schema is ever exposed, or
+``--audit-table`` puts it in ``public``, the API still reads nothing. Its owner (the role
+that created it) and roles with BYPASSRLS read and write it as before. An audit table at
+the old default, ``<app schema>.stuckgen_audit``, is still used when ``stuckgen.audit``
+does not exist, so earlier runs stay undoable. ``FileAudit`` appends after
 the commit and fsyncs; the file is created owner-only (0600).
 """
 
@@ -48,6 +61,11 @@ ACTIONS = ("fail", "retrigger", "undo")
 # Outcomes of a trigger that may have started work in the app: they count
 # towards --max-attempts. A 401, a redirect or a refused connection never ran anything.
 COUNTED_TRIGGER_OUTCOMES = ("accepted", "timeout", "gave-up")
+
+DEFAULT_TABLE = "stuckgen.audit"
+LEGACY_TABLE = "stuckgen_audit"  # the default before 0.x: in the app's schema
+# Roles that reach tables through Supabase's Data API (PostgREST); revoked where they exist.
+API_ROLES = ("anon", "authenticated")
 
 # Column order of the table and of ``TableAudit.insert_select``.
 COLUMNS = ("run_id", "action", "row_id", "table_name", "at", "operator", "outcome", "previous", "new", "check_hash",
@@ -173,12 +191,18 @@ class TableAudit(AuditLog):
 
     in_transaction = True
 
-    def __init__(self, name: str, *, default_schema: str) -> None:
+    def __init__(self, name: str, *, default_schema: str, legacy: str | None = None) -> None:
         schema, _, table = name.rpartition(".")
         if not table:
             raise ConfigError(f"--audit-table: {name!r} is not a table name")
         self.schema = schema or default_schema
         self.table = table
+        # An older table to keep using while the configured one does not exist (see the module docstring).
+        self._legacy: tuple[str, str] | None = None
+        if legacy:
+            lschema, _, ltable = legacy.rpartition(".")
+            self._legacy = (lschema or default_schema, ltable)
+        self._resolved = False
 
     @property
     def ident(self) -> sql.Identifier:
@@ -188,13 +212,21 @@ class TableAudit(AuditLog):
     def where(self) -> str:
         return f"table {self.schema}.{self.table}"
 
+    def _regclass(self, conn: Any, schema: str, table: str) -> bool:
+        ident = sql.Identifier(schema, table).as_string(conn)
+        return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (ident,)).fetchone()[0])
+
     def exists(self, conn: Any) -> bool:
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                           (self.ident.as_string(conn),)).fetchone()
-        return bool(row[0])
+        if not self._resolved:
+            self._resolved = True
+            if (self._legacy and not self._regclass(conn, self.schema, self.table)
+                    and self._regclass(conn, *self._legacy)):
+                self.schema, self.table = self._legacy
+        return self._regclass(conn, self.schema, self.table)
 
     def prepare(self, conn: Any) -> None:
         if self.exists(conn):
+            self._harden(conn, created=False)
             return
         idx_run = sql.Identifier(f"{self.table}_run_idx"[:63])
         idx_row = sql.Identifier(f"{self.table}_row_idx"[:63])
@@ -208,12 +240,55 @@ class TableAudit(AuditLog):
             " CREATE INDEX IF NOT EXISTS {i2} ON {t} (table_name, row_id, action)"
         ).format(t=self.ident, i1=idx_run, i2=idx_row)
         try:
+            if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone():
+                # Only the audit's own schema is created; PUBLIC gets no usage of a new schema.
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
             conn.execute(ddl)
         except pgerrors.InsufficientPrivilege as exc:
             raise ConfigError(
                 f"may not create the audit table {self.schema}.{self.table}: {str(exc).splitlines()[0]}",
-                hint="create it once as an owner, or keep the audit log in a file with --audit-file PATH",
+                hint="create it once as an owner (stuckgen fail --yes as that role creates it), pass "
+                     "--audit-table SCHEMA.TABLE where this role may create tables, or keep the audit log in a "
+                     "file with --audit-file PATH",
             ) from exc
+        self._harden(conn, created=True)
+
+    def _harden(self, conn: Any, *, created: bool) -> None:
+        """Row-level security with no policy; no privileges for PUBLIC or Supabase's API roles.
+
+        On a table created elsewhere (the old default) this runs only where this role owns it:
+        anyone else's table is theirs to change, and ``doctor`` says when it is readable.
+        """
+        row = conn.execute(
+            "SELECT c.relrowsecurity, pg_has_role(c.relowner, 'USAGE'), "
+            "       (SELECT s.relname FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+            "         WHERE d.refobjid = c.oid AND d.deptype = 'a' AND s.relkind = 'S' LIMIT 1) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s",
+            (self.schema, self.table)).fetchone()
+        if row is None or not row[1] or (row[0] and not created):
+            return
+        roles = [r[0] for r in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+                                            (list(API_ROLES),))]
+        grantees = sql.SQL(", ").join([sql.SQL("PUBLIC"), *(sql.Identifier(r) for r in roles)])
+        stmts = [sql.SQL("ALTER TABLE {t} ENABLE ROW LEVEL SECURITY").format(t=self.ident),
+                 sql.SQL("REVOKE ALL ON TABLE {t} FROM {g}").format(t=self.ident, g=grantees)]
+        if row[2]:
+            seq = sql.Identifier(self.schema, row[2])
+            stmts.append(sql.SQL("REVOKE ALL ON SEQUENCE {s} FROM {g}").format(s=seq, g=grantees))
+        for stmt in stmts:
+            conn.execute(stmt)
+
+    def readable_by(self, conn: Any) -> list[str]:
+        """API roles (anon, authenticated) that could read this table through the Data API today."""
+        if not self.exists(conn):
+            return []
+        ident = sql.Identifier(self.schema, self.table).as_string(conn)
+        rows = conn.execute(
+            "SELECT r.rolname FROM pg_roles r, pg_class c WHERE r.rolname = ANY(%s) AND c.oid = to_regclass(%s) "
+            "AND has_schema_privilege(r.oid, c.relnamespace, 'USAGE') "
+            "AND has_table_privilege(r.oid, c.oid, 'SELECT') AND NOT c.relrowsecurity ORDER BY 1",
+            (list(API_ROLES), ident)).fetchall()
+        return [r[0] for r in rows]
 
     def insert_select(self, select: sql.Composable) -> sql.Composed:
         """``INSERT INTO audit (COLUMNS) <select>``: the select yields COLUMNS in order."""
@@ -419,7 +494,9 @@ def audit_log(*, audit_file: str | None, audit_table: str | None, default_schema
         return FileAudit(audit_file)
     if not audit_table or audit_table.strip().lower() == "none":
         raise ConfigError("no audit log: set --audit-table NAME or --audit-file PATH (remediation is always audited)")
-    return TableAudit(audit_table, default_schema=default_schema)
+    # The default falls back to the old default's table while the new one does not exist.
+    legacy = LEGACY_TABLE if audit_table.strip() == DEFAULT_TABLE else None
+    return TableAudit(audit_table, default_schema=default_schema, legacy=legacy)
 
 
 def require_run(log: AuditLog, conn: Any, run_id: str) -> dict[str, int]:

@@ -157,6 +157,17 @@ def _config_findings(settings: Any) -> list[RankedFinding]:
     return out
 
 
+def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str]] | None:
+    """(table, roles) when the audit table can be read through Supabase's Data API roles."""
+    from stuckgen.audit import TableAudit, audit_log
+
+    if settings.values.get("audit_file") or str(settings.values.get("audit_table") or "none").lower() == "none":
+        return None
+    log = audit_log(audit_file=None, audit_table=settings.values.get("audit_table"), default_schema=schema)
+    roles = log.readable_by(conn) if isinstance(log, TableAudit) else []
+    return (f"{log.schema}.{log.table}", roles) if roles and isinstance(log, TableAudit) else None
+
+
 def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding], list[str]]:
     """Findings from the scan and the step logs of stuck rows, with evidence lines."""
     out: list[RankedFinding] = []
@@ -263,8 +274,17 @@ def diagnose(
             report.stuck_sample = rows[:20]
             advice = explain_advice(conn, mapping, opts)
             version = conn.execute("SHOW server_version").fetchone()[0]
+            exposed = _audit_exposed(conn, settings, mapping.db_schema)
         report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
                            "pooler": _pooler(conn, settings)}
+        if exposed:
+            where, roles = exposed
+            ranked.append(RankedFinding(support=0.3, finding=Finding(
+                id="audit-table-exposed", severity=Severity.WARNING,
+                title=f"the audit table {where} is readable by {', '.join(roles)} (Supabase's Data API roles)",
+                evidence=(f"{where}: row-level security off, SELECT granted to {', '.join(roles)}",),
+                fix=f"ALTER TABLE {where} ENABLE ROW LEVEL SECURITY; REVOKE ALL ON {where} FROM "
+                    f"{', '.join(roles)}  (stuckgen does this itself on its next real run as the table's owner)")))
         for w in mapping.warnings:
             ranked.append(RankedFinding(support=0.05, finding=Finding(
                 id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),

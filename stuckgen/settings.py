@@ -148,7 +148,7 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("naive_timezone", "UTC", _str),
     _opt("outputs", "outputs.generation_id", _str),
     _opt("queue", "generation_jobs.generation_id", _str),
-    _opt("audit_table", "stuckgen_audit", _str),
+    _opt("audit_table", "stuckgen.audit", _str),
     _opt("audit_file", None, _str),
     _opt("operator", None, _str, "USER"),
     _opt("metrics_file", None, _str, help="OpenMetrics file check writes after every run"),

@@ -51,9 +51,9 @@ def snapshot(dsn: str) -> dict[str, tuple[str, str | None]]:
 
 def audit_rows(dsn: str) -> list[tuple[str, str, str]]:
     with psycopg.connect(dsn) as c:
-        if not c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]:
+        if not c.execute("SELECT to_regclass('stuckgen.audit') IS NOT NULL").fetchone()[0]:
             return []
-        return [tuple(r) for r in c.execute("SELECT action, row_id, outcome FROM stuckgen_audit ORDER BY id")]
+        return [tuple(r) for r in c.execute("SELECT action, row_id, outcome FROM stuckgen.audit ORDER BY id")]
 
 
 def sent(dep: ReferenceDeployment) -> int:
@@ -113,7 +113,7 @@ def test_remediate_retriggers_young_rows_until_they_complete_and_fails_old_ones(
     assert sorted((a, o) for a, _, o in audit) == [("fail", "failed")] * 2 + [("retrigger", "accepted")] * 3
     assert SECRET not in r.output
     with psycopg.connect(dsn) as c:
-        assert SECRET not in json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen_audit a").fetchone()[0])
+        assert SECRET not in json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen.audit a").fetchone()[0])
 
     # a fail run of the policy is undone like any other
     u = runner.invoke(app, ["undo", fail_run, "-d", dsn, "--yes", "--format", "json"])

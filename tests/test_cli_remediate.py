@@ -45,7 +45,7 @@ def statuses(dsn: str) -> dict[str, str]:
 
 def audit_table_exists(dsn: str) -> bool:
     with psycopg.connect(dsn) as c:
-        return c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]
+        return c.execute("SELECT to_regclass('stuckgen.audit') IS NOT NULL").fetchone()[0]
 
 
 def test_fail_without_yes_is_a_dry_run_that_changes_nothing(stuck):
@@ -176,7 +176,7 @@ def test_retrigger_stops_at_the_first_401_and_points_to_probe_auth(stuck, monkey
     assert "auth-rejected" in r.stdout and "not-sent" in r.stdout
     assert "stopped: the deployment answered HTTP 401" in r.stdout and "stuckgen probe-auth" in r.stderr
     with psycopg.connect(dsn) as c:
-        audit_text = json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen_audit a").fetchone()[0])
+        audit_text = json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen.audit a").fetchone()[0])
     for out in (r.stdout, r.stderr, audit_text):
         assert SECRET not in out
 
@@ -229,8 +229,8 @@ def test_sigterm_during_fail_leaves_whole_batches_and_reports_how_far_it_got(db)
     deadline = time.monotonic() + 30
     with psycopg.connect(db, autocommit=True) as c:
         while time.monotonic() < deadline:
-            exists = c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]
-            if exists and c.execute("SELECT count(*) FROM stuckgen_audit").fetchone()[0] > 0:
+            exists = c.execute("SELECT to_regclass('stuckgen.audit') IS NOT NULL").fetchone()[0]
+            if exists and c.execute("SELECT count(*) FROM stuckgen.audit").fetchone()[0] > 0:
                 break
             time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
@@ -241,5 +241,5 @@ def test_sigterm_during_fail_leaves_whole_batches_and_reports_how_far_it_got(db)
     assert b"interrupted: every batch is either fully applied or not at all" in err
     with psycopg.connect(db) as c:
         failed = c.execute("SELECT count(*) FROM generations WHERE status = 'failed'").fetchone()[0]
-        audited = c.execute("SELECT count(*) FROM stuckgen_audit").fetchone()[0]
+        audited = c.execute("SELECT count(*) FROM stuckgen.audit").fetchone()[0]
     assert failed == audited == doc["counts"]["failed"] == 20 * doc["batches"]["done"]

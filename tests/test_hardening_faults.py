@@ -218,7 +218,7 @@ def test_database_disappearing_mid_fail_keeps_batches_whole_and_audited(db):
     killed = 0
     while p.poll() is None and time.monotonic() < deadline:
         try:
-            if _count(db, "SELECT count(*) FROM stuckgen_audit") > 0:
+            if _count(db, "SELECT count(*) FROM stuckgen.audit") > 0:
                 killed = _terminate(db)
                 break
         except psycopg.errors.UndefinedTable:
@@ -226,7 +226,7 @@ def test_database_disappearing_mid_fail_keeps_batches_whole_and_audited(db):
         time.sleep(0.005)
     out, err = p.communicate(timeout=60)
     failed = _count(db, "SELECT count(*) FROM generations WHERE status = 'failed'")
-    audited = _count(db, "SELECT count(*) FROM stuckgen_audit WHERE action = 'fail' AND outcome = 'failed'")
+    audited = _count(db, "SELECT count(*) FROM stuckgen.audit WHERE action = 'fail' AND outcome = 'failed'")
     assert failed == audited, "the audit log matches what changed"
     assert failed % 50 == 0, "every batch all or nothing"
     if killed:
@@ -267,15 +267,15 @@ def test_interrupting_fail_then_undo_keeps_batches_whole_and_the_audit_true(db, 
     with psycopg.connect(db, autocommit=True) as conn:
         insert_rows(conn, generate({"never-started": 3000}, now=db_now(conn)))
     code, out, err = _run_and_signal([EXE, "fail", "--all-stuck", "-d", db, "--yes", "-f", "json",
-                                      "--batch-size", "40"], sig, db, "SELECT count(*) FROM stuckgen_audit",
+                                      "--batch-size", "40"], sig, db, "SELECT count(*) FROM stuckgen.audit",
                                      rng.uniform(0, 0.2))
     assert "Traceback" not in err
     assert code == 130, (code, err)  # signalled after the first committed batch, long before the last
     failed_ids = {r[0] for r in psycopg.connect(db, autocommit=True).execute(
         "SELECT id::text FROM generations WHERE status = 'failed'")}
     with psycopg.connect(db, autocommit=True) as c:
-        audit = {r[0] for r in c.execute("SELECT row_id FROM stuckgen_audit WHERE action = 'fail' AND outcome = 'failed'")}
-        run_id = c.execute("SELECT run_id FROM stuckgen_audit WHERE action = 'fail' LIMIT 1").fetchone()
+        audit = {r[0] for r in c.execute("SELECT row_id FROM stuckgen.audit WHERE action = 'fail' AND outcome = 'failed'")}
+        run_id = c.execute("SELECT run_id FROM stuckgen.audit WHERE action = 'fail' LIMIT 1").fetchone()
     assert failed_ids == audit, "the audit log matches what changed"
     assert len(failed_ids) % 40 == 0 or len(failed_ids) == 3000, "every batch all or nothing"
     if code == 130:
@@ -286,11 +286,11 @@ def test_interrupting_fail_then_undo_keeps_batches_whole_and_the_audit_true(db, 
     if not failed_ids:
         return
     code, out, err = _run_and_signal([EXE, "undo", run_id[0], "-d", db, "--yes", "-f", "json", "--batch-size", "40"],
-                                     sig, db, "SELECT count(*) FROM stuckgen_audit WHERE action = 'undo'",
+                                     sig, db, "SELECT count(*) FROM stuckgen.audit WHERE action = 'undo'",
                                      rng.uniform(0, 0.1))
     assert code in (0, 130) and "Traceback" not in err, err
     with psycopg.connect(db, autocommit=True) as c:
-        restored = {r[0] for r in c.execute("SELECT row_id FROM stuckgen_audit WHERE action = 'undo' AND outcome = 'restored'")}
+        restored = {r[0] for r in c.execute("SELECT row_id FROM stuckgen.audit WHERE action = 'undo' AND outcome = 'restored'")}
         still_failed = {r[0] for r in c.execute("SELECT id::text FROM generations WHERE status = 'failed'")}
     assert restored | still_failed == failed_ids and not (restored & still_failed)
     if code == 130:

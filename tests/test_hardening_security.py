@@ -258,3 +258,108 @@ def test_connection_errors_scrub_every_dsn_secret(db):
             r = runner.invoke(app, ["scan", "-d", closed, "--connect-timeout", "2s", *debug])
             assert r.exit_code == 3, (form, r.stderr)
             assert "S3cret" not in r.stdout + r.stderr, (form, debug)
+
+
+# -- the audit table on Supabase: not readable through its Data API --------------------------------
+
+
+def _supabase_roles(dsn: str) -> None:
+    """The roles and grants a Supabase project has (supabase/postgres init scripts), in this database.
+
+    Roles are cluster-wide: created once, never dropped (other databases may use them). The
+    grants and default privileges are per database and go with it.
+    """
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for role in ("anon", "authenticated", "service_role"):
+            try:
+                c.execute(f"CREATE ROLE {role} NOLOGIN NOINHERIT" + (" BYPASSRLS" if role == "service_role" else ""))
+            except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                pass  # another test (or an earlier run) made it
+        c.execute("GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role")
+        for kind in ("TABLES", "SEQUENCES", "FUNCTIONS"):
+            c.execute(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON {kind} TO anon, authenticated, service_role")
+
+
+def _as_role(dsn: str, role: str, query: str) -> "int | str":
+    """What ``role`` gets from ``query``: a row count, or the error's SQLSTATE class."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"SET ROLE {role}")
+        try:
+            return len(c.execute(query).fetchall())
+        except psycopg.errors.InsufficientPrivilege:
+            return "permission denied"
+
+
+def test_the_default_audit_lives_in_its_own_schema_out_of_the_apps_and_the_apis_reach(db):
+    _supabase_roles(db)
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"never-started": 3})
+        app_tables = {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json", "--operator", "alice"])
+    assert r.exit_code == 0, r.stderr
+    with psycopg.connect(db, autocommit=True) as c:
+        # Nothing new in the app's schema: a migration tool (prisma migrate dev) sees no drift.
+        assert {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")} == app_tables
+        rls, policies = c.execute(
+            "SELECT c.relrowsecurity, (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) "
+            "FROM pg_class c WHERE c.oid = 'stuckgen.audit'::regclass").fetchone()
+        assert rls and policies == 0
+        assert c.execute("SELECT count(*) FROM stuckgen.audit").fetchone()[0] == 3  # the owner reads it
+    for role in ("anon", "authenticated"):
+        assert _as_role(db, role, "SELECT * FROM stuckgen.audit") == "permission denied", role
+    # Exposed later by hand (schema added to the API, a broad grant): row-level security still shows nothing.
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("GRANT USAGE ON SCHEMA stuckgen TO anon, authenticated")
+        c.execute("GRANT SELECT ON ALL TABLES IN SCHEMA stuckgen TO anon, authenticated")
+    for role in ("anon", "authenticated"):
+        assert _as_role(db, role, "SELECT * FROM stuckgen.audit") == 0, role
+    assert _as_role(db, "service_role", "SELECT * FROM stuckgen.audit") == "permission denied"
+    r = runner.invoke(app, ["history", "-d", db, "-f", "json"])
+    assert r.exit_code == 0 and "stuckgen.audit" in r.stdout, r.stderr
+
+
+def test_an_audit_table_put_in_public_is_revoked_from_supabase_api_roles(db):
+    _supabase_roles(db)
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"never-started": 2})
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json",
+                            "--audit-table", "public.ops_audit"])
+    assert r.exit_code == 0, r.stderr
+    with psycopg.connect(db, autocommit=True) as c:
+        # Supabase's default privileges granted everything on creation; stuckgen took it back.
+        for role in ("anon", "authenticated"):
+            for obj, kind in (("public.ops_audit", "table"), ("public.ops_audit_id_seq", "sequence")):
+                assert not c.execute(f"SELECT has_{kind}_privilege(%s, %s, 'SELECT')", (role, obj)).fetchone()[0]
+        assert c.execute("SELECT relrowsecurity FROM pg_class WHERE oid = 'public.ops_audit'::regclass").fetchone()[0]
+    for role in ("anon", "authenticated"):
+        assert _as_role(db, role, "SELECT * FROM public.ops_audit") == "permission denied", role
+    run_id = json.loads(r.stdout)["run_id"]
+    r = runner.invoke(app, ["undo", run_id, "-d", db, "--yes", "-f", "json", "--audit-table", "public.ops_audit"])
+    assert r.exit_code == 0, r.stderr  # the owner still reads and writes it
+
+
+def test_an_audit_table_at_the_old_default_keeps_being_used_and_is_hardened(db):
+    from stuckgen.audit import TableAudit
+
+    _supabase_roles(db)
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"never-started": 2})
+    # The old default: public.stuckgen_audit, created without row-level security, open to the API roles.
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json", "--audit-table", "stuckgen_audit"])
+    assert r.exit_code == 0, r.stderr
+    run_id = json.loads(r.stdout)["run_id"]
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("ALTER TABLE public.stuckgen_audit DISABLE ROW LEVEL SECURITY")
+        c.execute("GRANT ALL ON public.stuckgen_audit TO anon, authenticated")
+        assert TableAudit("stuckgen_audit", default_schema="public").readable_by(c) == ["anon", "authenticated"]
+    assert _as_role(db, "anon", "SELECT * FROM public.stuckgen_audit") == 2
+    r = runner.invoke(app, ["doctor", "-d", db, "--no-probe", "-f", "json"])
+    exposed = [f for f in json.loads(r.stdout)["findings"] if f["id"] == "audit-table-exposed"]
+    assert exposed and "anon, authenticated" in exposed[0]["title"], r.stdout
+    r = runner.invoke(app, ["undo", run_id, "-d", db, "--yes", "-f", "json"])  # no --audit-table: the default
+    assert r.exit_code == 0, r.stderr
+    assert "public.stuckgen_audit" in r.stdout
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("SELECT to_regclass('stuckgen.audit')").fetchone()[0] is None
+        assert TableAudit("stuckgen_audit", default_schema="public").readable_by(c) == []
+    assert _as_role(db, "anon", "SELECT * FROM public.stuckgen_audit") == "permission denied"

@@ -95,7 +95,7 @@ def test_nothing_is_written_to_the_database(world, provider):
     runner.invoke(app, ["reconcile", "--format", "json"], env=_env(db, provider))
     with psycopg.connect(db) as c:
         after = c.execute("SELECT md5(string_agg(g::text, ',' ORDER BY id)) FROM generations g").fetchone()[0]
-        assert c.execute("SELECT to_regclass('stuckgen_audit')").fetchone()[0] is None
+        assert c.execute("SELECT to_regclass('stuckgen.audit')").fetchone()[0] is None
     assert before == after
 
 

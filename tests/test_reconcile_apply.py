@@ -65,9 +65,9 @@ def _rows(db: str) -> dict[str, tuple[str, int]]:
 
 def _audit(db: str) -> list[tuple[str, str, str]]:
     with psycopg.connect(db) as c:
-        if not c.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]:
+        if not c.execute("SELECT to_regclass('stuckgen.audit') IS NOT NULL").fetchone()[0]:
             return []
-        return [(r[0], r[1], r[2]) for r in c.execute("SELECT action, row_id, outcome FROM stuckgen_audit")]
+        return [(r[0], r[1], r[2]) for r in c.execute("SELECT action, row_id, outcome FROM stuckgen.audit")]
 
 
 def test_without_yes_it_is_a_dry_run_that_sends_nothing(incident):

@@ -99,7 +99,7 @@ ConfigOpt = Annotated[Optional[str], typer.Option(
     help="Read this stuckgen.toml (default: ./stuckgen.toml, or [tool.stuckgen] in ./pyproject.toml).")]
 AuditTableOpt = Annotated[Optional[str], typer.Option(
     "--audit-table", show_default=False, metavar="NAME",
-    help=env_help("audit_table", "Audit table, created on first use. Default stuckgen_audit."))]
+    help=env_help("audit_table", "Audit table, created on first use. Default stuckgen.audit (a schema of its own)."))]
 AuditFileOpt = Annotated[Optional[str], typer.Option(
     "--audit-file", show_default=False, metavar="PATH",
     help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]

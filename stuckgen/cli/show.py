@@ -16,7 +16,7 @@ FORMATS = ("table", "json", "markdown")
 
 AuditTableOpt = Annotated[Optional[str], typer.Option(
     "--audit-table", show_default=False, metavar="NAME",
-    help=env_help("audit_table", "Audit log table whose actions are shown ('none' to skip). Default stuckgen_audit."))]
+    help=env_help("audit_table", "Audit log table whose actions are shown ('none' to skip). Default stuckgen.audit (a schema of its own)."))]
 AuditFileOpt = Annotated[Optional[str], typer.Option(
     "--audit-file", show_default=False, metavar="PATH",
     help=env_help("audit_file", "Read the audit log from this JSON Lines file instead of the table."))]

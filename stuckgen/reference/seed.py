@@ -214,9 +214,10 @@ def backdate(conn: Any, seconds: float) -> None:
         conn.execute("UPDATE outputs SET created_at = created_at - %s", (shift,))
         conn.execute("UPDATE generation_jobs SET created_at = created_at - %s, run_after = run_after - %s, "
                      "locked_at = locked_at - %s", (shift, shift, shift))
-        if conn.execute("SELECT to_regclass('stuckgen_audit') IS NOT NULL").fetchone()[0]:
-            cols = {r[0] for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'stuckgen_audit' "
-                "AND data_type LIKE 'timestamp%%'")}
-            for col in sorted(cols):
-                conn.execute(f'UPDATE stuckgen_audit SET "{col}" = "{col}" - %s', (shift,))
+        for schema, table in (("stuckgen", "audit"), ("public", "stuckgen_audit")):  # the default, the old default
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0]:
+                cols = {r[0] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                    "AND data_type LIKE 'timestamp%%'", (schema, table))}
+                for col in sorted(cols):
+                    conn.execute(f'UPDATE "{schema}"."{table}" SET "{col}" = "{col}" - %s', (shift,))
