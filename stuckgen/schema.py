@@ -36,7 +36,8 @@ _COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "error": ("error", "error_message", "errorMessage", "failure_reason"),
     "user": ("user_id", "userId", "owner_id", "ownerId"),
     "processing_lock": ("processing_started_at", "processingStartedAt"),
-    "webhook": ("replicate_prediction_id", "replicatePredictionId", "prediction_id", "predictionId"),
+    "webhook": ("replicate_prediction_id", "replicatePredictionId", "prediction_id", "predictionId",
+                "replicate_id", "replicateId", "fal_request_id", "falRequestId"),
 }
 _JSON_KEY_CANDIDATES: dict[str, tuple[str, ...]] = {
     "heartbeat": ("lastHeartbeatAt", "lastHeartbeat", "last_heartbeat_at", "heartbeatAt"),

@@ -141,6 +141,9 @@ def schema(
     import json
 
     from rich.table import Table
+    from rich.text import Text
+
+    from stuckgen.durations import format_duration
 
     from stuckgen.cli import _db
 
@@ -153,6 +156,10 @@ def schema(
     with conn:
         with _db.read_tx(conn, settings):
             m = _db.resolve_mapping(conn, settings)
+            from stuckgen.discover import census as take_census
+
+            cen = take_census(conn, m, naive_tz=settings.naive_timezone)
+    inflight = list(settings.inflight_statuses)
     if fmt == "json":
         doc = {
             "schema": "stuckgen.mapping/v1", "db_schema": m.db_schema, "table": m.table,
@@ -162,6 +169,9 @@ def schema(
             "queue": {"table": m.queue.table, "key": m.queue.key, "columns": dict(m.queue.columns),
                       "source": m.queue.source},
             "warnings": list(m.warnings),
+            "inflight_statuses": inflight,
+            "census": cen.as_dict(),
+            "census_notes": census_notes(cen, inflight),
         }
         out.lines([json.dumps(doc, indent=2)])
         return ExitCode.OK
@@ -171,11 +181,43 @@ def schema(
     t.add_column("type")
     t.add_column("source")
     for name, f in m.fields.items():
-        t.add_row(name, f.describe(), f.data_type or "-", f.source)
-    t.add_row("outputs", f"{m.outputs.table}.{m.outputs.key}" if m.outputs.present else "-", "", m.outputs.source)
-    t.add_row("queue", f"{m.queue.table}.{m.queue.key}" if m.queue.present else "-", "", m.queue.source)
+        t.add_row(name, Text(f.describe()), Text(f.data_type or "-"), Text(f.source))
+    t.add_row("outputs", Text(f"{m.outputs.table}.{m.outputs.key}" if m.outputs.present else "-"), "",
+              Text(m.outputs.source))
+    t.add_row("queue", Text(f"{m.queue.table}.{m.queue.key}" if m.queue.present else "-"), "", Text(m.queue.source))
     out.out.print(f"{m.db_schema}.{m.table}", markup=False)
     out.out.print(t)
     for w in m.warnings:
         out.out.print(f"note: {w}", markup=False)
+    out.out.print()
+    out.out.print(f"Status census of {m.table}.{cen.column} ({cen.total} rows"
+                  + (f"; enum labels {', '.join(cen.enum)}" if cen.enum is not None else "") + "):", markup=False)
+    c = Table(show_edge=False, header_style="bold", pad_edge=False)
+    for col, kw in (("value", {}), ("rows", {"justify": "right"}), ("last day", {"justify": "right"}),
+                    ("newest sign of life", {"justify": "right"}), ("in flight", {}), ("known as", {"ratio": 1})):
+        c.add_column(col, **kw)
+    for v in cen.values:
+        ago = "-" if v.newest_sign_seconds is None else format_duration(max(0.0, v.newest_sign_seconds)) + " ago"
+        c.add_row(Text(repr(v.value)), str(v.rows), str(v.last_day), ago, "yes" if v.value in inflight else "no",
+                  Text(f"{v.role}: {v.why}" if v.role else v.why))
+    out.out.print(c)
+    for note in census_notes(cen, inflight):
+        out.out.print(f"note: {note}", markup=False)
     return ExitCode.OK
+
+
+def census_notes(cen: Any, inflight: list) -> list:
+    """Where the configured in-flight statuses and the values in the table disagree."""
+    from stuckgen.discover import INFLIGHT
+
+    notes = []
+    present = {v.value for v in cen.values}
+    for v in cen.values:
+        if v.role == INFLIGHT and v.value not in inflight and v.rows:
+            notes.append(f"{v.value!r} ({v.rows} rows) is a known in-flight status but not in inflight_statuses: "
+                         "its rows are never checked (stuckgen init proposes a configuration)")
+    for s in inflight:
+        if s not in present:
+            notes.append(f"in-flight status {s!r} occurs in no row"
+                         + (f" and is not a label of the enum (labels: {', '.join(cen.enum)})" if cen.enum is not None else ""))
+    return notes
