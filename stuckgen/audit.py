@@ -54,6 +54,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from stuckgen.errors import AuditWriteError, ConfigError, SelectionError
+from stuckgen.durations import iso_utc
 
 AUDIT_SCHEMA = "stuckgen.audit/v2"
 AUDIT_SCHEMA_V1 = "stuckgen.audit/v1"
@@ -87,9 +88,6 @@ def operator_name(configured: str | None) -> str:
         return "unknown"
 
 
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
 
 @dataclass(frozen=True, kw_only=True)
 class AuditRecord:
@@ -110,7 +108,7 @@ class AuditRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return {"schema": self.schema, "run_id": self.run_id, "action": self.action, "row_id": self.row_id,
-                "table": self.table, "at": _iso(self.at), "operator": self.operator, "outcome": self.outcome,
+                "table": self.table, "at": iso_utc(self.at), "operator": self.operator, "outcome": self.outcome,
                 "previous": self.previous, "new": self.new, "check": self.check, "detail": self.detail}
 
     @classmethod
@@ -140,7 +138,7 @@ class RunSummary:
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "action": self.action, "operator": self.operator, "table": self.table,
-                "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at), "rows": self.rows,
+                "started_at": iso_utc(self.started_at), "finished_at": iso_utc(self.finished_at), "rows": self.rows,
                 "outcomes": dict(self.outcomes)}
 
 

@@ -244,3 +244,12 @@ def load_cookie_file(path: str | Path, *, now: float) -> CookieInfo:
     except OSError as exc:
         raise ConfigError(f"cannot read cookie file {path}: {exc.strerror or exc}") from exc
     return parse_cookies(text, now=now)
+
+
+def configured_cookie(cookie: str | None, cookie_file: str | None, *, now: float) -> CookieInfo | None:
+    """The operator's cookie: ``--cookie`` (a header value) wins over ``--cookie-file``; None when neither."""
+    if cookie:
+        return parse_cookies(cookie, now=now)
+    if cookie_file:
+        return load_cookie_file(cookie_file, now=now)
+    return None

@@ -170,12 +170,11 @@ def _server(workdir: Path, database_url: str | None, progress: Callable[[str], N
 def send_traffic(env: DemoEnvironment, *, count: int, timeout: float = 10.0,
                  progress: Callable[[int, int], None] = lambda _d, _t: None) -> list[str]:
     """POST /api/generate ``count`` times as a signed-in user; returns the generation ids."""
-    import httpx
+    from stuckgen import http
 
     ids: list[str] = []
-    with httpx.Client(base_url=env.url, timeout=timeout, follow_redirects=False,
-                      headers={"cookie": env.traffic_cookie,
-                               "x-vercel-protection-bypass": env.bypass_secret}) as client:
+    with http.client(base_url=env.url, timeout=timeout,
+                     headers={"cookie": env.traffic_cookie, "x-vercel-protection-bypass": env.bypass_secret}) as client:
         for i in range(count):
             r = client.post("/api/generate", json={"prompt": f"demo generation {i + 1}", "modelId": "flux-dev"})
             if r.status_code >= 400:

@@ -207,7 +207,7 @@ def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding
     return out, evidence
 
 
-def rank(items: Sequence[RankedFinding]) -> list[RankedFinding]:
+def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
     """Security first, then by severity, then by how much evidence supports each."""
     security = {"open-route", "wrong-secret-accepted"}
     return sorted(items, key=lambda r: (r.finding.id not in security, r.finding.severity < Severity.WARNING,
@@ -362,7 +362,7 @@ def diagnose(
             ranked.append(RankedFinding(support=0.1, finding=Finding(
                 id="vercel-unavailable", severity=Severity.INFO, title="the Vercel API could not be consulted",
                 evidence=(exc.message,), fix=exc.hint or "check VERCEL_TOKEN, VERCEL_PROJECT_ID and VERCEL_TEAM_ID")))
-    report.ranked = rank(ranked)
+    report.ranked = rank_causes(ranked)
     report.remediation, report.next_steps = _plan(report)
     return report
 

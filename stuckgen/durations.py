@@ -1,8 +1,9 @@
-"""Parse human durations: ``90s``, ``2m``, ``1h30m``, ``1.5h``, ``PT2M``, ``P1DT2H``."""
+"""Durations and times as people and JSON write them: ``90s``, ``2m``, ``1h30m``, ``PT2M``; ISO 8601 UTC."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 
 from stuckgen.errors import ConfigError
 
@@ -75,3 +76,8 @@ def format_duration(seconds: float) -> str:
     else:
         out = f"{s // 86400}d{(s % 86400) // 3600}h"
     return "-" + out if neg else out
+
+
+def iso_utc(t: datetime | None) -> str | None:
+    """``t`` in UTC as ISO 8601 with a ``Z`` (what every JSON document writes); None stays None."""
+    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -31,6 +31,9 @@ class ExitCode(IntEnum):
     FINDINGS = 1  # findings: stuck rows, a warning finding, rows not remediated
     USAGE = 2  # usage or configuration error: bad flag, bad config, missing table
     UNREACHABLE = 3  # cannot reach the database or the deployment
+    INTERNAL = 4  # a bug: an exception that is not the tool's own (traceback with --debug)
+    INTERRUPTED = 130  # Ctrl-C or SIGTERM (128 + SIGINT, as shells report it); batches done stay done
+    PIPE_CLOSED = 141  # the reader of stdout went away (128 + SIGPIPE): `stuckgen scan | head`
 
 
 class StuckgenError(Exception):

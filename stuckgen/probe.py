@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from stuckgen.transport import is_loopback
+from stuckgen.http import is_insecure
 from stuckgen.errors import AbortedError, ConfigError, InsecureTransportError
 from stuckgen.secrets import describe, scrub
 
@@ -95,8 +95,7 @@ class ProbeTarget:
     @property
     def insecure(self) -> bool:
         """Plain HTTP to a host that is not loopback."""
-        parts = urlsplit(self.url)
-        return parts.scheme == "http" and not is_loopback(parts.hostname or "")
+        return is_insecure(self.url)
 
     def endpoint(self, route: str) -> str:
         return self.url.rstrip("/") + "/" + route.lstrip("/")

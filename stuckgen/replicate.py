@@ -43,7 +43,6 @@ PREDICTION_STATUSES = ("starting", "processing", "succeeded", "failed", "cancele
 TERMINAL_STATUSES = ("succeeded", "failed", "canceled")
 # Replicate prediction ids are lower-case base32-ish strings; anything else is not sent.
 _PREDICTION_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-MAX_RETRY_AFTER = 60.0
 
 SignatureScheme = Literal["standard", "app"]
 SIGNATURE_SCHEMES: tuple[str, ...] = ("standard", "app")
@@ -188,12 +187,6 @@ def answer_from_document(prediction_id: str, http_status: int, doc: Any, *, trie
         elapsed=elapsed)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    from stuckgen.remediate import parse_retry_after as parse
-
-    return parse(value)
-
-
 @dataclass(frozen=True, kw_only=True)
 class ProviderOptions:
     """How the provider is asked: where, with which token, how patiently."""
@@ -217,7 +210,7 @@ def get_prediction(client: Any, prediction_id: str, options: ProviderOptions, *,
     """GET one prediction with retries (timeouts, 429 honouring Retry-After, 5xx); never raises for HTTP."""
     import httpx
 
-    from stuckgen.remediate import retry_delay
+    from stuckgen.http import MAX_RETRY_AFTER, parse_retry_after, retry_delay
 
     stop = stop or threading.Event()
     if not valid_prediction_id(prediction_id):

@@ -20,6 +20,7 @@ from psycopg import sql
 
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
+from stuckgen.durations import iso_utc
 
 CLASSES: tuple[str, ...] = (
     "never-started", "trigger-failed", "stalled", "awaiting-webhook",
@@ -155,11 +156,11 @@ class StuckRow:
             "status": self.status,
             "class": self.cls,
             "why": self.why,
-            "created_at": _iso(self.created_at),
-            "last_sign_of_life": _iso(self.last_sign_of_life),
+            "created_at": iso_utc(self.created_at),
+            "last_sign_of_life": iso_utc(self.last_sign_of_life),
             "quiet_seconds": round(self.quiet_seconds, 3),
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
-            "heartbeat_at": _iso(self.heartbeat_at),
+            "heartbeat_at": iso_utc(self.heartbeat_at),
             "last_step": self.last_step,
             "trigger_status": self.trigger_status,
             "trigger_failures": self.trigger_failures,
@@ -170,9 +171,6 @@ class StuckRow:
             "notes": list(self.notes),
         }
 
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,12 +242,12 @@ class Summary:
             "stuck_before_window": self.stuck_before_window,
             "before_window": None if self.before_window is None else self.before_window.as_dict(),
             "oldest": None if self.oldest is None else {
-                "id": self.oldest.id, "created_at": _iso(self.oldest.created_at),
+                "id": self.oldest.id, "created_at": iso_utc(self.oldest.created_at),
                 "quiet_seconds": round(self.oldest.quiet_seconds, 3)},
-            "onset": _iso(self.onset),
-            "per_hour": [{"hour": _iso(h), "stuck": n} for h, n in sorted(self.per_hour.items())],
+            "onset": iso_utc(self.onset),
+            "per_hour": [{"hour": iso_utc(h), "stuck": n} for h, n in sorted(self.per_hour.items())],
             "truncated": self.truncated,
-            "database_now": _iso(self.database_now),
+            "database_now": iso_utc(self.database_now),
         }
 
 

@@ -244,19 +244,20 @@ def read_config_file(path: Path | None, cwd: Path) -> tuple[dict[str, Any], str 
     return {}, None
 
 
-_MAPPING_KEYS = frozenset({"id", "status", "created", "updated", "heartbeat", "last_step", "step_log",
-                           "error", "user", "processing_lock", "webhook"})
-
-
 def parse_map_flags(items: tuple[str, ...] | list[str], *, option: str = "--map") -> dict[str, str]:
+    if not items:
+        return {}
+    # schema.FIELDS is the one list of logical fields; importing it costs psycopg, so only when mapping.
+    from stuckgen.schema import FIELDS
+
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise ConfigError(f"{option}: {item!r} is not FIELD=COLUMN[.json.key]")
-        if key not in _MAPPING_KEYS:
-            raise ConfigError(f"{option}: unknown field {key!r}; fields: {', '.join(sorted(_MAPPING_KEYS))}")
+        if key not in FIELDS:
+            raise ConfigError(f"{option}: unknown field {key!r}; fields: {', '.join(sorted(FIELDS))}")
         out[key] = value.strip()
     return out
 

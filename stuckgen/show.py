@@ -25,6 +25,7 @@ from stuckgen.errors import ConfigError, SelectionError
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, step_log_array, last_sign_sql
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import scrub
+from stuckgen.durations import iso_utc
 
 SHOW_SCHEMA = "stuckgen.show/v1"
 TIMELINE_LIMIT = 200  # the app keeps the last 100 steps; anything longer is cut, and says so
@@ -47,7 +48,7 @@ class StepEntry:
         offset = None
         if self.at is not None and created_at is not None:
             offset = round((self.at - created_at).total_seconds(), 3)
-        return {"n": self.n, "at": _iso(self.at) if self.at else self.at_raw, "offset_seconds": offset,
+        return {"n": self.n, "at": iso_utc(self.at) if self.at else self.at_raw, "offset_seconds": offset,
                 "step": self.step, "extra": self.extra}
 
 
@@ -98,10 +99,10 @@ class GenerationStory:
         """The ``stuckgen.show/v1`` document without its envelope (see render/show.py)."""
         return {
             "generation": {
-                "id": self.id, "status": self.status, "created_at": _iso(self.created_at),
-                "last_sign_of_life": _iso(self.last_sign_of_life),
+                "id": self.id, "status": self.status, "created_at": iso_utc(self.created_at),
+                "last_sign_of_life": iso_utc(self.last_sign_of_life),
                 "quiet_seconds": _round(self.quiet_seconds), "age_seconds": _round(self.age_seconds),
-                "heartbeat_at": _iso(self.heartbeat_at), "last_step": self.last_step, "user_id": self.user_id,
+                "heartbeat_at": iso_utc(self.heartbeat_at), "last_step": self.last_step, "user_id": self.user_id,
                 "error": self.error,
             },
             "stuck": self.stuck is not None,
@@ -118,12 +119,9 @@ class GenerationStory:
             "audit": None if self.actions is None else {
                 "where": self.audit_where,
                 "actions": [{k: v for k, v in a.as_dict().items() if k != "schema"} for a in self.actions]},
-            "database_now": _iso(self.database_now),
+            "database_now": iso_utc(self.database_now),
         }
 
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _round(v: float | None) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
@@ -18,6 +18,7 @@ from psycopg.rows import tuple_row
 
 from stuckgen.scan import Summary
 from stuckgen.schema import SchemaMapping
+from stuckgen.durations import iso_utc
 
 WATCH_SCHEMA = "stuckgen.watch/v1"
 MAX_IDS = 10_000  # per tracked set; ~1 MB of uuids
@@ -66,8 +67,8 @@ class Refresh:
         return {
             "schema": WATCH_SCHEMA,
             "refresh": self.n,
-            "at": _iso(self.at),
-            "started_at": _iso(self.started_at),
+            "at": iso_utc(self.at),
+            "started_at": iso_utc(self.started_at),
             "stuck": self.stuck,
             "stuck_before_window": self.stuck_before_window,
             "before_window_ids": list(self.before_window_ids),
@@ -96,9 +97,6 @@ class Refresh:
                 + f"; since start {self.new_total} became stuck, {self.recovered_total} recovered"
                 + ("; id tracking capped" if self.capped else ""))
 
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

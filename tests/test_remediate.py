@@ -18,6 +18,7 @@ import pytest
 import respx
 
 from stuckgen import db as dbmod
+from stuckgen import http as transport
 from stuckgen import remediate
 from stuckgen.audit import AuditRecord, FileAudit, TableAudit
 from stuckgen.errors import ConfigError, InsecureTransportError, SelectionError
@@ -458,13 +459,13 @@ def retrigger(conn, m, targets, audit, options, client=None, run_id="rt-1"):
 def test_retry_delay_backs_off_with_jitter_and_honours_retry_after():
     rng = random.Random(1)
     for attempt, ceiling in ((1, 0.5), (2, 1.0), (3, 2.0), (8, 10.0)):
-        d = remediate.retry_delay(attempt, base=0.5, cap=10.0, retry_after=None, rng=rng)
+        d = transport.retry_delay(attempt, base=0.5, cap=10.0, retry_after=None, rng=rng)
         assert ceiling / 2 <= d <= ceiling
-    assert remediate.retry_delay(1, base=0.5, cap=10, retry_after=7) == 7
-    assert remediate.retry_delay(1, base=0.5, cap=10, retry_after=3600) == remediate.MAX_RETRY_AFTER
-    assert remediate.parse_retry_after("12") == 12
-    assert remediate.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
-    assert remediate.parse_retry_after("soon") is None
+    assert transport.retry_delay(1, base=0.5, cap=10, retry_after=7) == 7
+    assert transport.retry_delay(1, base=0.5, cap=10, retry_after=3600) == transport.MAX_RETRY_AFTER
+    assert transport.parse_retry_after("12") == 12
+    assert transport.parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert transport.parse_retry_after("soon") is None
 
 
 def test_body_template_substitutes_the_id_and_must_name_it():
@@ -485,9 +486,9 @@ def test_no_secret_over_plain_http_to_a_non_loopback_host(conn, db):
             retrigger(conn, m, select(conn, m, all_stuck=True).targets, table_audit(conn, m),
                       rt_options("http://app.example.com/api/generate/process"))
         assert not route.called
-    remediate.check_transport("http://127.0.0.1:9/x", sends_credentials=True)
-    remediate.check_transport("http://[::1]:9/x", sends_credentials=True)
-    remediate.check_transport("http://app.example.com/x", sends_credentials=False)
+    transport.check_transport("http://127.0.0.1:9/x", sends_credentials=True)
+    transport.check_transport("http://[::1]:9/x", sends_credentials=True)
+    transport.check_transport("http://app.example.com/x", sends_credentials=False)
 
 
 def test_a_client_that_follows_redirects_is_refused(conn, db):

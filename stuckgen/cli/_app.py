@@ -13,7 +13,8 @@ import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional, TypeVar
 
@@ -164,6 +165,32 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
 
+    @contextmanager
+    def progress(self, label: str, *, total: int | None, estimate: int, at_least: int = 2) -> Iterator["Bar | None"]:
+        """A transient progress bar on stderr when it is a terminal and ``estimate`` >= ``at_least``; else None."""
+        if not self.err.is_terminal or estimate < at_least:
+            yield None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self.err,
+                      transient=True) as bar:
+            yield Bar(bar, bar.add_task(label, total=total))
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A running progress bar: ``advance`` by rows done, or ``update`` to done of total."""
+
+    _progress: Any
+    _task: Any
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def update(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
 
 def _escape(text: str) -> str:
     from rich.markup import escape
@@ -218,19 +245,19 @@ def handle_errors(fn: F) -> F:
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             sys.stderr.write("stuckgen: interrupted\n")
-            raise typer.Exit(130) from None
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
         except BrokenPipeError:
             # The reader went away (`stuckgen scan | head`): nothing more to say, and
             # Python must not complain again while flushing stdout at exit.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-            raise typer.Exit(141) from None
+            raise typer.Exit(ExitCode.PIPE_CLOSED) from None
         except Exception as exc:  # a bug: say so in one line unless debugging
             if debug:
                 raise
             msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets(kwargs))
             sys.stderr.write(msg + " (run again with --debug for a traceback)\n")
-            raise typer.Exit(4) from None
+            raise typer.Exit(ExitCode.INTERNAL) from None
         raise typer.Exit(int(code or ExitCode.OK))
 
     return wrapper  # type: ignore[return-value]

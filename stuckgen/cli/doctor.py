@@ -32,21 +32,15 @@ AllowInsecureOpt = Annotated[bool, typer.Option(
 
 
 def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
-    from stuckgen.cookies import load_cookie_file, parse_cookies
+    from stuckgen.cookies import configured_cookie
 
-    if settings.cookie:
-        info = parse_cookies(settings.cookie, now=now)
-    elif settings.cookie_file:
-        info = load_cookie_file(settings.cookie_file, now=now)
-    else:
-        return None, None
-    return (info.header or None), info
+    info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
+    return (info.header or None) if info else None, info
 
 
 def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecure: bool) -> Any:
     """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
-    import httpx
-
+    from stuckgen import http as transport
     from stuckgen.cli import _db
     from stuckgen.doctor import diagnose
 
@@ -58,10 +52,11 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecu
         except UnreachableError as exc:
             db_error, db_fix = exc.message, exc.hint
     header, info = _cookie(settings, now)
-    timeout = httpx.Timeout(settings.http_timeout)
-    # Like probe-auth: the deployment is called directly, never through a proxy from the environment.
-    http = httpx.Client(follow_redirects=False, timeout=timeout, trust_env=False) if probe and settings.base_url else None
-    vercel = httpx.Client(follow_redirects=False, timeout=timeout) if settings.vercel_token and settings.vercel_project else None
+    timeout = settings.http_timeout
+    http = transport.client(timeout=timeout) if probe and settings.base_url else None
+    # The Vercel API may sit behind the operator's proxy; the deployment is called directly.
+    vercel = (transport.client(timeout=timeout, trust_env=True)
+              if settings.vercel_token and settings.vercel_project else None)
     try:
         return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, cookie_header=header,
                         cookie_info=info, repeat=repeat, allow_insecure=allow_insecure, rules=_db.rules(settings),
@@ -265,7 +260,7 @@ def check(
         run.code = int(exc.exit_code)
         raise
     except KeyboardInterrupt:
-        run.code = 130
+        run.code = ExitCode.INTERRUPTED
         raise
     finally:
         if settings.metrics_file:
@@ -279,7 +274,7 @@ class _CheckRun:
     def __init__(self, *, started: float) -> None:
         self.started = started
         self.result: Any = None
-        self.code: int = 4  # an internal error unless the run says otherwise
+        self.code: int = ExitCode.INTERNAL  # unless the run says otherwise
 
 
 def _write_metrics(path: str, run: "_CheckRun") -> None:

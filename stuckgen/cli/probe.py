@@ -72,9 +72,8 @@ def probe_auth(
     Exit: 0 auth behaves as it should, 1 a warning or worse, 2 configuration error,
     3 no target answered.
     """
-    import httpx
-
-    from stuckgen.cookies import CookieInfo, load_cookie_file, parse_cookies
+    from stuckgen import http
+    from stuckgen.cookies import configured_cookie
     from stuckgen.findings import Severity, analyze_probe
     from stuckgen.probe import ProbeTarget, probe
     from stuckgen.render.probe import findings_table, probe_json_lines, probe_markdown_lines, probe_table
@@ -90,36 +89,30 @@ def probe_auth(
     targets = [ProbeTarget(url=u) for u in settings.base_url]
 
     now = time.time()
-    cookie_info: CookieInfo | None = None
-    if settings.cookie:
-        cookie_info = parse_cookies(settings.cookie, now=now)
-    elif settings.cookie_file:
-        cookie_info = load_cookie_file(settings.cookie_file, now=now)
+    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
 
     id_in_use = _id_checker(settings) if settings.database_url else None
     secret = settings.internal_secret
     out.note(f"secret: {describe(secret)}; bypass secret: {describe(settings.bypass_secret)}")
 
-    progress_cb, progress_stop = _progress(out, len(targets) * repeat * 10)
-    try:
-        with httpx.Client(follow_redirects=False, trust_env=False) as client:
-            matrix = probe(
-                client,
-                targets,
-                route=settings.route,
-                secret=secret,
-                cookie_header=cookie_info.header if cookie_info and cookie_info.header else None,
-                bypass_secret=settings.bypass_secret,
-                repeat=repeat,
-                concurrency=concurrency,
-                timeout=settings.http_timeout,
-                id_in_use=id_in_use,
-                on_progress=progress_cb,
-                allow_insecure=allow_insecure,
-                secret_header=settings.secret_header,
-            )
-    finally:
-        progress_stop()
+    estimate = len(targets) * repeat * 10
+    with out.progress("probing", total=None, estimate=estimate, at_least=PROGRESS_AFTER) as bar, \
+            http.client(timeout=settings.http_timeout, concurrency=concurrency) as client:
+        matrix = probe(
+            client,
+            targets,
+            route=settings.route,
+            secret=secret,
+            cookie_header=cookie_info.header if cookie_info and cookie_info.header else None,
+            bypass_secret=settings.bypass_secret,
+            repeat=repeat,
+            concurrency=concurrency,
+            timeout=settings.http_timeout,
+            id_in_use=id_in_use,
+            on_progress=bar.update if bar else None,
+            allow_insecure=allow_insecure,
+            secret_header=settings.secret_header,
+        )
     findings = analyze_probe(matrix, secret=secret, cookie_info=cookie_info, now=time.time())
 
     if fmt == "json":
@@ -141,23 +134,6 @@ def probe_auth(
     if any(f.severity >= Severity.WARNING for f in findings):
         return ExitCode.FINDINGS
     return ExitCode.OK
-
-
-def _progress(out: Output, estimate: int) -> tuple[Any, Any]:
-    """A progress bar on stderr for long runs on a terminal; otherwise no-ops."""
-    if not out.err.is_terminal or estimate < PROGRESS_AFTER:
-        return None, lambda: None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bar = Progress(TextColumn("probing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=out.err, transient=True)
-    task = bar.add_task("probe", total=None)
-    bar.start()
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return update, bar.stop
 
 
 def _id_checker(settings: Any) -> Any:

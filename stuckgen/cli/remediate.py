@@ -9,7 +9,7 @@ reports how far it got and every batch stays all or nothing.
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
@@ -23,7 +23,6 @@ from stuckgen.cli._app import (
 from stuckgen.errors import ConfigError, ExitCode
 
 FORMATS = ("table", "json")
-INTERRUPTED_EXIT = 130
 
 IdsArg = Annotated[Optional[list[str]], typer.Argument(
     metavar="[ID]...", show_default=False, help="Row ids (validated against the id column's type first).")]
@@ -57,20 +56,6 @@ def _sigterm_interrupts() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextmanager
-def _progress(out: Output, total: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing."""
-    if not out.err.is_terminal or total < 2:
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=out.err,
-                  transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 def _confirm(out: Output, yes: bool, question: str) -> bool:
@@ -107,7 +92,7 @@ def _note(out: Output, line: str) -> None:
 
 def _finish(result: Any) -> int:
     if result.interrupted:
-        raise typer.Exit(INTERRUPTED_EXIT)
+        raise typer.Exit(ExitCode.INTERRUPTED)
     return int(result.exit_code)
 
 
@@ -163,7 +148,7 @@ def prepare_audit(conn: Any, settings: Any, audit: Any) -> None:
 
 def retrigger_endpoint(settings: Any, *, allow_insecure: bool) -> str:
     """The one process-route URL triggers go to; refuses the secret over plain HTTP to a remote host."""
-    from stuckgen import remediate
+    from stuckgen import http
 
     urls = settings.base_url
     if not urls:
@@ -171,7 +156,7 @@ def retrigger_endpoint(settings: Any, *, allow_insecure: bool) -> str:
     if len(urls) > 1:
         raise ConfigError(f"retrigger sends to one deployment; got {len(urls)} URLs ({', '.join(urls)})")
     endpoint = urls[0].rstrip("/") + "/" + settings.route.lstrip("/")
-    remediate.check_transport(endpoint, sends_credentials=bool(settings.internal_secret or settings.bypass_secret),
+    http.check_transport(endpoint, sends_credentials=bool(settings.internal_secret or settings.bypass_secret),
                               allow_insecure=allow_insecure)
     return endpoint
 
@@ -203,10 +188,9 @@ def fail_options(settings: Any, *, scan: Any, reason: str | None = None, batch_s
 
 def http_client(settings: Any, *, concurrency: int):
     """The HTTP client triggers go through: never follows redirects (the secret would follow them)."""
-    import httpx
+    from stuckgen import http
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits, trust_env=False)
+    return http.client(timeout=settings.http_timeout, concurrency=concurrency)
 
 
 @app.command()
@@ -286,9 +270,9 @@ def fail(
             return int(result.exit_code)
         prepare_audit(conn, settings, audit)
         options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
-        with _progress(out, n, "failing") as progress:
+        with out.progress("failing", total=n, estimate=n) as bar:
             result = remediate.fail_rows(conn, mapping, selection.targets, options=options, audit=audit,
-                                         run_id=new_run_id(), operator=op, progress=progress,
+                                         run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
                                          rejected=selection.rejected)
         _render(out, fmt, result)
     return _finish(result)
@@ -399,9 +383,9 @@ def retrigger(
                                     max_attempts=max_attempts, wait=wait_s, concurrency=concurrency, tries=tries,
                                     body_template=body_template, idempotency_header=idempotency_header)
         with http_client(settings, concurrency=concurrency) as client:
-            with _progress(out, n, "triggering") as progress:
+            with out.progress("triggering", total=n, estimate=n) as bar:
                 result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
-                                                  audit=audit, run_id=new_run_id(), operator=op, progress=progress,
+                                                  audit=audit, run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
                                                   rejected=selection.rejected)
         _render(out, fmt, result)
         if result.stopped:

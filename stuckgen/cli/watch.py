@@ -147,9 +147,8 @@ class _Prober:
     """probe-auth every ``every`` seconds against the configured targets; keeps only the latest matrix."""
 
     def __init__(self, settings: Any, *, every: float) -> None:
-        import httpx
-
-        from stuckgen.cookies import CookieInfo, load_cookie_file, parse_cookies
+        from stuckgen import http
+        from stuckgen.cookies import CookieInfo, configured_cookie
         from stuckgen.probe import ProbeTarget
 
         if not settings.base_url:
@@ -157,12 +156,9 @@ class _Prober:
         self.settings = settings
         self.every = every
         self.targets = [ProbeTarget(url=u) for u in settings.base_url]
-        self.cookie_info: CookieInfo | None = None
-        if settings.cookie:
-            self.cookie_info = parse_cookies(settings.cookie, now=time.time())
-        elif settings.cookie_file:
-            self.cookie_info = load_cookie_file(settings.cookie_file, now=time.time())
-        self.client = httpx.Client(follow_redirects=False, trust_env=False)
+        self.cookie_info: CookieInfo | None = configured_cookie(settings.cookie, settings.cookie_file,
+                                                                now=time.time())
+        self.client = http.client(timeout=settings.http_timeout)
         self.last_run: float | None = None
         self.matrix: Any = None
         self.document: dict[str, Any] | None = None

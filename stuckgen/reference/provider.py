@@ -42,7 +42,7 @@ import httpx
 
 from stuckgen.errors import ConfigError
 from stuckgen.replicate import PREDICTION_STATUSES, TERMINAL_STATUSES, webhook_headers
-from stuckgen.transport import is_loopback
+from stuckgen.http import is_loopback
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 _HOST = "https://api.replicate.com"  # what the ``urls`` of a prediction say, as the real API's do

@@ -48,7 +48,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from stuckgen.cookies import decode_jwt_payload, session_token, split_header
-from stuckgen.transport import is_loopback
+from stuckgen.http import is_loopback
 from stuckgen.errors import ConfigError, DatabaseUnreachableError
 from stuckgen.reference.cookies import REFERENCE_JWT_KEY, make_session_cookie, verify_jwt_signature
 from stuckgen.reference.provider_routes import SYNC_PREFIX, SYNC_SUFFIX, WEBHOOK_ROUTE, ProviderRoutes

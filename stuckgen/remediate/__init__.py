@@ -29,17 +29,16 @@ from stuckgen.remediate.batches import DeferredSignals
 from stuckgen.remediate.fail import FailOptions, default_reason, fail_rows
 from stuckgen.remediate.results import OUTCOME_TEXT, RESULT_SCHEMA, Outcome, RemediationResult, RowOutcome
 from stuckgen.remediate.retrigger import (
-    BYPASS_HEADER, DEFAULT_BODY_TEMPLATE, DEFAULT_IDEMPOTENCY_HEADER, MAX_EXCERPT, MAX_RETRY_AFTER, RetriggerOptions,
-    check_transport, is_loopback_host, parse_retry_after, partition_attempts, render_body, retrigger_rows, retry_delay,
-    verify,
+    BYPASS_HEADER, DEFAULT_BODY_TEMPLATE, DEFAULT_IDEMPOTENCY_HEADER, MAX_EXCERPT, RetriggerOptions, partition_attempts,
+    render_body, retrigger_rows, verify,
 )
 from stuckgen.remediate.select import Selection, Target, coerce_id, plan, select_rows, table_name, validate_ids
 from stuckgen.remediate.undo import UndoOptions, undo
 
 __all__ = [
-    "BYPASS_HEADER", "DEFAULT_BODY_TEMPLATE", "DEFAULT_IDEMPOTENCY_HEADER", "MAX_EXCERPT", "MAX_RETRY_AFTER",
+    "BYPASS_HEADER", "DEFAULT_BODY_TEMPLATE", "DEFAULT_IDEMPOTENCY_HEADER", "MAX_EXCERPT",
     "OUTCOME_TEXT", "RESULT_SCHEMA", "DeferredSignals", "FailOptions", "Outcome", "RemediationResult",
-    "RetriggerOptions", "RowOutcome", "Selection", "Target", "UndoOptions", "check_transport", "coerce_id",
-    "default_reason", "fail_rows", "is_loopback_host", "parse_retry_after", "partition_attempts", "plan",
-    "render_body", "retrigger_rows", "retry_delay", "select_rows", "table_name", "undo", "validate_ids", "verify",
+    "RetriggerOptions", "RowOutcome", "Selection", "Target", "UndoOptions", "coerce_id",
+    "default_reason", "fail_rows", "partition_attempts", "plan",
+    "render_body", "retrigger_rows", "select_rows", "table_name", "undo", "validate_ids", "verify",
 ]

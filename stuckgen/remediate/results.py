@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from stuckgen.errors import ExitCode
+from stuckgen.durations import iso_utc
 
 if sys.version_info >= (3, 11):
     from enum import StrEnum
@@ -148,7 +149,7 @@ class RemediationResult:
         d: dict[str, Any] = {
             "schema": RESULT_SCHEMA, "action": self.action, "run_id": self.run_id, "dry_run": self.dry_run,
             "table": self.table, "audit": self.audit, "operator": self.operator,
-            "started_at": _iso(self.started_at), "finished_at": _iso(self.finished_at),
+            "started_at": iso_utc(self.started_at), "finished_at": iso_utc(self.finished_at),
             "selected": len(self.outcomes), "remediated": self.remediated, "counts": self.counts,
             "batches": {"done": self.batches_done, "total": self.batches_total},
             "interrupted": self.interrupted, "stopped": self.stopped, "stop_kind": self.stop_kind,
@@ -158,9 +159,6 @@ class RemediationResult:
             d["rows"] = [o.as_dict() for o in self.outcomes]
         return d
 
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def utcnow() -> datetime:

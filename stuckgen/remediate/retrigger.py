@@ -7,24 +7,22 @@ that stops at the first 401/403, redirect, or run of unreachable answers.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AuditLog, AuditRecord
 from stuckgen.db import transaction
-from stuckgen.errors import ConfigError, InsecureTransportError
+from stuckgen.errors import ConfigError
+from stuckgen.http import check_transport, parse_retry_after, read_capped, retry_delay
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
 from stuckgen.remediate.select import Target, check_remediable, recheck_options, table_name
 from stuckgen.scan import ScanOptions, where_stuck
@@ -35,7 +33,6 @@ DEFAULT_BODY_TEMPLATE = '{"generationId": "{id}"}'
 DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
 BYPASS_HEADER = "x-vercel-protection-bypass"
 MAX_EXCERPT = 2048
-MAX_RETRY_AFTER = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,23 +58,6 @@ class RetriggerOptions:
     lock_timeout: float = 5.0
 
 
-def is_loopback_host(host: str) -> bool:
-    from stuckgen.probe import is_loopback
-
-    return is_loopback(host)
-
-
-def check_transport(url: str, *, sends_credentials: bool, allow_insecure: bool = False) -> None:
-    """InsecureTransportError when credentials would go over plain HTTP to a host that is not loopback."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--url: {url!r} is not an http(s) URL", hint="e.g. --url https://app.example.com")
-    if sends_credentials and parts.scheme == "http" and not allow_insecure and not is_loopback_host(parts.hostname):
-        raise InsecureTransportError(
-            f"refusing to send the secret over plain HTTP to {parts.hostname}",
-            hint="use https://, or pass --allow-insecure if you accept the risk")
-
-
 def render_body(template: str, row_id: str) -> bytes:
     """The request body: the JSON template with every ``{id}`` replaced by the row id."""
     try:
@@ -98,34 +78,6 @@ def render_body(template: str, row_id: str) -> bytes:
         raise ConfigError("--body-template: must contain {id} where the row id goes, e.g. "
                           + DEFAULT_BODY_TEMPLATE)
     return json.dumps(sub(doc)).encode("utf-8")
-
-
-def retry_delay(attempt: int, *, base: float, cap: float, retry_after: float | None,
-                rng: random.Random | None = None) -> float:
-    """Pause before try ``attempt + 1``: Retry-After when given (capped), else exponential with jitter."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), MAX_RETRY_AFTER)
-    r = rng or random
-    ceiling = min(cap, base * (2 ** (attempt - 1)))
-    return ceiling / 2 + r.uniform(0, ceiling / 2)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a Retry-After header: delta-seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    v = value.strip()
-    if v.isdigit():
-        return float(v)
-    try:
-        when = email.utils.parsedate_to_datetime(v)
-    except (TypeError, ValueError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class _Breaker:
@@ -166,15 +118,6 @@ def _auth_diagnosis(status: int, headers: Any, body: str, *, secret_sent: bool, 
         return f"no secret was sent: set INTERNAL_API_SECRET so stuckgen can send {secret_header}"
     return ("the app rejected the internal secret: the deployment's INTERNAL_API_SECRET is missing, "
             "or differs from yours (another environment or branch, a rotated value, a trailing newline)")
-
-
-def _read_excerpt(resp: Any) -> str:
-    buf = b""
-    for chunk in resp.iter_bytes():
-        buf += chunk
-        if len(buf) >= MAX_EXCERPT:
-            break
-    return buf[:MAX_EXCERPT].decode("utf-8", "replace")
 
 
 def partition_attempts(targets: Sequence[Target], attempts: dict[str, int], *,
@@ -397,7 +340,8 @@ def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: t
         try:
             with client.stream("POST", options.url, content=body, headers=headers) as resp:
                 # A server that echoes request headers must not put the secret into our report.
-                excerpt = scrub(_read_excerpt(resp), [options.secret, options.bypass_secret])
+                excerpt = scrub(read_capped(resp.iter_bytes(), MAX_EXCERPT)[0].decode("utf-8", "replace"),
+                                [options.secret, options.bypass_secret])
                 status = resp.status_code
                 resp_headers = resp.headers
         except httpx.TimeoutException:

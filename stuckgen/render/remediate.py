@@ -9,6 +9,7 @@ from rich.table import Table
 
 from stuckgen.audit import RunSummary
 from stuckgen.remediate import RemediationResult, RowOutcome
+from stuckgen.render import streamed_json
 
 HISTORY_SCHEMA = "stuckgen.history/v1"
 
@@ -27,13 +28,7 @@ def result_json_lines(result: RemediationResult) -> Iterator[str]:
     "batches": {"done", "total"}, "interrupted", "stopped", "stop_kind", "undo_of", "notes",
     "rows": [{"id", "outcome", "ok", "reason", "class", "http_status", "attempt", "tries", "verify"}]}
     """
-    head = result.as_dict(rows=False)
-    yield json.dumps(head)[:-1] + ', "rows": ['
-    first = True
-    for o in result.outcomes:
-        yield ("  " if first else ", ") + json.dumps(o.as_dict())
-        first = False
-    yield "]}"
+    yield from streamed_json(result.as_dict(rows=False), (o.as_dict() for o in result.outcomes))
 
 
 def result_table(result: RemediationResult, *, max_rows: int | None) -> tuple[Table, int]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 
 from stuckgen.durations import format_duration
+from stuckgen.render import streamed_json
 from stuckgen.scan import StuckRow, Summary
 
 SCAN_SCHEMA = "stuckgen.scan/v1"
@@ -36,12 +36,7 @@ def scan_json_lines(rows: Iterable[StuckRow], summary: Callable[[], Summary], me
     """
     rows = _started(rows)
     head = {"schema": SCAN_SCHEMA, "generated_at": _now_iso(), **meta}
-    yield json.dumps(head)[:-1] + ', "rows": ['
-    first = True
-    for row in rows:
-        yield ("  " if first else ", ") + json.dumps(row.as_dict())
-        first = False
-    yield '], "summary": ' + json.dumps(summary().as_dict()) + "}"
+    yield from streamed_json(head, (row.as_dict() for row in rows), tail=lambda: {"summary": summary().as_dict()})
 
 
 def _started(rows: Iterable[StuckRow]) -> Iterator[StuckRow]:

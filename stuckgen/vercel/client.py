@@ -7,13 +7,12 @@ whose message never holds the token.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -22,7 +21,7 @@ import httpx
 from stuckgen.durations import format_duration
 from stuckgen.errors import ConfigError, InsecureTransportError, StuckgenError, VercelUnreachableError
 from stuckgen.secrets import scrub
-from stuckgen.transport import is_loopback
+from stuckgen.http import is_insecure, parse_retry_after
 from stuckgen.vercel.records import (
     DEFAULT_TARGETS,
     VercelDeployment,
@@ -76,19 +75,9 @@ def _api_error(body: bytes) -> _ApiError:
 
 def _retry_after(response: httpx.Response, now: float) -> float:
     """Seconds to wait before retrying a 429: Retry-After (seconds or date), else the rate-limit reset."""
-    header = response.headers.get("retry-after")
-    if header:
-        try:
-            return max(0.0, float(header))
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(header)
-            except (TypeError, ValueError):
-                when = None
-            if when is not None:
-                if when.tzinfo is None:
-                    when = when.replace(tzinfo=timezone.utc)
-                return max(0.0, when.timestamp() - now)
+    seconds = parse_retry_after(response.headers.get("retry-after"), now=now)
+    if seconds is not None:
+        return seconds
     reset = response.headers.get("x-ratelimit-reset")  # Vercel: epoch seconds
     if reset:
         try:
@@ -130,7 +119,7 @@ class VercelClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigError(f"the Vercel API base URL {base_url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
+        if is_insecure(base_url):
             raise InsecureTransportError(
                 f"the Vercel API base URL {base_url} is plain HTTP: the token would travel unencrypted (use https)"
             )
