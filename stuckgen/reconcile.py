@@ -22,12 +22,12 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 
-from stuckgen.durations import format_duration
+from stuckgen.durations import format_duration, iso_utc
 from stuckgen.errors import ExitCode, SchemaError
 from stuckgen.replicate import ProviderAnswer, ProviderOptions, get_prediction
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
@@ -88,8 +88,8 @@ class Verdict:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "class": self.cls, "prediction_id": self.prediction_id, "verdict": self.verdict,
                 "detail": self.detail, "provider_status": self.provider_status,
-                "provider_created_at": _iso(self.created_at), "provider_started_at": _iso(self.started_at),
-                "provider_completed_at": _iso(self.completed_at),
+                "provider_created_at": iso_utc(self.created_at), "provider_started_at": iso_utc(self.started_at),
+                "provider_completed_at": iso_utc(self.completed_at),
                 "completed_ago_seconds": None if self.completed_ago_seconds is None else round(self.completed_ago_seconds, 3),
                 "provider_error": self.error, "outputs": self.outputs, "http_status": self.http_status,
                 "tries": self.tries}
@@ -133,19 +133,15 @@ class ReconcileResult:
     def as_dict(self, *, rows: bool = True) -> dict[str, Any]:
         onset = self.onset()
         d: dict[str, Any] = {
-            "schema": RESULT_SCHEMA, "provider_url": self.provider_url, "checked_at": _iso(self.checked_at),
+            "schema": RESULT_SCHEMA, "provider_url": self.provider_url, "checked_at": iso_utc(self.checked_at),
             "stuck_rows": self.stuck_rows, "without_prediction": self.without_prediction,
             "asked": len(self.verdicts), "counts": self.counts, "stopped": self.stopped,
             "interrupted": self.interrupted,
-            "lost_callbacks_since": _iso(onset[0]) if onset else None,
+            "lost_callbacks_since": iso_utc(onset[0]) if onset else None,
         }
         if rows:
             d["rows"] = [v.as_dict() for v in self.verdicts]
         return d
-
-
-def _iso(t: datetime | None) -> str | None:
-    return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # -- selection --------------------------------------------------------------------------------------
@@ -216,7 +212,7 @@ def reconcile_rows(client: Any, rows: Sequence[ProviderRow], *, options: Provide
     The first answer refusing the token stops the run (every further row would be
     refused the same way): those rows are ``provider-unreachable`` with the reason.
     """
-    from stuckgen.remediate import check_transport
+    from stuckgen.http import check_transport
 
     check_transport(options.api_url, sends_credentials=bool(options.token), allow_insecure=options.allow_insecure)
     stop = threading.Event()

@@ -425,7 +425,7 @@ class BeforeWindowRow:
     quiet_seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "class": self.cls, "created_at": _iso(self.created_at),
+        return {"id": self.id, "class": self.cls, "created_at": iso_utc(self.created_at),
                 "quiet_seconds": round(self.quiet_seconds, 3)}
 
 

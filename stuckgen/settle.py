@@ -171,7 +171,7 @@ def settleable(verdicts: Sequence[Verdict]) -> tuple[list[Verdict], dict[str, in
 
 def check_options(options: SettleOptions) -> None:
     """ConfigError before anything is sent: the route's credentials must be there and travel safely."""
-    from stuckgen.remediate import check_transport
+    from stuckgen.http import check_transport
 
     if options.via not in VIAS:
         raise ConfigError(f"--via: {options.via!r} is not one of {', '.join(VIAS)}")
@@ -259,7 +259,7 @@ def settle_rows(client: Any, conn: Any, mapping: SchemaMapping, rows: Sequence[P
         return base + options.webhook_route, body, headers
 
     def one(v: Verdict) -> tuple[SettleOutcome, AuditRecord | None]:
-        from stuckgen.remediate import parse_retry_after, retry_delay
+        from stuckgen.http import parse_retry_after, retry_delay
 
         def out(outcome: str, ok: bool = False, **kw: Any) -> SettleOutcome:
             kw.setdefault("reason", OUTCOME_TEXT.get(outcome, outcome))

@@ -36,10 +36,9 @@ def provider_options(settings: Any, *, concurrency: int = 4, tries: int = 3, all
 
 def provider_client(settings: Any, *, concurrency: int):
     """The HTTP client for the provider: no redirects (the token would follow), no proxy variables."""
-    import httpx
+    from stuckgen import http
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.Client(follow_redirects=False, timeout=settings.http_timeout, limits=limits, trust_env=False)
+    return http.client(timeout=settings.http_timeout, concurrency=concurrency)
 
 
 def render(out: Output, fmt: str, result: Any) -> None:
