@@ -58,7 +58,7 @@ from stuckgen.durations import iso_utc
 
 AUDIT_SCHEMA = "stuckgen.audit/v2"
 AUDIT_SCHEMA_V1 = "stuckgen.audit/v1"
-ACTIONS = ("fail", "retrigger", "undo")
+ACTIONS = ("fail", "retrigger", "undo")  # remediation; ``notify`` records keep notification state
 # Outcomes of a trigger that may have started work in the app: they count
 # towards --max-attempts. A 401, a redirect or a refused connection never ran anything.
 COUNTED_TRIGGER_OUTCOMES = ("accepted", "timeout", "gave-up")
@@ -353,6 +353,15 @@ class TableAudit(AuditLog):
                     "AND detail->>'undo_of' = %s").format(t=self.ident)
         return {r[0] for r in conn.execute(q, (run_id,)).fetchall()}
 
+    def last_notifications(self, conn: Any, *, table: str) -> list[AuditRecord]:
+        """The last delivered ``notify`` record per incident key and channel (stuckgen.notify's state)."""
+        if not self.exists(conn):
+            return []
+        q = sql.SQL("SELECT DISTINCT ON (row_id, detail->>'channel') * FROM {t} "
+                    "WHERE action = 'notify' AND outcome = 'sent' AND table_name = %s "
+                    "ORDER BY row_id, detail->>'channel', id DESC").format(t=self.ident)
+        return [self.record(r) for r in conn.cursor(row_factory=dict_row).execute(q, (table,)).fetchall()]
+
     def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
         if not self.exists(conn):
             return []
@@ -474,6 +483,14 @@ class FileAudit(AuditLog):
     def undone_rows(self, conn: Any, run_id: str) -> set[str]:
         return {r.row_id for r in self._records()
                 if r.action == "undo" and r.outcome == "restored" and r.detail.get("undo_of") == run_id}
+
+    def last_notifications(self, conn: Any, *, table: str) -> list[AuditRecord]:
+        """The last delivered ``notify`` record per incident key and channel (stuckgen.notify's state)."""
+        last: dict[tuple[str, str], AuditRecord] = {}
+        for r in self._records():
+            if r.action == "notify" and r.outcome == "sent" and r.table == table:
+                last[(r.row_id, str(r.detail.get("channel")))] = r
+        return list(last.values())
 
     def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
         groups: dict[tuple[str, str, str, str, str], list[Any]] = {}

@@ -168,6 +168,11 @@ def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str
     return (f"{log.schema}.{log.table}", roles) if roles and isinstance(log, TableAudit) else None
 
 
+def class_severity(cls: str) -> Severity:
+    """How bad rows stuck in a class are: nothing at all runs for trigger failures and never-started rows."""
+    return Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
+
+
 def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding], list[str]]:
     """Findings from the scan and the step logs of stuck rows, with evidence lines."""
     out: list[RankedFinding] = []
@@ -200,7 +205,7 @@ def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding
         sample = [r.id for r in rows if r.cls == cls][:3]
         if sample:
             ev.append("e.g. " + ", ".join(sample))
-        sev = Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
+        sev = class_severity(cls)
         out.append(RankedFinding(support=n / total, finding=Finding(
             id=f"stuck-{cls}", severity=sev, title=f"{n} generations stuck as {cls}: {cause}",
             evidence=tuple(ev), fix=fix)))

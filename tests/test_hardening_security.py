@@ -25,6 +25,11 @@ VERCEL = "Vercel-T0ken-77aa88bb"
 REPLICATE = "r8_Repl1cate-T0ken-5e6f7a8b"
 WEBHOOK_SECRET = "whsec_V2ViaG9va1NpZ25pbmdTZWNyZXQ0Mg=="
 HOSTILE = "'; DROP TABLE generations; --"
+SLACK_TOKEN = "SlackH00kT0ken-3c4d5e6f"  # the path of a Slack incoming webhook is its credential
+ROUTING_KEY = "PagerDutyR0utingKey-8899aabbccdd"
+NOTIFY_URL_TOKEN = "Hook-Url-T0ken-1a2b3c"
+NOTIFY_SIGNING = "whsec_Tm90aWZ5U2lnbmluZ1NlY3JldDQyNDI0Mg=="
+HEARTBEAT_TOKEN = "beat-5e6f7a8b-0000-4000-8000-00000000cafe"  # a ping URL lets anyone ping
 
 
 @pytest.fixture(autouse=True)
@@ -51,9 +56,13 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
     dsn = with_password(db)
     out_dir = tmp_path / "out"
     out_dir.mkdir()
+    from stuckgen.reference.receiver import PAGERDUTY_ACCEPTED, SLACK_OK, RecordingReceiver
+
     with ReferenceDeployment(db, "protected", secret=SECRET, bypass_secret=BYPASS,
                              work_seconds=0.01, heartbeat_interval=0.01) as dep, \
-            ProviderStandIn(token=REPLICATE, webhook_secret=WEBHOOK_SECRET) as provider:
+            ProviderStandIn(token=REPLICATE, webhook_secret=WEBHOOK_SECRET) as provider, \
+            RecordingReceiver(SLACK_OK) as slack, RecordingReceiver(PAGERDUTY_ACCEPTED) as pd, \
+            RecordingReceiver() as hook, RecordingReceiver() as monitor:
         with psycopg.connect(db, autocommit=True) as conn:
             # The stuck provider rows' predictions, one succeeded (a lost callback) and one unknown.
             pids = [r[0] for r in conn.execute(
@@ -68,7 +77,12 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
                "VERCEL_AUTOMATION_BYPASS_SECRET": BYPASS, "VERCEL_TOKEN": VERCEL,
                "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(out_dir / "summary.md"),
                "STUCKGEN_AUDIT_FILE": str(out_dir / "audit.jsonl"), "REPLICATE_API_TOKEN": REPLICATE,
-               "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STUCKGEN_REPLICATE_API_URL": provider.url}
+               "REPLICATE_WEBHOOK_SECRET": WEBHOOK_SECRET, "STUCKGEN_REPLICATE_API_URL": provider.url,
+               "STUCKGEN_SLACK_WEBHOOK_URL": f"{slack.url}/services/T1/B2/{SLACK_TOKEN}",
+               "STUCKGEN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY, "STUCKGEN_PAGERDUTY_EVENTS_URL": pd.url + "/v2/enqueue",
+               "STUCKGEN_NOTIFY_WEBHOOK_URL": f"{hook.url}/in/{NOTIFY_URL_TOKEN}",
+               "STUCKGEN_NOTIFY_WEBHOOK_SECRET": NOTIFY_SIGNING,
+               "STUCKGEN_HEARTBEAT_URL": f"{monitor.url}/ping/{HEARTBEAT_TOKEN}"}
         url = ["--url", dep.url]
         commands = [
             ["scan", "-f", "json"], ["scan", "-f", "csv"], ["scan", "-f", "table"],
@@ -77,6 +91,7 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
             ["doctor", *url, "-f", "json", "--repeat", "1"],
             ["doctor", *url, "--repeat", "1", "-o", str(out_dir / "report.md")],
             ["check", "--probe", *url, "--junit", str(out_dir / "junit.xml"), "-f", "json"],
+            ["check", "--metrics-file", str(out_dir / "stuckgen.prom"), "-f", "openmetrics"],
             ["retrigger", ids[0], *url, "--yes", "-f", "json"],
             ["fail", "--all-stuck", "--yes", "-f", "json", "--batch-size", "4"],
             ["history", "-f", "json"],
@@ -105,12 +120,20 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
                 r = runner.invoke(app, ["undo", rid, "--yes", "-f", "json", *debug], env=env)
                 texts += [r.stdout, r.stderr]
         dep.wait_idle()
+        assert slack.got and pd.got and hook.got and monitor.got, "every channel was exercised"
+        sent = [m.body.decode(errors="replace") for m in slack.got + hook.got + monitor.got]
+        # PagerDuty's body must carry its own routing key, and nothing else secret.
+        sent += [m.body.decode().replace(ROUTING_KEY, "<routing key>") for m in pd.got]
     written = {p: p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()}
-    assert {"audit.jsonl", "report.md", "junit.xml", "summary.md"} <= {p.name for p in written}
-    everything = "\n".join(texts + list(written.values()))
+    assert {"audit.jsonl", "report.md", "junit.xml", "summary.md", "stuckgen.prom"} <= {p.name for p in written}
+    everything = "\n".join(texts + list(written.values()) + sent)
     for name, value in [("secret", SECRET), ("bypass", BYPASS), ("password", PASSWORD), ("vercel token", VERCEL),
                         ("provider token", REPLICATE), ("webhook signing secret", WEBHOOK_SECRET),
                         ("webhook signing key", WEBHOOK_SECRET.removeprefix("whsec_")),
+                        ("slack webhook", SLACK_TOKEN), ("pagerduty routing key", ROUTING_KEY),
+                        ("notify webhook url", NOTIFY_URL_TOKEN), ("notify signing secret", NOTIFY_SIGNING),
+                        ("notify signing key", NOTIFY_SIGNING.removeprefix("whsec_")),
+                        ("heartbeat url", HEARTBEAT_TOKEN),
                         *(("cookie", v) for v in cookie_values)]:
         assert value not in everything, f"the {name} leaked"
     assert "sha256:" in everything, "secrets are shown as fingerprints"

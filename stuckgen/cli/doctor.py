@@ -9,6 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from stuckgen.cli import _alerting
+from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
@@ -186,6 +188,10 @@ def check(
         "--metrics-file", metavar="PATH", show_default=False,
         help=env_help("metrics_file", "Write OpenMetrics here atomically (0644) after every run, whatever its "
                                       "exit code (node_exporter's textfile collector)."))] = None,
+    slack_webhook_url: SlackOpt = None,
+    pagerduty_routing_key: PagerDutyOpt = None,
+    notify_webhook_url: WebhookOpt = None,
+    heartbeat_url: HeartbeatOpt = None,
     retrigger_after: Annotated[Optional[str], typer.Option(
         "--retrigger-after", metavar="DURATION", show_default=False,
         help="Policy: retrigger rows quiet this long (and not yet past --fail-after), e.g. 5m.")] = None,
@@ -237,35 +243,74 @@ def check(
     Examples:
       stuckgen check --max-stuck 0 --junit stuckgen.xml
       stuckgen check --max-stuck 5 --max-stuck-rate 2% --probe --url https://app.example.com
+      STUCKGEN_SLACK_WEBHOOK_URL=https://hooks.slack.com/... stuckgen check --heartbeat-url https://hc-ping.com/UUID
       stuckgen check --metrics-file /var/lib/node_exporter/textfile/stuckgen.prom
       stuckgen check --retrigger-after 5m --fail-after 30m --max-attempts 3 --url https://app.example.com --remediate
 
-    Exit: 0 healthy, 1 a threshold crossed, a warning finding, or rows the policy
-    took left stuck or unremediated (always, without --remediate), 2 configuration
-    error, 3 database or deployment unreachable, 130 interrupted.
+    Notifications (--slack-webhook, --pagerduty-routing-key, --notify-webhook) go
+    out when an incident starts, gets worse and is resolved, not on every run; the
+    state is kept in the audit log. --heartbeat-url pings URL/start, then URL (exit
+    0) or URL/<exit code>, so a scheduler that stopped is noticed.
+
+    Exit: 0 healthy, 1 a threshold crossed, a warning finding, rows the policy
+    took left stuck or unremediated (always, without --remediate), or a
+    notification not delivered, 2 configuration error, 3 database or deployment
+    unreachable, 130 interrupted.
     """
     params = dict(locals())
     params["base_url"] = ",".join(url) if url else None
     settings = settings_from(params)
     started = time.time()
     run = _CheckRun(started=started)
+    # Channels and the ping URL are checked before anything runs: a bad one is a usage error (exit 2).
+    run.channels = _alerting.channels(settings, allow_insecure=allow_insecure)
+    client = _alerting.http_client(settings) if run.channels or settings.heartbeat_url else None
+    run.client = client
+    beat = _alerting.heartbeat(settings, client, allow_insecure=allow_insecure) if client is not None else None
+    if beat is not None:
+        _report_ping(beat.start())
     try:
         run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe,
                           allow_insecure=allow_insecure, fmt=fmt, junit=junit, retrigger_after=retrigger_after,
                           fail_after=fail_after, max_attempts=max_attempts, remediate=remediate, wait=wait)
     except StuckgenError as exc:
         run.code = int(exc.exit_code)
+        run.error = exc.message
         raise
     except typer.Exit as exc:
         run.code = int(exc.exit_code)
         raise
     except KeyboardInterrupt:
         run.code = ExitCode.INTERRUPTED
+        run.error = "interrupted"
         raise
     finally:
-        if settings.metrics_file:
-            _write_metrics(settings.metrics_file, run)
+        try:
+            if settings.metrics_file:
+                _write_metrics(settings.metrics_file, run)
+        finally:
+            if beat is not None:
+                _report_ping(beat.finish(run.code, _ping_log(run, settings)))
+            if client is not None:
+                client.close()
     return run.code
+
+
+def _report_ping(error: Optional[str]) -> None:
+    if error:
+        sys.stderr.write(f"stuckgen: {error}\n")
+
+
+def _ping_log(run: "_CheckRun", settings: Any) -> str:
+    """The end ping's body: the check's text lines (never a secret), or why it stopped."""
+    from stuckgen.render.check import check_text_lines
+    from stuckgen.secrets import scrub
+
+    lines = list(check_text_lines(run.result)) if run.result is not None else []
+    if run.error:
+        lines.append(f"error: {run.error}")
+    lines.append(f"exit {run.code}")
+    return scrub("\n".join(lines), settings.secrets())
 
 
 class _CheckRun:
@@ -275,6 +320,9 @@ class _CheckRun:
         self.started = started
         self.result: Any = None
         self.code: int = ExitCode.INTERNAL  # unless the run says otherwise
+        self.error: Optional[str] = None
+        self.channels: list[Any] = []
+        self.client: Any = None
 
 
 def _write_metrics(path: str, run: "_CheckRun") -> None:
@@ -322,6 +370,8 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
         rescued = run_policy(settings, policy, act=remediate, endpoint=endpoint, wait=wait_s,
                              allow_insecure=allow_insecure)
     result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit, policy=rescued)
+    if run.channels:
+        result = _notify(settings, run, result)
     run.result = result
     code = exit_code(result)
     if fmt == "openmetrics":
@@ -342,6 +392,29 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
     if junit:
         write_private(Path(junit), junit_xml_lines(result))
     return code
+
+
+def _notify(settings: Any, run: "_CheckRun", result: Any) -> Any:
+    """Tell the channels what changed; a failed delivery becomes a failing `notify` outcome (never a pass)."""
+    import dataclasses
+
+    from stuckgen.checks import CheckOutcome
+    from stuckgen.cli import _db
+    from stuckgen.findings import Severity
+    from stuckgen.notify import check_incidents
+    from stuckgen.render.check import check_document
+
+    incidents, observed = check_incidents(result)
+    conn = _db.connect(settings)
+    with conn:
+        sent = _alerting.send(settings, conn, run.client, run.channels, mapping=result.report.mapping,
+                              incidents=incidents, observed=observed, report=check_document(result))
+    extra = [CheckOutcome(name="notify", passed=False, severity=Severity.WARNING, message="; ".join(sent.failed))] \
+        if sent.failed else []
+    if sent.deliveries and not sent.failed:
+        extra.append(CheckOutcome(name="notify", passed=True, message=", ".join(
+            f"{d.event.channel} {d.event.kind} {d.event.cause}" for d in sent.deliveries)))
+    return dataclasses.replace(result, outcomes=result.outcomes + tuple(extra)) if extra else result
 
 
 def _policy(settings: Any, *, retrigger_after: str | None, fail_after: str | None, max_attempts: int, act: bool,

@@ -9,8 +9,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from stuckgen.cli import _alerting
+from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
-    ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
+    AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
     settings_from,
 )
@@ -46,6 +48,13 @@ def watch(
     base_url: Annotated[Optional[list[str]], typer.Option(
         "--url", "-u", metavar="URL", show_default=False,
         help=env_help("base_url", "Deployment to probe with --probe (repeatable)."))] = None,
+    slack_webhook_url: SlackOpt = None,
+    pagerduty_routing_key: PagerDutyOpt = None,
+    notify_webhook_url: WebhookOpt = None,
+    allow_insecure: Annotated[bool, typer.Option(
+        "--allow-insecure", help="Allow notifications over plain HTTP to a non-loopback host.")] = False,
+    audit_table: AuditTableOpt = None,
+    audit_file: AuditFileOpt = None,
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
     map: MapOpt = None,
@@ -60,7 +69,10 @@ def watch(
     """Watch the stuck set during an incident: counts by class, rows that became stuck or recovered.
 
     Refreshes every --interval over ONE database connection, each refresh a READ
-    ONLY transaction; it never writes. The first refresh is the baseline: later
+    ONLY transaction; it never writes the app's tables. With --slack-webhook,
+    --pagerduty-routing-key or --notify-webhook it tells them when a stuck class
+    appears, doubles or clears (as `check` does), keeping that state in the audit
+    log. The first refresh is the baseline: later
     ones list rows that became stuck and rows that recovered (with their status
     now) since the start. With --probe, probe-auth runs every --probe-interval
     (the secret, cookie and bypass secret come from the environment, as for
@@ -96,6 +108,8 @@ def watch(
     watcher = Watcher()
     last = None
     live = None
+    chans = _alerting.channels(settings, allow_insecure=allow_insecure)
+    client = _alerting.http_client(settings) if chans else None
     conn = _db.connect(settings)  # the only connection, for the whole watch
     try:
         with conn:
@@ -112,6 +126,12 @@ def watch(
                     last = watcher.refresh((r.id for r in run), run.summary,
                                            lookup_status=lambda ids: statuses_of(conn, m, ids),
                                            probe=prober.maybe(conn, m) if prober else None)
+                if chans:
+                    from stuckgen.notify import class_incidents
+
+                    # Every stuck row is an incident while watching: one per class, told on change only.
+                    _alerting.send(settings, conn, client, chans, mapping=mapping,
+                                   incidents=class_incidents(last.by_class), observed=lambda c: True)
                 if fmt == "json":
                     out.lines([json.dumps(last.as_dict(), default=str)])
                 else:
@@ -136,6 +156,8 @@ def watch(
             live.stop()
         if prober is not None:
             prober.close()
+        if client is not None:
+            client.close()
     if last is None:
         sys.stderr.write("watch: interrupted before the first refresh\n")
         return ExitCode.OK

@@ -20,7 +20,12 @@ def check_text_lines(r: CheckResult) -> Iterator[str]:
 
 
 def check_json_lines(r: CheckResult) -> Iterator[str]:
-    doc = {
+    yield json.dumps(check_document(r))
+
+
+def check_document(r: CheckResult) -> dict:
+    """The ``stuckgen.check/v1`` document (also the body of webhook notifications)."""
+    return {
         "schema": CHECK_SCHEMA,
         "failed": r.failed,
         "checks": [{"name": o.name, "passed": o.passed, "severity": o.severity.label, "message": o.message}
@@ -28,7 +33,6 @@ def check_json_lines(r: CheckResult) -> Iterator[str]:
         "metrics": metrics(r),
         "policy": r.policy.as_dict() if r.policy is not None else None,
     }
-    yield json.dumps(doc)
 
 
 def openmetrics_lines(r: CheckResult, *, checked_at: float, duration: float, exit_code: int) -> Iterator[str]:
