@@ -123,6 +123,11 @@ def check_incidents(result: Any) -> tuple[list[Incident], Callable[[str], bool]]
             f = ranked.get(inc.cause)
             out.append(inc if f is None else Incident(cause=inc.cause, severity=f.severity, title=f.title,
                                                       count=inc.count, evidence=f.evidence, fix=f.fix))
+        older = getattr(report.summary, "stuck_before_window", None) or 0
+        f = ranked.get("stuck-before-window")
+        if older and f is not None:  # rows stuck since before the window are part of the incident too
+            out.append(Incident(cause=f.id, severity=f.severity, title=f.title, count=int(older),
+                                evidence=f.evidence, fix=f.fix))
     for f in report.probe_findings:
         if f.severity >= Severity.WARNING:
             out.append(Incident(cause=f"probe:{f.id}", severity=f.severity, count=1,
