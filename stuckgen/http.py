@@ -4,7 +4,7 @@
   (``check_transport``), unless the operator says ``--allow-insecure``.
 * Clients never follow redirects (the secret would follow them) and ignore proxy
   variables: the deployment is called directly, the way its own server calls it
-  (``client``). Only the Vercel API client may go through a proxy.
+  (``client``). Only clients of outside services (the Vercel API, notifications, heartbeat pings) may use a proxy.
 * Retries wait what the server asks (``parse_retry_after``, capped) or back off
   exponentially with jitter (``retry_delay``).
 * A body is read up to a cap, never whole (``read_capped``).

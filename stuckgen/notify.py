@@ -34,15 +34,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from stuckgen import __version__
-from stuckgen.errors import ConfigError, InsecureTransportError, StuckgenError
+from stuckgen.errors import ConfigError, StuckgenError
 from stuckgen.findings import Severity
 from stuckgen.secrets import scrub
-from stuckgen.transport import is_loopback
 
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 NOTIFY_SCHEMA = "stuckgen.notify/v1"
 EVENTS = ("trigger", "update", "resolve")
 ACTION = "notify"  # the audit log's action for delivery records
+MAX_WAIT = 10.0  # a notification is not worth holding a scheduled check longer than this per try
 WORSE_FACTOR = 2  # an open incident is "worse" when its rows at least doubled since the last message
 USER_AGENT = f"stuckgen/{__version__}"
 
@@ -258,19 +258,21 @@ class StateStore:
 
 
 def check_url(url: str, *, option: str, allow_insecure: bool) -> str:
-    """A notification URL: http(s) with a host; plain HTTP only to loopback unless allowed."""
+    """A notification URL: http(s) with a host; plain HTTP only to loopback unless allowed (stuckgen.http's rule)."""
+    from stuckgen.http import check_transport
+
     try:
         parts = urlsplit(url.strip())
-        host = parts.hostname
+        parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise ConfigError(f"{option}: not a URL") from None
-    if parts.scheme not in ("http", "https") or not host:
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{option}: must be an http(s) URL with a host")
     if parts.username or parts.password:
         raise ConfigError(f"{option}: remove the user:password@ part")
-    if parts.scheme == "http" and not is_loopback(host) and not allow_insecure:
-        raise InsecureTransportError(f"{option}: plain HTTP to {host} would expose the notification and its URL",
-                                     hint="use https://, or pass --allow-insecure")
+    # The URL is a credential itself (a Slack webhook path, a ping id): it is never quoted in a message.
+    check_transport(f"{parts.scheme}://{parts.netloc}/", sends_credentials=True, allow_insecure=allow_insecure,
+                    what=f"the {option} notification (its URL is a credential)")
     return url.strip()
 
 
@@ -421,6 +423,8 @@ def deliver(client: Any, channels: Sequence[Channel], events: Sequence[Event], *
     """Send each event to its channel: retries on timeouts, 429 and 5xx (Retry-After, at most 10 s)."""
     import httpx
 
+    from stuckgen.http import parse_retry_after, retry_delay
+
     by_name = {c.name: c for c in channels}
     out: list[Delivery] = []
     for e in events:
@@ -448,12 +452,12 @@ def deliver(client: Any, channels: Sequence[Channel], events: Sequence[Event], *
                 error = f"{_where(ch.url)} answered HTTP {status}" + (f": {_excerpt(r.text, secrets)}" if r.text else "")
                 if status != 429 and status < 500:
                     break
-                retry_after = r.headers.get("retry-after", "")
-                if retry_after.isdigit() and attempt < tries:
-                    time.sleep(min(10.0, float(retry_after)))
-                    continue
+                if attempt < tries:
+                    time.sleep(min(MAX_WAIT, retry_delay(attempt, base=backoff, cap=MAX_WAIT,
+                                                         retry_after=parse_retry_after(r.headers.get("retry-after")))))
+                continue
             if attempt < tries and backoff:
-                time.sleep(backoff * 2 ** (attempt - 1))
+                time.sleep(retry_delay(attempt, base=backoff, cap=MAX_WAIT, retry_after=None))
         out.append(Delivery(event=e, ok=error is None, error=error, status=status))
     return out
 

@@ -32,12 +32,9 @@ HeartbeatOpt = Annotated[Optional[str], typer.Option(
 
 def http_client(settings: Any) -> Any:
     """The client for notifications and pings: outside services, so proxy variables apply (as for Vercel)."""
-    import httpx
+    from stuckgen import __version__, http
 
-    from stuckgen import __version__
-
-    return httpx.Client(follow_redirects=False, timeout=httpx.Timeout(settings.http_timeout),
-                        headers={"user-agent": f"stuckgen/{__version__}"})
+    return http.client(timeout=settings.http_timeout, trust_env=True, headers={"user-agent": f"stuckgen/{__version__}"})
 
 
 def channels(settings: Any, *, allow_insecure: bool) -> list[Any]:
