@@ -23,7 +23,7 @@ from stuckgen.db import transaction
 from stuckgen.durations import format_duration
 from stuckgen.errors import ConfigError, ExitCode
 from stuckgen.remediate import (
-    FailOptions, RemediationResult, RetriggerOptions, Selection, fail_rows, partition_attempts, plan,
+    FailOptions, RemediationResult, RetriggerOptions, Selection, check_fail_writes, fail_rows, partition_attempts, plan,
     retrigger_rows, select_rows, table_name,
 )
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
@@ -131,6 +131,11 @@ def apply(conn: Any, mapping: SchemaMapping, policy: Policy, *, scan: ScanOption
                     if to_retrigger is not None else {})
     tname = table_name(mapping)
     if not act:
+        if to_fail is not None:
+            # The dry run promises only what the real run can write.
+            fail_check = replace(fail or FailOptions(scan=scan), reason=policy.fail_reason)
+            check_fail_writes(conn, mapping, to_fail.targets,
+                              options=replace(fail_check, scan=replace(fail_check.scan, older_than=policy.fail_after)))
         dry_fail = (plan("fail", to_fail, table=tname, audit=audit.where, operator=operator)
                     if to_fail is not None else None)
         dry_retrigger = None

@@ -264,12 +264,14 @@ def fail(
             _note(out, "nothing to do: no stuck rows match the filters")
             _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op))
             return ExitCode.OK
+        options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
+        # Before anything is promised: would the database take the values? (enum labels, CHECK, type)
+        remediate.check_fail_writes(conn, mapping, selection.targets, options=options)
         if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?"):
             result = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
             _render(out, fmt, result)
             return int(result.exit_code)
         prepare_audit(conn, settings, audit)
-        options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
         with out.progress("failing", total=n, estimate=n) as bar:
             result = remediate.fail_rows(conn, mapping, selection.targets, options=options, audit=audit,
                                          run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,

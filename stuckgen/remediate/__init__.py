@@ -26,7 +26,8 @@ Modules: ``results`` (outcomes, the run), ``select`` (which rows), ``batches``
 """
 
 from stuckgen.remediate.batches import DeferredSignals
-from stuckgen.remediate.fail import FailOptions, default_reason, fail_rows
+from stuckgen.remediate.fail import FailOptions, check_fail_writes, default_reason, fail_rows
+from stuckgen.remediate.validate import WriteRefusedError
 from stuckgen.remediate.results import OUTCOME_TEXT, RESULT_SCHEMA, Outcome, RemediationResult, RowOutcome
 from stuckgen.remediate.retrigger import (
     BYPASS_HEADER, DEFAULT_BODY_TEMPLATE, DEFAULT_IDEMPOTENCY_HEADER, MAX_EXCERPT, RetriggerOptions, partition_attempts,
@@ -37,7 +38,7 @@ from stuckgen.remediate.undo import UndoOptions, undo
 
 __all__ = [
     "BYPASS_HEADER", "DEFAULT_BODY_TEMPLATE", "DEFAULT_IDEMPOTENCY_HEADER", "MAX_EXCERPT",
-    "OUTCOME_TEXT", "RESULT_SCHEMA", "DeferredSignals", "FailOptions", "Outcome", "RemediationResult",
+    "OUTCOME_TEXT", "RESULT_SCHEMA", "DeferredSignals", "FailOptions", "Outcome", "WriteRefusedError", "check_fail_writes", "RemediationResult",
     "RetriggerOptions", "RowOutcome", "Selection", "Target", "UndoOptions", "coerce_id",
     "default_reason", "fail_rows", "partition_attempts", "plan",
     "render_body", "retrigger_rows", "select_rows", "table_name", "undo", "validate_ids", "verify",

@@ -125,6 +125,31 @@ def default_reason(cls: str | None, options: ScanOptions) -> str:
     return f"Marked failed by stuckgen: stuck ({cls or 'unclassified'}), no sign of life for over {quiet}"
 
 
+FAILED_STATUS_SETTING = "--failed-status (STUCKGEN_FAILED_STATUS, failed_status in stuckgen.toml)"
+
+
+def check_fail_writes(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions) -> None:
+    """WriteRefusedError when the database would refuse what fail writes into these rows.
+
+    Read-only: runs in its own READ ONLY transaction. The dry run calls it before it
+    promises anything, and ``fail_rows`` before its first batch.
+    """
+    from stuckgen.db import transaction
+    from stuckgen.remediate.validate import check_writes
+
+    if not targets:
+        return
+    writes: list[tuple[str, str, str | None]] = [
+        (FAILED_STATUS_SETTING, mapping["status"].column or "status", options.failed_status)]
+    err = mapping["error"]
+    if err.present and not err.path and (err.data_type or "").lower() in TEXT_TYPES and err.column:
+        reasons = {options.reason or default_reason(t.cls, options.scan) for t in targets}
+        writes.append(("--reason", err.column, max(reasons, key=len)))
+    with transaction(conn, read_only=True, statement_timeout=options.statement_timeout,
+                     lock_timeout=options.lock_timeout):
+        check_writes(conn, mapping, writes, keys=[t.key for t in targets], action="fail")
+
+
 def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions,
               audit: AuditLog, run_id: str, operator: str,
               progress: Callable[[int], None] | None = None, rejected: Sequence[RowOutcome] = ()) -> RemediationResult:
@@ -136,6 +161,7 @@ def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, o
     """
     if options.batch_size < 1:
         raise ConfigError("--batch-size: must be at least 1")
+    check_fail_writes(conn, mapping, targets, options=options)
     started = utcnow()
     change = _fail_change(mapping, failed_status=options.failed_status, naive_tz=options.scan.naive_timezone)
     stmt = _fail_statement(mapping, options.scan, change, audit)
