@@ -60,8 +60,12 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
         outcomes.append(CheckOutcome(
             name=f"probe:{f.id}", passed=f.severity < Severity.WARNING, severity=f.severity,
             message=f"{f.title} — fix: {f.fix}"))
-    if report.probe_matrix is not None and not report.probe_findings:
-        outcomes.append(CheckOutcome(name="probe", passed=True, message="the process route treats every credential as it should"))
+    if report.probe_matrix is not None and not any(f.severity >= Severity.WARNING for f in report.probe_findings):
+        m = report.probe_matrix
+        outcomes.append(CheckOutcome(
+            name="probe", passed=True,
+            message=f"the process route treats every credential as it should ({m.repeat} probes per mode on each of "
+                    f"{len(m.targets)} target(s), all alike)"))
     if policy is not None:
         outcomes += policy_outcomes(policy)
     return CheckResult(report=report, outcomes=tuple(outcomes), policy=policy)

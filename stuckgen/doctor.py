@@ -229,7 +229,7 @@ def diagnose(
     vercel_http: Any | None = None,
     cookie_header: str | None = None,
     cookie_info: Any | None = None,
-    repeat: int = 3,
+    repeat: int | None = None,
     concurrency: int = 10,
     allow_insecure: bool = False,
     rules: Sequence[Any] | None = None,
@@ -323,8 +323,11 @@ def diagnose(
             id_in_use = _id_in_use
 
         step(f"probing {len(targets)} target(s)")
+        from stuckgen.probe import DEFAULT_REPEAT
+
         matrix = probe(http, targets, route=settings.route, secret=settings.internal_secret,
-                       cookie_header=cookie_header, bypass_secret=settings.bypass_secret, repeat=repeat,
+                       cookie_header=cookie_header, bypass_secret=settings.bypass_secret,
+                       repeat=repeat or DEFAULT_REPEAT,
                        concurrency=concurrency, timeout=settings.http_timeout, allow_insecure=allow_insecure,
                        id_in_use=id_in_use)
         report.probe_matrix = matrix

@@ -15,7 +15,9 @@ from urllib.parse import urljoin, urlsplit
 
 from stuckgen.durations import format_duration
 from stuckgen.cookies import MAX_CHUNKS, MAX_COOKIE_BYTES, MAX_HEADER_BYTES, CookieInfo
-from stuckgen.probe import PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode
+from stuckgen.probe import (
+    DEFAULT_REPEAT, MIN_ANSWERS_TO_JUDGE, PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode,
+)
 from stuckgen.secrets import describe, hygiene_problems
 
 
@@ -67,6 +69,7 @@ FINDING_ORDER = (
     "server-error",
     "timeout",
     "unexpected-answer",
+    "probe-inconclusive",
     "modes-skipped",
 )
 
@@ -474,6 +477,21 @@ def analyze_probe(
                         f"The cookie may belong to another Supabase project (ref {cookie_info.project_ref}) or a "
                         "revoked session; sign in again on this deployment's domain and copy the fresh cookie."
                     ),
+                    target=name,
+                )
+            )
+
+        # Never "healthy" on one answer: too few to tell an intermittent fault from a consistent one.
+        thin = {m: len(answered(m)) for m, rs in view.items() if rs and len(answered(m)) < MIN_ANSWERS_TO_JUDGE}
+        if thin and not any(f.target == name and f.severity >= Severity.WARNING for f in findings):
+            findings.append(
+                Finding(
+                    id="probe-inconclusive",
+                    severity=Severity.WARNING,
+                    title=f"{name}: too few answers to judge (at least {MIN_ANSWERS_TO_JUDGE} per mode are needed); "
+                          "one answer cannot tell an intermittent fault from a consistent one",
+                    evidence=tuple(f"{m}: {n} answer(s) of {len(view[m])} probe(s)" for m, n in thin.items()),
+                    fix=f"probe again with --repeat {DEFAULT_REPEAT} (the default of check, watch and doctor)",
                     target=name,
                 )
             )

@@ -32,6 +32,14 @@ from stuckgen.secrets import describe, scrub
 
 DEFAULT_ROUTE = "/api/generate/process"
 MAX_BODY_BYTES = 64 * 1024
+# Probes per mode by default. A deployment where a fraction p of the instances lacks the
+# secret answers n probes all alike with probability p^n + (1-p)^n: at n = 10 and p = 1/2
+# that is 0.2% (at n = 1 it is certain, and one answer says "healthy" or "rejected" at
+# random from run to run); an instance in four without it is seen 94 times in 100.
+DEFAULT_REPEAT = 10
+# Below this many answers per mode a target is never called healthy: one answer cannot
+# tell an intermittent fault from a consistent one.
+MIN_ANSWERS_TO_JUDGE = 2
 EXCERPT_CHARS = 200
 
 

@@ -106,6 +106,11 @@ AuditFileOpt = Annotated[Optional[str], typer.Option(
     help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
 OperatorOpt = Annotated[Optional[str], typer.Option(
     "--operator", show_default=False, metavar="NAME", help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
+# Probes per mode: stuckgen.probe.DEFAULT_REPEAT (10) when not given; the help says why (tests hold the two equal).
+RepeatOpt = Annotated[Optional[int], typer.Option(
+    "--repeat", "-r", min=1, max=1000, metavar="N", show_default=False,
+    help="Probes per mode and target. Default 10: enough to tell instances that disagree from a consistent "
+         "answer; a target is never called healthy on fewer than 2 answers per mode.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 

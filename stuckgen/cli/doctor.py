@@ -13,7 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
     app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.durations import parse_duration
@@ -40,9 +40,11 @@ def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
     return (info.header or None) if info else None, info
 
 
-def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecure: bool) -> Any:
+def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool) -> Any:
     """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
     from stuckgen import http as transport
+
+    from stuckgen.probe import DEFAULT_REPEAT
     from stuckgen.cli import _db
     from stuckgen.doctor import diagnose
 
@@ -61,7 +63,7 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecu
               if settings.vercel_token and settings.vercel_project else None)
     try:
         return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, cookie_header=header,
-                        cookie_info=info, repeat=repeat, allow_insecure=allow_insecure, rules=_db.rules(settings),
+                        cookie_info=info, repeat=repeat or DEFAULT_REPEAT, allow_insecure=allow_insecure, rules=_db.rules(settings),
                         now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
     finally:
         for c in (http, vercel):
@@ -79,8 +81,7 @@ def doctor(
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
     cookie_file: CookieFileOpt = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, max=1000, metavar="N",
-                                        help="Probes per cell of the auth matrix (intermittent failures need several).")] = 3,
+    repeat: RepeatOpt = None,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not call the deployment.")] = False,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
@@ -173,6 +174,7 @@ def check(
     max_stuck_rate: Annotated[Optional[str], typer.Option("--max-stuck-rate", metavar="RATE", show_default=False,
                                                           help="Fail when the stuck rate exceeds this (0.05 or 5%).")] = None,
     probe: Annotated[bool, typer.Option("--probe", help="Also run probe-auth against --url targets.")] = False,
+    repeat: RepeatOpt = None,
     url: UrlOpt = None,
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
@@ -270,7 +272,7 @@ def check(
     if beat is not None:
         _report_ping(beat.start())
     try:
-        run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe,
+        run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe, repeat=repeat,
                           allow_insecure=allow_insecure, fmt=fmt, junit=junit, retrigger_after=retrigger_after,
                           fail_after=fail_after, max_attempts=max_attempts, remediate=remediate, wait=wait)
     except StuckgenError as exc:
@@ -341,6 +343,7 @@ def _write_metrics(path: str, run: "_CheckRun") -> None:
 
 
 def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: Optional[str], probe: bool,
+           repeat: Optional[int],
            allow_insecure: bool, fmt: Optional[str], junit: Optional[str], retrigger_after: Optional[str],
            fail_after: Optional[str], max_attempts: int, remediate: bool, wait: Optional[str]) -> int:
     from stuckgen.checks import evaluate, exit_code
@@ -360,7 +363,10 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
     policy, endpoint = _policy(settings, retrigger_after=retrigger_after, fail_after=fail_after,
                                max_attempts=max_attempts, act=remediate, allow_insecure=allow_insecure)
     wait_s = parse_duration(wait, option="--wait") if wait else 0.0
-    report = gather(settings, out=out, probe=probe, repeat=1, allow_insecure=allow_insecure)
+    if probe and not settings.base_url:
+        # A probe that cannot run must not leave a check that says "healthy".
+        raise ConfigError("--probe needs a deployment to probe", hint="pass --url URL or set STUCKGEN_BASE_URL")
+    report = gather(settings, out=out, probe=probe, repeat=repeat, allow_insecure=allow_insecure)
     if not report.database.get("reachable"):
         raise UnreachableError(report.database.get("error") or "the database could not be reached")
     rescued = None

@@ -37,8 +37,10 @@ def probe_auth(
     bypass_secret: Annotated[Optional[str], typer.Option(
         "--bypass-secret", metavar="VALUE", show_default=False,
         help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=1000, metavar="N",
-                                        help="Send each probe this many times (failures may be intermittent).")] = 1,
+    repeat: Annotated[Optional[int], typer.Option(
+        "--repeat", "-n", min=1, max=1000, metavar="N", show_default=False,
+        help="Send each probe this many times. Default 10: enough to tell instances that disagree from a "
+             "consistent answer; a target is never called healthy on fewer than 2 answers per mode.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, metavar="N", help="Probes in flight at once.")] = 10,
     http_timeout: Annotated[Optional[str], typer.Option(
         "--timeout", metavar="DURATION", show_default=False,
@@ -75,7 +77,7 @@ def probe_auth(
     from stuckgen import http
     from stuckgen.cookies import configured_cookie
     from stuckgen.findings import Severity, analyze_probe
-    from stuckgen.probe import ProbeTarget, probe
+    from stuckgen.probe import DEFAULT_REPEAT, ProbeTarget, probe
     from stuckgen.render.probe import findings_table, probe_json_lines, probe_markdown_lines, probe_table
     from stuckgen.secrets import describe
 
@@ -87,6 +89,7 @@ def probe_auth(
     if not settings.base_url:
         raise ConfigError("no deployment to probe", hint="pass --url or set STUCKGEN_BASE_URL")
     targets = [ProbeTarget(url=u) for u in settings.base_url]
+    repeat = repeat or DEFAULT_REPEAT
 
     now = time.time()
     cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now)

@@ -13,7 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
-    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
+    MapOpt, Output, RepeatOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
     settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
@@ -45,6 +45,7 @@ def watch(
         "--probe", help="Also run probe-auth against --url and show the latest matrix.")] = False,
     probe_interval: Annotated[str, typer.Option(
         "--probe-interval", metavar="DURATION", help="Time between probe rounds (at least 30s).")] = "60s",
+    repeat: RepeatOpt = None,
     base_url: Annotated[Optional[list[str]], typer.Option(
         "--url", "-u", metavar="URL", show_default=False,
         help=env_help("base_url", "Deployment to probe with --probe (repeatable)."))] = None,
@@ -102,7 +103,7 @@ def watch(
     if every <= 0:
         raise ConfigError("--interval must be positive")
     probe_every = max(MIN_PROBE_INTERVAL, parse_duration(probe_interval, option="--probe-interval"))
-    prober = _Prober(settings, every=probe_every) if with_probe else None
+    prober = _Prober(settings, every=probe_every, repeat=repeat) if with_probe else None
     opts = _db.scan_options(settings)
     rules = _db.rules(settings)
     watcher = Watcher()
@@ -168,15 +169,16 @@ def watch(
 class _Prober:
     """probe-auth every ``every`` seconds against the configured targets; keeps only the latest matrix."""
 
-    def __init__(self, settings: Any, *, every: float) -> None:
+    def __init__(self, settings: Any, *, every: float, repeat: Optional[int] = None) -> None:
         from stuckgen import http
         from stuckgen.cookies import CookieInfo, configured_cookie
-        from stuckgen.probe import ProbeTarget
+        from stuckgen.probe import DEFAULT_REPEAT, ProbeTarget
 
         if not settings.base_url:
             raise ConfigError("--probe needs a deployment", hint="pass --url or set STUCKGEN_BASE_URL")
         self.settings = settings
         self.every = every
+        self.repeat = repeat or DEFAULT_REPEAT
         self.targets = [ProbeTarget(url=u) for u in settings.base_url]
         self.cookie_info: CookieInfo | None = configured_cookie(settings.cookie, settings.cookie_file,
                                                                 now=time.time())
@@ -201,7 +203,7 @@ class _Prober:
                 self.client, self.targets, route=s.route, secret=s.internal_secret,
                 cookie_header=self.cookie_info.header if self.cookie_info and self.cookie_info.header else None,
                 bypass_secret=s.bypass_secret, timeout=s.http_timeout, probe_id=probe_id,
-                secret_header=s.secret_header,
+                secret_header=s.secret_header, repeat=self.repeat,
             )
             self.last_run = time.monotonic()
             findings = analyze_probe(self.matrix, secret=s.internal_secret, cookie_info=self.cookie_info,
