@@ -43,7 +43,6 @@ def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
 def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool) -> Any:
     """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
     from stuckgen import http as transport
-
     from stuckgen.probe import DEFAULT_REPEAT
     from stuckgen.cli import _db
     from stuckgen.doctor import diagnose
