@@ -86,6 +86,28 @@ def _secret(v: Any) -> str:
     return str(v)
 
 
+def _timezone(v: Any) -> str:
+    name = str(v).strip()
+    if name.upper() in ("UTC", "Z", "GMT"):
+        return "UTC"
+    if name[:1] in "+-" or name[:1].isdigit():
+        # PostgreSQL reads '+05:45' POSIX-style (east is negative): a zone name cannot be misread.
+        raise ConfigError(f"naive_timezone: {name!r}: give a zone name (Asia/Kathmandu, Europe/Berlin), not an offset")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(name)
+    except (ValueError, KeyError, OSError):
+        raise ConfigError(f"naive_timezone: {name!r} is not a time zone name (e.g. UTC, Europe/Berlin)") from None
+    return name
+
+
+# Settings that existed once: a file still naming one is told why it is gone.
+REMOVED: dict[str, str] = {
+    "completed_status": "it was never used (fail writes failed_status; nothing writes a completed status)",
+}
+
+
 def _url_list(v: Any) -> tuple[str, ...]:
     urls = _list(v)
     for u in urls:
@@ -135,22 +157,28 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("bypass_secret", None, _secret, "VERCEL_AUTOMATION_BYPASS_SECRET", secret=True,
          help="Vercel Deployment Protection bypass secret"),
     _opt("threshold", 120.0, _duration("--threshold"), help="quiet time after which a row is stuck"),
-    _opt("since", 86400.0, _since, help="window of created rows to consider ('all' for no limit)"),
-    _opt("statement_timeout", 30.0, _duration("--statement-timeout", _PG_TIMEOUT_MAX)),
-    _opt("lock_timeout", 5.0, _duration("--lock-timeout", _PG_TIMEOUT_MAX)),
-    _opt("connect_timeout", 10.0, _duration("--connect-timeout")),
-    _opt("http_timeout", 10.0, _duration("--http-timeout")),
-    _opt("table", "generations", _str),
-    _opt("db_schema", None, _str),
-    _opt("inflight_statuses", ("processing", "queued"), _list),
-    _opt("failed_status", "failed", _str),
-    _opt("completed_status", "completed", _str),
-    _opt("naive_timezone", "UTC", _str),
-    _opt("outputs", "outputs.generation_id", _str),
-    _opt("queue", "generation_jobs.generation_id", _str),
-    _opt("audit_table", "stuckgen.audit", _str),
-    _opt("audit_file", None, _str),
-    _opt("operator", None, _str, "USER"),
+    _opt("since", 86400.0, _since, help="window of created rows listed and rated ('all': no limit); stuck rows created earlier are still counted and named"),
+    _opt("statement_timeout", 30.0, _duration("--statement-timeout", _PG_TIMEOUT_MAX),
+         help="the database cancels any statement of stuckgen running longer"),
+    _opt("lock_timeout", 5.0, _duration("--lock-timeout", _PG_TIMEOUT_MAX),
+         help="give up waiting for a row lock after this (remediation never waits on a worker)"),
+    _opt("connect_timeout", 10.0, _duration("--connect-timeout"), help="give up connecting to the database after this"),
+    _opt("http_timeout", 10.0, _duration("--http-timeout"), help="timeout of each HTTP request (probe, retrigger, APIs)"),
+    _opt("table", "generations", _str, help="the job table (case-sensitive: a Prisma model Shot is \"Shot\")"),
+    _opt("db_schema", None, _str, help="PostgreSQL schema of the table (default: the current schema)"),
+    _opt("inflight_statuses", ("processing", "queued"), _list,
+         help="status values meaning work not finished; only rows in these can be stuck"),
+    _opt("failed_status", "failed", _str,
+         help="the status fail writes (checked against the column: enum label, CHECK) before anything is promised"),
+    _opt("naive_timezone", "UTC", _timezone,
+         help="zone of times stored without one (timestamp without time zone, ISO strings without offset)"),
+    _opt("outputs", "outputs.generation_id", _str,
+         help="TABLE.FK_COLUMN of the outputs table pointing at the job row, or none"),
+    _opt("queue", "generation_jobs.generation_id", _str,
+         help="TABLE.FK_COLUMN of the queue table (lock/attempt columns) pointing at the job row, or none"),
+    _opt("audit_table", "stuckgen.audit", _str, help="audit table of every change and trigger, created on first use"),
+    _opt("audit_file", None, _str, help="keep the audit log in this JSON Lines file instead of a table"),
+    _opt("operator", None, _str, "USER", help="who runs this, for the audit log"),
     _opt("metrics_file", None, _str, help="OpenMetrics file check writes after every run"),
     # Notification and heartbeat URLs are credentials (a Slack webhook or a ping URL is enough to post).
     _opt("slack_webhook_url", None, _secret, secret=True, help="Slack incoming webhook for incident messages"),
@@ -160,9 +188,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("notify_webhook_secret", None, _secret, secret=True,
          help="Standard Webhooks signing secret (base64, optionally whsec_)"),
     _opt("heartbeat_url", None, _secret, secret=True, help="cron monitor ping URL (healthchecks.io convention)"),
-    _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True),
-    _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID"),
-    _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID"),
+    _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True, help="Vercel API token (read-only use)"),
+    _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID", help="Vercel project id or name"),
+    _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID", help="Vercel team id (teamId)"),
     _opt("replicate_api_url", "https://api.replicate.com/v1", _str,
          help="the provider's API base (Replicate's prediction API)"),
     _opt("replicate_api_token", None, _secret, "REPLICATE_API_TOKEN", "REPLICATE_API_KEY", secret=True,
@@ -270,6 +298,19 @@ def parse_map_flags(items: tuple[str, ...] | list[str], *, option: str = "--map"
     return out
 
 
+def unknown_setting(where: str, key: str) -> str:
+    """The message for a key no setting has: the closest names, then every valid key."""
+    import difflib
+
+    name = key.replace("-", "_")
+    if name in REMOVED:
+        return f"{where}: setting {key!r} was removed: {REMOVED[name]}; delete the line"
+    close = difflib.get_close_matches(name, list(OPTIONS), n=2, cutoff=0.6)
+    guess = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+    return (f"{where}: unknown setting {key!r}{guess}; valid keys: {', '.join(OPTIONS)}, "
+            "and the tables [mapping] and [[rules]]")
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     *,
@@ -297,7 +338,7 @@ def load_settings(
     toml_opts = {k: v for k, v in toml.items() if not isinstance(v, dict) and k not in ("rules",)}
     for k in toml_opts:
         if k.replace("-", "_") not in OPTIONS:
-            raise ConfigError(f"{toml_name}: unknown setting {k!r}")
+            raise ConfigError(unknown_setting(str(toml_name), k))
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
