@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stuckgen.errors import StuckgenError
+from stuckgen.errors import SchemaError, StuckgenError
 from stuckgen.findings import Finding, Severity
 from stuckgen.secrets import describe, hygiene_problems
 
@@ -219,6 +219,56 @@ def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
                                         -r.support, -int(r.finding.severity), r.finding.id))
 
 
+def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Sequence[Any] | None,
+                   sample_rows: int, step: Callable[[str], None]) -> list[RankedFinding]:
+    """Mapping, scan and step-log evidence; fills ``report`` and returns the findings. SchemaError passes up."""
+    from stuckgen import db as dbmod
+    from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
+    from stuckgen.schema import mapping_config, resolve
+
+    ranked: list[RankedFinding] = []
+
+    step("reading the database")
+    opts = scan_options(settings)
+    with dbmod.read_tx(conn, settings):
+        mapping = resolve(conn, mapping_config(settings))
+        report.mapping = mapping
+        run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
+        run.count_window()
+        rows = []
+        for r in run:
+            if len(rows) < sample_rows:
+                rows.append(r)
+        report.summary = run.summary
+        report.since_seconds = opts.since
+        report.stuck_sample = rows[:20]
+        advice = explain_advice(conn, mapping, opts)
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exposed = _audit_exposed(conn, settings, mapping.db_schema)
+    report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
+                       "pooler": _pooler(conn, settings)}
+    if exposed:
+        where, roles = exposed
+        ranked.append(RankedFinding(support=0.3, finding=Finding(
+            id="audit-table-exposed", severity=Severity.WARNING,
+            title=f"the audit table {where} is readable by {', '.join(roles)} (Supabase's Data API roles)",
+            evidence=(f"{where}: row-level security off, SELECT granted to {', '.join(roles)}",),
+            fix=f"ALTER TABLE {where} ENABLE ROW LEVEL SECURITY; REVOKE ALL ON {where} FROM "
+                f"{', '.join(roles)}  (stuckgen does this itself on its next real run as the table's owner)")))
+    for w in mapping.warnings:
+        ranked.append(RankedFinding(support=0.05, finding=Finding(
+            id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
+            fix="map the field with --map or [mapping] in stuckgen.toml if the app keeps it elsewhere")))
+    if advice:
+        ranked.append(RankedFinding(support=0.05, finding=Finding(
+            id="index-advice", severity=Severity.INFO,
+            title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
+            evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
+    found, report.step_evidence = scan_findings(run.summary, rows)
+    ranked += found
+    return ranked
+
+
 def diagnose(
     settings: Any,
     *,
@@ -260,47 +310,23 @@ def diagnose(
                            else "check the host and port in DATABASE_URL, and that this machine may reach them"))))
     else:
         from stuckgen import db as dbmod
-        from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
-        from stuckgen.schema import mapping_config, resolve
 
-        step("reading the database")
-        opts = scan_options(settings)
-        with dbmod.read_tx(conn, settings):
-            mapping = resolve(conn, mapping_config(settings))
-            report.mapping = mapping
-            run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
-            run.count_window()
-            rows = []
-            for r in run:
-                if len(rows) < sample_rows:
-                    rows.append(r)
-            report.summary = run.summary
-            report.since_seconds = opts.since
-            report.stuck_sample = rows[:20]
-            advice = explain_advice(conn, mapping, opts)
-            version = conn.execute("SHOW server_version").fetchone()[0]
-            exposed = _audit_exposed(conn, settings, mapping.db_schema)
-        report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
-                           "pooler": _pooler(conn, settings)}
-        if exposed:
-            where, roles = exposed
-            ranked.append(RankedFinding(support=0.3, finding=Finding(
-                id="audit-table-exposed", severity=Severity.WARNING,
-                title=f"the audit table {where} is readable by {', '.join(roles)} (Supabase's Data API roles)",
-                evidence=(f"{where}: row-level security off, SELECT granted to {', '.join(roles)}",),
-                fix=f"ALTER TABLE {where} ENABLE ROW LEVEL SECURITY; REVOKE ALL ON {where} FROM "
-                    f"{', '.join(roles)}  (stuckgen does this itself on its next real run as the table's owner)")))
-        for w in mapping.warnings:
-            ranked.append(RankedFinding(support=0.05, finding=Finding(
-                id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
-                fix="map the field with --map or [mapping] in stuckgen.toml if the app keeps it elsewhere")))
-        if advice:
-            ranked.append(RankedFinding(support=0.05, finding=Finding(
-                id="index-advice", severity=Severity.INFO,
-                title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
-                evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
-        found, report.step_evidence = scan_findings(run.summary, rows)
-        ranked += found
+        try:
+            ranked += _read_database(conn, settings, report, rules=rules, sample_rows=sample_rows, step=step)
+        except SchemaError as exc:
+            # Report what could be gathered (configuration, server, probe, Vercel) and name the gap.
+            with dbmod.read_tx(conn, settings):
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            report.database = {"reachable": True, "server_version": version, "table": None, "error": exc.message}
+            missing = exc.message.startswith("table ")
+            ranked.append(RankedFinding(support=1.0, finding=Finding(
+                id="table-not-found" if missing else "mapping-invalid", severity=Severity.ERROR,
+                title=(f"the job table is not there, so stuck rows were not counted: {exc.message}" if missing
+                       else f"the schema mapping does not fit the table, so stuck rows were not counted: {exc.message}"),
+                evidence=(exc.message,),
+                fix=exc.hint or ("pass --table NAME (and --db-schema NAME), or set table in stuckgen.toml; "
+                                 "stuckgen schema lists what it finds" if missing
+                                 else "fix the mapping with --map FIELD=SPEC or [mapping] in stuckgen.toml"))))
 
     # -- probe-auth --------------------------------------------------------------------------
     targets = tuple(settings.values.get("base_url") or ())

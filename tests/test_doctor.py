@@ -71,3 +71,28 @@ def test_doctor_without_database_still_probes_and_says_why(tmp_path):
     ids = [r.finding.id for r in report.ranked]
     assert "database-unreachable" in ids and "no-target" in ids
     assert "pw-never-shown" not in "\n".join(doctor_text_lines(report))
+
+
+def test_doctor_with_a_missing_table_reports_what_it_could_and_names_the_table(db):
+    import json
+
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+    from stuckgen.reference import ReferenceDeployment
+
+    runner = CliRunner()
+    with ReferenceDeployment(db, "secret-missing", secret="doc-secret-value-123") as dep:
+        for fmt in ("json", "text", "markdown"):
+            r = runner.invoke(app, ["doctor", "-d", db, "--table", "jobz", "--url", dep.url, "--repeat", "2",
+                                    "-f", fmt], env={"INTERNAL_API_SECRET": "doc-secret-value-123"})
+            assert r.exit_code == 2, (fmt, r.output)  # a configuration error, reported in full
+            assert "jobz" in r.stdout and "generations" in r.stdout, fmt  # the table named, the ones there listed
+            assert "secret-rejected" in r.stdout, fmt  # the probe still ran
+            if fmt == "json":
+                doc = json.loads(r.stdout)
+                ids = [f["id"] for f in doc["findings"]]
+                assert "table-not-found" in ids and doc["database"]["reachable"] is True, doc["database"]
+        dep.wait_idle()
+    r = runner.invoke(app, ["check", "-d", db, "--table", "jobz"])
+    assert r.exit_code == 2 and "jobz" in r.stderr and "healthy" not in r.stdout, r.output

@@ -17,7 +17,7 @@ from stuckgen.cli._app import (
     app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.durations import parse_duration
-from stuckgen.errors import ConfigError, ExitCode, StuckgenError, UnreachableError
+from stuckgen.errors import ConfigError, ExitCode, SchemaError, StuckgenError, UnreachableError
 
 UrlOpt = Annotated[Optional[list[str]], typer.Option(
     "--url", "-u", show_default=False, metavar="URL",
@@ -139,6 +139,8 @@ def doctor(
                or bool(report.vercel.get("consulted")))
     if tried and not reached:
         return ExitCode.UNREACHABLE
+    if report.database.get("reachable") and report.database.get("table") is None:
+        return ExitCode.USAGE  # the report names the missing table or mapping; the configuration is wrong
     w = report.worst
     return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
 
@@ -368,6 +370,9 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
     report = gather(settings, out=out, probe=probe, repeat=repeat, allow_insecure=allow_insecure)
     if not report.database.get("reachable"):
         raise UnreachableError(report.database.get("error") or "the database could not be reached")
+    if report.database.get("table") is None:
+        # No table read means no row counted: never a pass.
+        raise SchemaError(report.database.get("error") or "the job table could not be read")
     rescued = None
     if policy is not None:
         if endpoint is not None and not settings.internal_secret:

@@ -52,7 +52,9 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
     yield ""
     yield "Database"
     if r.database.get("reachable"):
-        yield f"  reachable, PostgreSQL {r.database.get('server_version')}, table {r.database.get('table')}"
+        table = r.database.get("table")
+        where = f"table {table}" if table else f"table not read: {r.database.get('error')}"
+        yield f"  reachable, PostgreSQL {r.database.get('server_version')}, {where}"
         if r.database.get("pooler"):
             yield f"  {r.database['pooler']}"
     else:
@@ -122,6 +124,8 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
         ids = ", ".join(f"`{x.id}`" for x in s.before_window.rows[:5]) if s.before_window else ""
         yield (f"- **{s.stuck_before_window} more stuck since before the window**"
                + (f" (e.g. {ids})" if ids else "") + "; list them with `stuckgen scan --since all`.")
+    elif r.database.get("reachable"):
+        yield f"- The database answered but the job table was not read: {r.database.get('error')}."
     else:
         yield f"- The database was not consulted: {r.database.get('error')}."
     if top is not None and top.severity >= Severity.WARNING:
