@@ -56,6 +56,11 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
         outcomes.append(CheckOutcome(
             name="stuck-rate", passed=rate is None or rate <= max_stuck_rate,
             message=f"stuck rate {'n/a' if rate is None else f'{rate:.2%}'} (limit {max_stuck_rate:.2%})"))
+    # A configuration that can find nothing is not a pass (doctor's finding, judged here).
+    for r in report.ranked:
+        if r.finding.id == "inflight-status-unseen":
+            outcomes.append(CheckOutcome(name="config:inflight-statuses", passed=False, severity=Severity.WARNING,
+                                         message=f"{r.finding.title} — {r.finding.evidence[-1]}; fix: {r.finding.fix}"))
     for f in report.probe_findings:
         outcomes.append(CheckOutcome(
             name=f"probe:{f.id}", passed=f.severity < Severity.WARNING, severity=f.severity,

@@ -284,6 +284,21 @@ def census(conn: Any, mapping: SchemaMapping, *, naive_tz: str = "UTC") -> Censu
                   enum=labels, values=tuple(values), total=sum(v.rows for v in values), database_now=now)
 
 
+def statuses_unseen(conn: Any, mapping: SchemaMapping, statuses: Sequence[str]) -> tuple[str, ...]:
+    """The given statuses that no row holds: a typo in the in-flight statuses finds nothing, forever.
+
+    One EXISTS per status, so a status that occurs costs a short read; only an absent one
+    reads the whole table (or its status index).
+    """
+    if not statuses:
+        return ()
+    q = sql.SQL(
+        "SELECT u.s FROM unnest({v}::text[]) WITH ORDINALITY u(s, i) "
+        "WHERE NOT EXISTS (SELECT 1 FROM {t} g WHERE {st} = u.s) ORDER BY u.i"
+    ).format(v=sql.Literal(list(statuses)), t=mapping.qualified(), st=mapping.text("status"))
+    return tuple(r[0] for r in conn.execute(q).fetchall())
+
+
 def _role(value: str, is_null: bool) -> tuple[str | None, str]:
     if is_null:
         return None, "NULL status: never in flight"

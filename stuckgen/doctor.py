@@ -157,6 +157,30 @@ def _config_findings(settings: Any) -> list[RankedFinding]:
     return out
 
 
+def _unseen_statuses(conn: Any, settings: Any, mapping: Any) -> RankedFinding | None:
+    """A finding when configured in-flight statuses occur in no row (defaults are not judged:
+    ``queued`` is legitimately absent where the app has no queue)."""
+    from stuckgen.discover import census, statuses_unseen
+
+    source = settings.sources.get("inflight_statuses", "default")
+    if source == "default":
+        return None
+    unseen = statuses_unseen(conn, mapping, tuple(settings.values.get("inflight_statuses") or ()))
+    if not unseen:
+        return None
+    cen = census(conn, mapping, naive_tz=settings.values.get("naive_timezone") or "UTC")
+    present = ", ".join(f"{v.value} ({v.rows})" for v in cen.values if v.rows) or "none (the table is empty)"
+    names = ", ".join(repr(u) for u in unseen)
+    return RankedFinding(support=0.8, finding=Finding(
+        id="inflight-status-unseen", severity=Severity.WARNING,
+        title=f"in-flight status {names} occurs in no row of {mapping.table}: rows are never looked for under "
+              f"{'that name' if len(unseen) == 1 else 'those names'} (a typo?)",
+        evidence=(f"inflight_statuses: {', '.join(settings.values.get('inflight_statuses') or ())} [{source}]",
+                  f"statuses in {mapping.table}: {present}"),
+        fix="correct --inflight-statuses (STUCKGEN_INFLIGHT_STATUSES, inflight_statuses in stuckgen.toml) to "
+            "statuses the table holds; stuckgen schema shows them all"))
+
+
 def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str]] | None:
     """(table, roles) when the audit table can be read through Supabase's Data API roles."""
     from stuckgen.audit import TableAudit, audit_log
@@ -245,8 +269,11 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         advice = explain_advice(conn, mapping, opts)
         version = conn.execute("SHOW server_version").fetchone()[0]
         exposed = _audit_exposed(conn, settings, mapping.db_schema)
+        unseen = _unseen_statuses(conn, settings, mapping)
     report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
                        "pooler": _pooler(conn, settings)}
+    if unseen:
+        ranked.append(unseen)
     if exposed:
         where, roles = exposed
         ranked.append(RankedFinding(support=0.3, finding=Finding(

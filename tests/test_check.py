@@ -161,3 +161,20 @@ def test_the_repeat_help_states_the_default_the_code_uses():
         text = " ".join(runner.invoke(app, [cmd, "--help"], terminal_width=200).stdout.split())
         assert f"Default {DEFAULT_REPEAT}:" in text, cmd
         assert f"fewer than {MIN_ANSWERS_TO_JUDGE} answers per mode" in text, cmd
+
+
+def test_an_inflight_status_no_row_has_fails_the_check_and_names_the_statuses_there(stuck_db):
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processsing", "-f", "json"])
+    assert r.exit_code == 1, r.output
+    failed = {c["name"]: c["message"] for c in json.loads(r.stdout)["checks"] if not c["passed"]}
+    assert list(failed) == ["config:inflight-statuses"], failed
+    assert "'processsing'" in failed["config:inflight-statuses"] and "processing (3)" in failed["config:inflight-statuses"]
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processsing"])
+    assert r.exit_code == 1 and "result: FAILED" in r.stdout, r.output
+    # Statuses that occur, and the defaults (queued is absent here), are not judged.
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processing", "--max-stuck", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--max-stuck", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["doctor", "-d", stuck_db, "--no-probe", "--inflight-statuses", "processing,bogus", "-f", "json"])
+    assert "inflight-status-unseen" in [f["id"] for f in json.loads(r.stdout)["findings"]]
