@@ -397,6 +397,11 @@ def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None
         valid = f"; valid labels: {', '.join(cen.enum)}" if cen.enum else ""
         top.append(Choice("failed_status", None,
                           f"no failure value exists for {status.name!r}{valid}: `fail` cannot mark rows failed here"))
+    if m.has("webhook"):
+        top.append(Choice("provider_results", None,
+                          "how does the app learn a provider's result: webhook, sync (a route asking the provider), "
+                          "polling (the browser asks while the page is open) or none? The database does not say; "
+                          "doctor's advice for rows waiting on the provider follows this"))
     notes: list[str] = []
     for role in (COMPLETED, FAILED, CANCELLED):
         vals = cen.role_values(role)
@@ -525,7 +530,9 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
     lines.append("")
     for c in p.top:
         lines += _comment(f"{c.key}: {c.why}")
-        if c.value is None:
+        if c.value is None and c.key == "provider_results":
+            lines.append('# provider_results = "webhook"  # or "sync", "polling", "none"')
+        elif c.value is None:
             lines.append(f"# {c.key} = \"\"")
         else:
             lines.append(f"{c.key} = {_toml_value(c.value)}")

@@ -77,7 +77,8 @@ class DoctorReport:
     database: dict[str, Any] = field(default_factory=dict)
     mapping: Any = None
     summary: Any = None  # scan.Summary
-    since_seconds: float | None = None  # the scan's window (stuck rows before it are still reported)
+    since_seconds: float | None = None
+    provider_results: str | None = None  # how the app gets provider results back (setting or evidence)  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
     step_evidence: list[str] = field(default_factory=list)
     probe_matrix: Any = None
@@ -192,12 +193,64 @@ def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str
     return (f"{log.schema}.{log.table}", roles) if roles and isinstance(log, TableAudit) else None
 
 
+def provider_mode(settings: Any, mapping: Any, rows: Sequence[Any]) -> str:
+    """How this app learns a provider's result: the setting, else what the step log shows, else unknown."""
+    mode = str(settings.values.get("provider_results") or "auto")
+    if mode != "auto":
+        return mode
+    if mapping is not None and mapping.has("step_log") and any(
+            r.last_step == "webhook:submitted" or (r.why or "").startswith("handed to an outside provider")
+            for r in rows if r.cls == "awaiting-webhook"):
+        return "webhook"
+    return "unknown"
+
+
+def provider_advice(mode: str, *, token: bool) -> tuple[str, str]:
+    """(cause, fix) for rows waiting on the provider, for the way this app gets results back."""
+    ask = ("`stuckgen reconcile` asks the provider how each prediction ended" if token else
+           "set REPLICATE_API_TOKEN and `stuckgen reconcile` asks the provider how each prediction ended")
+    if mode == "webhook":
+        return ("the provider's webhook never arrived (wrong callback URL, or the webhook route is behind protection)",
+                f"check the webhook URL the app registers and that it is reachable without auth; {ask}, and "
+                "`stuckgen reconcile --apply --via webhook` replays the lost callbacks")
+    if mode == "sync":
+        return ("nothing called the app's sync route for these rows, so their result was never fetched",
+                f"{ask}; `stuckgen reconcile --apply --via sync` settles them through the app's sync route")
+    if mode == "polling":
+        return ("the app only learns a result while a browser polls for it, and nobody had these pages open",
+                f"{ask}; then open the rows in the app (its poll settles them) or `stuckgen fail` the ones "
+                "the provider never finished; a webhook or a scheduled sync would settle them without a browser")
+    if mode == "none":
+        return ("nothing in the app brings the provider's result back once it is handed over",
+                f"{ask}; add a webhook route or a scheduled sync, and `stuckgen fail` what the provider never finished")
+    return ("rows hold a provider id and nothing finished them: the way the app gets results back "
+            "(webhook, sync route, browser polling) did not run for them",
+            f"{ask}; say how the app gets results (provider_results = webhook | sync | polling | none) "
+            "for a precise fix")
+
+
+_TRIGGER_CLASSES = ("trigger-failed", "never-started", "queued-not-drained")
+
+
+def _trigger_notices_apply(settings: Any, mapping: Any, summary: Any) -> bool:
+    """Notices about the internal secret and the process route apply to apps that trigger a process route."""
+    if settings.values.get("base_url") or settings.values.get("internal_secret"):
+        return True
+    if mapping is None:
+        return True
+    if summary is not None and any(summary.by_class.get(c) for c in _TRIGGER_CLASSES):
+        return True
+    # The incident app's shape: a step log of trigger steps. An app without one has no such route to probe.
+    return bool(mapping.has("step_log"))
+
+
 def class_severity(cls: str) -> Severity:
     """How bad rows stuck in a class are: nothing at all runs for trigger failures and never-started rows."""
     return Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
 
 
-def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding], list[str]]:
+def scan_findings(summary: Any, rows: Sequence[Any], *,
+                  causes: dict[str, tuple[str, str]] | None = None) -> tuple[list[RankedFinding], list[str]]:
     """Findings from the scan and the step logs of stuck rows, with evidence lines."""
     out: list[RankedFinding] = []
     evidence: list[str] = []
@@ -222,7 +275,8 @@ def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding
     for status, n in sorted(summary.trigger_statuses.items()):
         evidence.append(f"{n} of {total} stuck rows logged a failed trigger with HTTP {status}")
     for cls, n in summary.by_class.most_common():
-        cause, fix = CLASS_CAUSES.get(cls, CLASS_CAUSES["unknown"])
+        table = {**CLASS_CAUSES, **(causes or {})}
+        cause, fix = table.get(cls, table["unknown"])
         ev = [f"{n} of {total} stuck rows{rate} are {cls}", f"onset: first stuck row created {onset}"]
         if cls == "trigger-failed" and summary.trigger_statuses:
             ev.append("trigger answers: " + ", ".join(f"HTTP {s} x{c}" for s, c in sorted(summary.trigger_statuses.items())))
@@ -291,7 +345,10 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
             id="index-advice", severity=Severity.INFO,
             title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
             evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
-    found, report.step_evidence = scan_findings(run.summary, rows)
+    token = bool(settings.values.get("replicate_api_token"))
+    report.provider_results = provider_mode(settings, mapping, rows)
+    found, report.step_evidence = scan_findings(
+        run.summary, rows, causes={"awaiting-webhook": provider_advice(report.provider_results, token=token)})
     ranked += found
     return ranked
 
@@ -354,6 +411,9 @@ def diagnose(
                 fix=exc.hint or ("pass --table NAME (and --db-schema NAME), or set table in stuckgen.toml; "
                                  "stuckgen schema lists what it finds" if missing
                                  else "fix the mapping with --map FIELD=SPEC or [mapping] in stuckgen.toml"))))
+        if not _trigger_notices_apply(settings, report.mapping, report.summary):
+            # No process route in this app's evidence: notices about its secret and URL are noise.
+            ranked = [r for r in ranked if r.finding.id not in ("secret-not-configured", "no-target")]
 
     # -- probe-auth --------------------------------------------------------------------------
     targets = tuple(settings.values.get("base_url") or ())
@@ -472,6 +532,9 @@ def _plan(report: DoctorReport) -> tuple[list[str], list[str]]:
         if retrig:
             remediation.append("after fixing the trigger: " + "; ".join(
                 f"`stuckgen retrigger --all-stuck --class {c}` (dry run), then add `--yes`" for c in retrig))
+        if by.get("awaiting-webhook"):
+            remediation.append("rows waiting on the provider: `stuckgen reconcile` (read-only) says how each prediction "
+                               "ended; then settle them through the app or `stuckgen fail` the rest")
         if by.get("stalled") or by.get("outputs-not-finalized") or by.get("unknown"):
             remediation.append("end rows that will not recover: `stuckgen fail --all-stuck --older-than 30m` (dry run), then `--yes`; `stuckgen undo RUN_ID` reverts")
     for r in report.ranked[:3]:

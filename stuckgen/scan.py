@@ -77,7 +77,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          steps_any=TRIGGER_FAILED_STEPS, steps_none=WORKER_STEPS),
     Rule(cls="awaiting-webhook", why="handed to an outside provider that never called back",
          steps_any=("webhook:submitted",)),
-    Rule(cls="awaiting-webhook", why="a provider prediction id is set and no callback finished it",
+    Rule(cls="awaiting-webhook", why="a provider prediction id is set and nothing brought its result back",
          webhook=True),
     Rule(cls="queued-not-drained", why="queued but never claimed, or claimed and the lock expired",
          job=("unclaimed", "lock-expired")),

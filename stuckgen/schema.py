@@ -319,7 +319,7 @@ def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
 
     for name in ("created", "heartbeat", "last_step", "step_log"):
         if not fields[name].present and name not in cfg.overrides:
-            warnings.append(_MISSING_CONSEQUENCE[name])
+            warnings.append(missing_consequence(name, fields))
     if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
         raise SchemaError(
             f"{cfg.table} has no created, updated or heartbeat time, so age cannot be measured; "
@@ -340,6 +340,21 @@ _MISSING_CONSEQUENCE = {
     "last_step": "no last step: 'never-started' is concluded from the step log only",
     "step_log": "no step log: failed triggers and webhooks cannot be seen",
 }
+
+
+def missing_consequence(name: str, fields: MappingABC[str, FieldMap]) -> str:
+    """What a missing field costs, given the rest of the mapping in force."""
+    if name == "step_log":
+        if fields["webhook"].present:
+            return (f"no step log: failed triggers cannot be seen (rows handed to the provider are still told "
+                    f"apart by {fields['webhook'].describe()})")
+        return "no step log: failed triggers and provider hand-offs cannot be seen"
+    if name == "heartbeat" and fields["updated"].present:
+        return (f"no heartbeat: {fields['updated'].describe()} is the sign of life, so 'stalled' and "
+                "'never-started' cannot be told apart by heartbeat")
+    if name == "last_step" and not fields["step_log"].present:
+        return "no last step and no step log: 'never-started' cannot be concluded"
+    return _MISSING_CONSEQUENCE[name]
 
 
 def _side_table(conn: Any, db_schema: str, spec: str | None, what: str,

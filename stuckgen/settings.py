@@ -86,6 +86,15 @@ def _secret(v: Any) -> str:
     return str(v)
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(v: Any) -> str:
+        value = str(v).strip().lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}: {v!r} is not one of {', '.join(allowed)}")
+        return value
+    return parse
+
+
 def _timezone(v: Any) -> str:
     name = str(v).strip()
     if name.upper() in ("UTC", "Z", "GMT"):
@@ -172,6 +181,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
          help="the status fail writes (checked against the column: enum label, CHECK) before anything is promised"),
     _opt("naive_timezone", "UTC", _timezone,
          help="zone of times stored without one (timestamp without time zone, ISO strings without offset)"),
+    _opt("provider_results", "auto", _choice("provider_results", ("auto", "webhook", "sync", "polling", "none")),
+         help="how the app learns a provider's result: webhook, sync (a route that asks the provider), "
+              "polling (the browser asks while the page is open), none; auto: from the step log"),
     _opt("outputs", "outputs.generation_id", _str,
          help="TABLE.FK_COLUMN of the outputs table pointing at the job row, or none"),
     _opt("queue", "generation_jobs.generation_id", _str,

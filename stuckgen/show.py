@@ -8,6 +8,8 @@ about a row.
 
 from __future__ import annotations
 
+import re
+
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -79,6 +81,8 @@ class GenerationStory:
     queue_mapped: bool
     actions: tuple[AuditRecord, ...] | None
     audit_where: str | None
+    provider_id: str | None = None  # the provider's prediction id: what to look the job up by
+    provider_page: str | None = None
 
     @property
     def verdict(self) -> str:
@@ -103,7 +107,7 @@ class GenerationStory:
                 "last_sign_of_life": iso_utc(self.last_sign_of_life),
                 "quiet_seconds": _round(self.quiet_seconds), "age_seconds": _round(self.age_seconds),
                 "heartbeat_at": iso_utc(self.heartbeat_at), "last_step": self.last_step, "user_id": self.user_id,
-                "error": self.error,
+                "error": self.error, "provider_id": self.provider_id, "provider_page": self.provider_page,
             },
             "stuck": self.stuck is not None,
             "class": self.stuck.cls if self.stuck else None,
@@ -177,10 +181,11 @@ def load_story(conn: Any, mapping: SchemaMapping, generation_id: str, *, options
     base = sql.SQL(
         "SELECT {id}::text AS id, {status}::text AS status, {created} AS created_at, {ls} AS last_sign, "
         "{hb} AS heartbeat_at, left({step}, 200) AS last_step, left({user}, 80) AS user_id, "
-        "left({err}, {n}) AS error, now() AS db_now FROM {t} g WHERE {w}"
+        "left({err}, {n}) AS error, left({prov}, 200) AS provider_id, now() AS db_now FROM {t} g WHERE {w}"
     ).format(id=m.raw("id"), status=m.raw("status"), created=m.timestamp("created", naive_tz=tz),
              ls=last_sign_sql(m, options), hb=m.timestamp("heartbeat", naive_tz=tz), step=m.text("last_step"),
              user=m.text("user"), err=m.text("error"), n=sql.Literal(ERROR_CHARS), t=m.qualified(),
+             prov=m.text("webhook"),
              w=id_matches(m, gid))
     rec = conn.cursor(row_factory=dict_row).execute(base).fetchone()
     if rec is None:
@@ -214,7 +219,20 @@ def load_story(conn: Any, mapping: SchemaMapping, generation_id: str, *, options
         inflight=rec["status"] in options.inflight_statuses, stuck=stuck,
         timeline=timeline, timeline_total=total, outputs=outputs, outputs_total=n_outputs,
         job=job, queue_mapped=m.queue.present, actions=actions, audit_where=audit.where if audit else None,
+        provider_id=rec["provider_id"] or None, provider_page=provider_page(m, rec["provider_id"]),
     )
+
+
+_REPLICATE_ID = re.compile(r"^[a-z0-9]{20,40}$")
+
+
+def provider_page(m: SchemaMapping, provider_id: str | None) -> str | None:
+    """The provider's own page for a prediction, where there is one (Replicate: replicate.com/p/ID)."""
+    if not provider_id or not m.has("webhook"):
+        return None
+    if "replicate" in m["webhook"].describe().lower() and _REPLICATE_ID.match(provider_id):
+        return f"https://replicate.com/p/{provider_id}"
+    return None
 
 
 def _scrub(text: str | None, redact: Sequence[str]) -> str | None:
