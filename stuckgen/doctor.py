@@ -87,6 +87,7 @@ class DoctorReport:
     ranked: list[RankedFinding] = field(default_factory=list)
     remediation: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
+    timeline: Any = None  # timeline.Timeline, when asked for (the HTML report)
 
     @property
     def findings(self) -> list[Finding]:
@@ -298,7 +299,7 @@ def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
 
 
 def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Sequence[Any] | None,
-                   sample_rows: int, step: Callable[[str], None]) -> list[RankedFinding]:
+                   sample_rows: int, step: Callable[[str], None], timeline: bool = False) -> list[RankedFinding]:
     """Mapping, scan and step-log evidence; fills ``report`` and returns the findings. SchemaError passes up."""
     from stuckgen import db as dbmod
     from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
@@ -314,9 +315,21 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
         run.count_window()
         rows = []
+        from collections import Counter
+
+        from stuckgen import timeline as tl
+
+        stuck_minutes: Counter = Counter()  # bounded by the window's minutes, never by the rows
         for r in run:
             if len(rows) < sample_rows:
                 rows.append(r)
+            if timeline and (r.created_at or r.last_sign_of_life) is not None:
+                stuck_minutes[tl.minute(r.created_at or r.last_sign_of_life)] += 1
+        if timeline:
+            step_s, buckets = tl.query(conn, mapping, since=opts.since, naive_tz=opts.naive_timezone,
+                                       completed_status=settings.values.get("completed_status") or "completed",
+                                       failed_status=settings.failed_status)
+            report.timeline = tl.build(step_s, buckets, stuck_minutes, onset=run.summary.onset)
         report.summary = run.summary
         report.since_seconds = opts.since
         report.stuck_sample = rows[:20]
@@ -370,6 +383,7 @@ def diagnose(
     now: float | None = None,
     on_step: Callable[[str], None] | None = None,
     sample_rows: int = 2000,
+    timeline: bool = False,
 ) -> DoctorReport:
     """Run every check that the configuration allows and rank what they found.
 
@@ -379,6 +393,7 @@ def diagnose(
 
     step = on_step or (lambda _msg: None)
     now = time.time() if now is None else now
+    markers: list[Any] = []
     report = DoctorReport(generated_at=datetime.fromtimestamp(now, tz=timezone.utc))
     report.config = config_facts(settings)
     ranked: list[RankedFinding] = _config_findings(settings)
@@ -396,7 +411,8 @@ def diagnose(
         from stuckgen import db as dbmod
 
         try:
-            ranked += _read_database(conn, settings, report, rules=rules, sample_rows=sample_rows, step=step)
+            ranked += _read_database(conn, settings, report, rules=rules, sample_rows=sample_rows, step=step,
+                                     timeline=timeline)
         except SchemaError as exc:
             # Report what could be gathered (configuration, server, probe, Vercel) and name the gap.
             with dbmod.read_tx(conn, settings):
@@ -468,6 +484,10 @@ def diagnose(
             vf = analyze_evidence(ev, local_secret=settings.internal_secret, local_bypass=settings.bypass_secret,
                                   onset=onset, protection_seen=protection)
             secrets = [v for v in ev.envs if v.key == SECRET_KEY]
+            if timeline:
+                from stuckgen.timeline import vercel_markers
+
+                markers = vercel_markers(ev.envs, ev.deployments)
             report.vercel = {
                 "consulted": True, "variables": len(ev.envs), "deployments": len(ev.deployments),
                 "secret_values_compared": sum(v.digest is not None for v in secrets),
@@ -483,6 +503,10 @@ def diagnose(
             ranked.append(RankedFinding(support=0.1, finding=Finding(
                 id="vercel-unavailable", severity=Severity.INFO, title="the Vercel API could not be consulted",
                 evidence=(exc.message,), fix=exc.hint or "check VERCEL_TOKEN, VERCEL_PROJECT_ID and VERCEL_TEAM_ID")))
+    if markers and report.timeline is not None:
+        from stuckgen import timeline as tl
+
+        report.timeline = tl.with_markers(report.timeline, markers)
     report.ranked = rank_causes(ranked)
     report.remediation, report.next_steps = _plan(report)
     return report

@@ -40,7 +40,8 @@ def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
     return (info.header or None) if info else None, info
 
 
-def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool) -> Any:
+def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool,
+           timeline: bool = False) -> Any:
     """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
     from stuckgen import http as transport
     from stuckgen.probe import DEFAULT_REPEAT
@@ -61,7 +62,8 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], al
     vercel = (transport.client(timeout=timeout, trust_env=True)
               if settings.vercel_token and settings.vercel_project else None)
     try:
-        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, cookie_header=header,
+        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, timeline=timeline,
+                        cookie_header=header,
                         cookie_info=info, repeat=repeat or DEFAULT_REPEAT, allow_insecure=allow_insecure, rules=_db.rules(settings),
                         now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
     finally:
@@ -86,7 +88,7 @@ def doctor(
     threshold: ThresholdOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
-                                               help="text | markdown | json. Default: text on a terminal, json in a pipe.")] = None,
+                                               help="text | markdown | json | html. Default: text on a terminal, json in a pipe; from -o NAME.md/.html.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH", show_default=False,
                                                   help="Write the report to this file (created owner-only) instead of stdout.")] = None,
     table: TableOpt = None,
@@ -112,21 +114,27 @@ def doctor(
     Examples:
       stuckgen doctor --url https://app.example.com --url https://app-git-feat.vercel.app
       stuckgen doctor --format markdown -o incident.md
+      stuckgen doctor --format html --output incident.html   (one page: timeline chart, findings, rows)
 
     Exit: 0 nothing wrong, 1 a warning or worse, 2 configuration error, 3 nothing could be reached.
     """
     from stuckgen.findings import Severity
     from stuckgen.render.doctor import doctor_json_lines, doctor_markdown_lines, doctor_text_lines
+    from stuckgen.render.html import doctor_html_lines
 
     params = dict(locals())
     params["base_url"] = ",".join(url) if url else None
     settings = settings_from(params)
     out = Output()
-    fmt = fmt or ("markdown" if output and output.endswith(".md") else default_format(None, tty=out.is_tty).replace("table", "text"))
-    if fmt not in ("text", "markdown", "json"):
-        raise ConfigError(f"--format: {fmt!r} is not one of text, markdown, json")
-    report = gather(settings, out=out, probe=not no_probe, repeat=repeat, allow_insecure=allow_insecure)
-    lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines}[fmt](report)
+    by_suffix = {".md": "markdown", ".html": "html", ".htm": "html"}
+    suffix = Path(output).suffix.lower() if output else ""
+    fmt = fmt or by_suffix.get(suffix) or default_format(None, tty=out.is_tty).replace("table", "text")
+    if fmt not in ("text", "markdown", "json", "html"):
+        raise ConfigError(f"--format: {fmt!r} is not one of text, markdown, json, html")
+    report = gather(settings, out=out, probe=not no_probe, repeat=repeat, allow_insecure=allow_insecure,
+                    timeline=fmt == "html")
+    lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines,
+             "html": doctor_html_lines}[fmt](report)
     if output:
         write_private(Path(output), lines)
         out.note(f"report written to {output}")
