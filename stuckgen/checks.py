@@ -150,7 +150,7 @@ def exit_code(result: CheckResult) -> int:
 
     p = result.policy
     if p is not None and p.interrupted:
-        return 130
+        return int(ExitCode.INTERRUPTED)
     if p is not None and p.unreachable:
         return int(ExitCode.UNREACHABLE)
     matrix = result.report.probe_matrix

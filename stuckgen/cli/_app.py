@@ -26,7 +26,8 @@ from stuckgen.errors import ExitCode, StuckgenError
 HELP = """Find, explain and safely remediate background jobs stuck in 'processing'.
 
 Exit codes (every command): 0 nothing found, 1 findings, 2 usage or configuration
-error, 3 database or deployment unreachable, 130 interrupted, 141 output pipe closed.
+error, 3 database or deployment unreachable, 4 internal error (a bug), 130
+interrupted (Ctrl-C or SIGTERM), 141 output pipe closed.
 """
 
 app = typer.Typer(
@@ -236,8 +237,11 @@ def handle_errors(fn: F) -> F:
         from stuckgen.secrets import scrub
 
         debug = bool(kwargs.get("debug")) or os.environ.get("STUCKGEN_DEBUG", "") not in ("", "0", "false")
+        from stuckgen.signals import sigterm_interrupts
+
         try:
-            code = fn(*args, **kwargs)
+            with sigterm_interrupts():
+                code = fn(*args, **kwargs)
         except typer.Exit:
             raise
         except StuckgenError as exc:

@@ -10,7 +10,7 @@ from stuckgen.cli._app import (
     StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.cli.remediate import ClassOpt, IdsArg, OlderThanOpt, SinceOpt
-from stuckgen.errors import ConfigError
+from stuckgen.errors import ConfigError, ExitCode
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -179,7 +179,7 @@ def reconcile(
             if settle_opts is None:
                 render(out, fmt, result)
                 if result.interrupted:
-                    raise typer.Exit(130)
+                    raise typer.Exit(int(ExitCode.INTERRUPTED))
                 return int(result.exit_code)
             return _apply(out, fmt, conn, settings, mapping, rows, result, settle_opts, client, options, yes=yes)
 
@@ -237,7 +237,7 @@ def _apply(out: Output, fmt: str, conn: Any, settings: Any, mapping: Any, rows: 
     for line in reconcile_summary(result):
         out.note(line)
     if result.nothing_answered:
-        return 3
+        return int(ExitCode.UNREACHABLE)
     audit = audit_for(settings, mapping)
     op = operator_name(settings.operator)
     take, _ = settle.settleable(result.verdicts)
@@ -251,7 +251,7 @@ def _apply(out: Output, fmt: str, conn: Any, settings: Any, mapping: Any, rows: 
         outcome = settle.plan(result.verdicts, options=options, audit=audit.where, operator=op)
     render_settle(out, fmt, outcome)
     if outcome.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
     return int(outcome.exit_code)
 
 

@@ -1,16 +1,12 @@
 """`stuckgen retrigger`, `stuckgen fail`, `stuckgen undo` and `stuckgen history`.
 
 Dry run unless --yes; on a terminal without --yes, one question showing the
-count. SIGTERM is turned into KeyboardInterrupt here (and only here), so the core
+count. SIGTERM behaves like Ctrl-C (stuckgen.signals), so the core
 reports how far it got and every batch stays all or nothing.
 """
 
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
@@ -41,21 +37,11 @@ FormatOpt = Annotated[Optional[str], typer.Option(
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Rows per transaction.")]
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C for the duration of a command."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _sigterm_interrupts() -> Any:
+    """SIGTERM behaves like Ctrl-C for the duration of a command (stuckgen.signals)."""
+    from stuckgen.signals import sigterm_interrupts
 
-    def raise_interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sigterm_interrupts()
 
 
 def _confirm(out: Output, yes: bool, question: str) -> bool:

@@ -77,7 +77,7 @@ def watch(
     ones list rows that became stuck and rows that recovered (with their status
     now) since the start. With --probe, probe-auth runs every --probe-interval
     (the secret, cookie and bypass secret come from the environment, as for
-    probe-auth) and its latest matrix is shown. Ctrl-C leaves with a one-line
+    probe-auth) and its latest matrix is shown. Ctrl-C (or SIGTERM) leaves with a one-line
     summary on stderr. In a pipe it prints one JSON line per refresh instead.
 
     \b
@@ -86,8 +86,9 @@ def watch(
       stuckgen watch --probe --url https://app.example.com
       stuckgen watch --count 12 --interval 5s | jq -c '{stuck, by_class}'
 
-    Exit: 0 nothing stuck at the end, 1 rows stuck at the end, 2 configuration
-    error, 3 database unreachable.
+    Exit: 0 nothing stuck at the end of --count refreshes, 1 rows stuck then, 2
+    configuration error, 3 database unreachable, 130 stopped by Ctrl-C or SIGTERM
+    (after the one-line summary).
     """
     from stuckgen.cli import _db
     from stuckgen.durations import parse_duration
@@ -112,6 +113,7 @@ def watch(
     chans = _alerting.channels(settings, allow_insecure=allow_insecure)
     client = _alerting.http_client(settings) if chans else None
     conn = _db.connect(settings)  # the only connection, for the whole watch
+    interrupted = False
     try:
         with conn:
             mapping = None
@@ -151,7 +153,7 @@ def watch(
                     break
                 wait(every)
     except KeyboardInterrupt:
-        pass
+        interrupted = True  # Ctrl-C or SIGTERM: the summary below, then 130
     finally:
         if live is not None:
             live.stop()
@@ -161,8 +163,10 @@ def watch(
             client.close()
     if last is None:
         sys.stderr.write("watch: interrupted before the first refresh\n")
-        return ExitCode.OK
+        return ExitCode.INTERRUPTED
     sys.stderr.write(last.summary_line() + "\n")  # one line, unwrapped, whatever the terminal width
+    if interrupted:
+        return ExitCode.INTERRUPTED
     return ExitCode.FINDINGS if last.stuck else ExitCode.OK
 
 
