@@ -656,7 +656,10 @@ class ScanRun:
     def __iter__(self) -> Iterator[StuckRow]:
         from psycopg.rows import dict_row
 
-        query = build_scan_query(self.mapping, self.options)
+        # --limit shortens the list, never the counts: every stuck row is read and counted,
+        # only the first ``limit`` are yielded.
+        limit = self.options.limit
+        query = build_scan_query(self.mapping, replace(self.options, limit=None))
         want = set(self.options.classes)
         with self.conn.cursor(name="stuckgen_scan", row_factory=dict_row) as cur:
             cur.itersize = self.fetch_size
@@ -668,9 +671,10 @@ class ScanRun:
                 if self.summary.database_now is None:
                     self.summary.database_now = rec["db_now"]
                 self.summary.add(row)
+                if limit is not None and self.summary.stuck > limit:
+                    self.summary.truncated = True
+                    continue
                 yield row
-        if self.options.limit is not None and self.summary.stuck >= self.options.limit:
-            self.summary.truncated = True
 
 
 def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:

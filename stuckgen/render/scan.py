@@ -112,7 +112,7 @@ def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Itera
                 yield f"  {hour.strftime('%Y-%m-%d %H:00')}  {n:>6}  {bar}"
     yield from before_window_lines(s, since=since)
     if s.truncated:
-        yield "Output cut at --limit; counts above cover the rows shown."
+        yield "The list stops at --limit; the counts above cover every stuck row."
 
 
 def before_window_lines(s: Summary, *, since: float | None, indent: str = "") -> Iterator[str]:
