@@ -331,18 +331,24 @@ class Proposal:
     others: tuple[Candidate, ...] = ()
     library: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    queues: tuple[Any, ...] = ()  # queues.QueueCensus of graphile-worker / pg-boss found beside the table
 
 
 def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None,
-            naive_tz: str = "UTC") -> Proposal:
+            naive_tz: str = "UTC", threshold: float = 120.0) -> Proposal:
     """Inspect the database and propose a configuration; SchemaError when no job table is found."""
+    from stuckgen.queues import queue_census
+
     schema_name = db_schema or conn.execute("SELECT current_schema()").fetchone()[0]
     cands = candidates(conn, schema_name)
     cat = _catalog(conn, schema_name)
+    queues = tuple(queue_census(conn, threshold=threshold))
     if table is None:
         if not cands:
             tables = ", ".join(sorted(cat)[:30]) or "none"
-            raise SchemaError(f"no table in schema {schema_name!r} has a status column beside a time; tables: {tables}",
+            found = "; ".join(queue_summary(q) for q in queues)
+            raise SchemaError(f"no table in schema {schema_name!r} has a status column beside a time; tables: {tables}"
+                              + (f"; job-queue libraries found: {found}" if found else ""),
                               hint="name it: stuckgen init --table NAME (and --map status=COLUMN if needed)")
         chosen = cands[0]
         table = chosen.table
@@ -435,7 +441,12 @@ def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None
         notes.append("other status columns (each can be its own configuration with --map status=COLUMN): "
                      + ", ".join(repr(s) for s in other_status))
     return Proposal(db_schema=schema_name, table=table, census=cen, top=tuple(top), mapping=tuple(mapping_choices),
-                    notes=tuple(notes), others=others, warnings=tuple(m.warnings))
+                    notes=tuple(notes), others=others, warnings=tuple(m.warnings), queues=queues)
+
+
+def queue_summary(q: Any) -> str:
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(q.counts.items())) or "no jobs"
+    return f"{q.library} ({q.table}: {counts})"
 
 
 _MISSING = {
@@ -523,6 +534,14 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
         lines.append(f"# The column is an enum; its labels: {', '.join(p.census.enum)}")
     for n in p.notes:
         lines += _comment(n)
+    for q in p.queues:
+        lines.append(f"# Job-queue library {q.library} in {q.table}, read by its own rules"
+                     f" ({q.stuck} stuck):")
+        for kind, n in sorted(q.counts.items()):
+            eg = f" e.g. {', '.join(q.examples.get(kind, [])[:3])}" if kind in ("lock-expired", "queued-not-drained",
+                                                                                  "expired-active", "failed") else ""
+            lines += _comment(f"  {kind}: {n} job{'s' if n != 1 else ''}{eg}: {q.meaning.get(kind, kind)}")
+        lines.append("#   (stuckgen reports these here; scan/fail/retrigger read the job table configured below)")
     if p.others:
         lines.append("# Other candidate tables (use --table to pick one):")
         for c in p.others:

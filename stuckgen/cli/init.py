@@ -68,7 +68,7 @@ def init(
     with conn:
         with _db.read_tx(conn, settings):
             proposal = propose(conn, table=chosen_table, db_schema=settings.db_schema,
-                               naive_tz=settings.naive_timezone)
+                               naive_tz=settings.naive_timezone, threshold=settings.threshold)
     text = toml_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      source=redact_dsn(settings.database_url))
     if target is None:
