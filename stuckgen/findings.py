@@ -520,7 +520,8 @@ def analyze_probe(
                 severity=Severity.INFO,
                 title=f"{len(matrix.skipped)} probe modes were skipped",
                 evidence=tuple(f"{mode}: {reason}" for mode, reason in matrix.skipped),
-                fix="Give --secret, --cookie and --bypass-secret to test every path.",
+                fix="Set INTERNAL_API_SECRET (or --secret), STUCKGEN_COOKIE (or --cookie) and "
+                    "VERCEL_AUTOMATION_BYPASS_SECRET to test every path.",
             )
         )
     return rank(findings)

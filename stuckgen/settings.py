@@ -323,6 +323,31 @@ def unknown_setting(where: str, key: str) -> str:
             "and the tables [mapping] and [[rules]]")
 
 
+def _strength(source: str) -> int:
+    """Precedence of a source: flag > environment > .env > stuckgen.toml > default."""
+    for rank, prefix in ((4, "flag "), (3, "environment "), (2, ".env ")):
+        if source.startswith(prefix):
+            return rank
+    return 0 if source == "default" else 1
+
+
+def _one_of(values: dict[str, Any], sources: dict[str, str], a: str, b: str) -> None:
+    """Two options that give one thing (a cookie header, a cookie file): the stronger source wins.
+
+    A flag always beats the environment, whichever of the two each names; both as flags is
+    a usage error; at equal strength ``a`` wins (documented precedence).
+    """
+    if not values.get(a) or not values.get(b):
+        return
+    sa, sb = _strength(sources[a]), _strength(sources[b])
+    if sa == sb == 4:
+        raise ConfigError(f"{sources[a].removeprefix('flag ')} and {sources[b].removeprefix('flag ')} both given: "
+                          "pass one of them")
+    loser, winner = (b, a) if sa >= sb else (a, b)
+    values[loser] = OPTIONS[loser].default
+    sources[loser] = f"not used: {sources[winner]} wins over {sources[loser]}"
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     *,
@@ -331,8 +356,13 @@ def load_settings(
     env_file: str | None = None,
     config_file: str | None = None,
     map_flags: tuple[str, ...] = (),
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Resolve every option by precedence. Raises ConfigError naming the bad option."""
+    """Resolve every option by precedence. Raises ConfigError naming the bad option.
+
+    ``flag_names``: the command's own spelling of each option's flag (``base_url`` is
+    ``--url``), so that sources and messages name flags that exist.
+    """
     flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
     environ = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
@@ -358,7 +388,7 @@ def load_settings(
         raw: Any = None
         src = "default"
         if name in flags:
-            raw, src = flags[name], "flag --" + name.replace("_", "-")
+            raw, src = flags[name], "flag " + (flag_names or {}).get(name, "--" + name.replace("_", "-"))
         else:
             for var in opt.env:
                 if var in environ and environ[var] != "":
@@ -381,6 +411,8 @@ def load_settings(
             except ConfigError as exc:
                 raise ConfigError(f"{exc.message} (from {src})") from None
         sources[name] = src
+
+    _one_of(values, sources, "cookie", "cookie_file")
 
     overrides: dict[str, str] = {}
     override_src: dict[str, str] = {}

@@ -13,8 +13,8 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
-    app, default_format, env_help, handle_errors, settings_from,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt,
+    TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.durations import parse_duration
 from stuckgen.errors import ConfigError, ExitCode, SchemaError, StuckgenError, UnreachableError
@@ -22,9 +22,6 @@ from stuckgen.errors import ConfigError, ExitCode, SchemaError, StuckgenError, U
 UrlOpt = Annotated[Optional[list[str]], typer.Option(
     "--url", "-u", show_default=False, metavar="URL",
     help=env_help("base_url", "Deployment to probe (repeatable: production and preview side by side)."))]
-SecretOpt = Annotated[Optional[str], typer.Option(
-    "--secret", show_default=False, metavar="VALUE", hidden=True,
-    help="The internal secret (prefer the environment: a flag is visible in `ps`).")]
 CookieOpt = Annotated[Optional[str], typer.Option(
     "--cookie", show_default=False, metavar="HEADER", help=env_help("cookie", "Session cookie header (never printed)."))]
 CookieFileOpt = Annotated[Optional[str], typer.Option(

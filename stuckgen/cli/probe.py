@@ -8,7 +8,7 @@ import typer
 
 from stuckgen.cli._app import (
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DebugOpt, EnvFileOpt, Output, app, default_format, env_help,
-    handle_errors, settings_from,
+    handle_errors, SecretOpt, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
 
@@ -25,9 +25,7 @@ def probe_auth(
     route: Annotated[Optional[str], typer.Option(
         "--route", metavar="PATH", show_default=False,
         help=env_help("route", "Path of the process route. Default /api/generate/process."))] = None,
-    internal_secret: Annotated[Optional[str], typer.Option(
-        "--secret", metavar="VALUE", show_default=False,
-        help=env_help("internal_secret", "The INTERNAL_API_SECRET to test (prefer the environment; never printed)."))] = None,
+    internal_secret: SecretOpt = None,
     cookie: Annotated[Optional[str], typer.Option(
         "--cookie", metavar="HEADER", show_default=False,
         help=env_help("cookie", "Session cookies as a Cookie header 'name=value; ...' (never printed)."))] = None,

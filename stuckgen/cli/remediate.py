@@ -13,8 +13,8 @@ import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app,
-    default_format, env_help, handle_errors, settings_from,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SecretOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
 
@@ -282,7 +282,8 @@ def retrigger(
         "--route", show_default=False, metavar="PATH", help=env_help("route", "Path of the process route."))] = None,
     secret_header: Annotated[Optional[str], typer.Option(
         "--secret-header", show_default=False, metavar="HEADER",
-        help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET (the secret itself is read from the environment or .env, never a flag)."))] = None,
+        help=env_help("secret_header", "Header carrying the internal secret (--secret, INTERNAL_API_SECRET)."))] = None,
+    internal_secret: SecretOpt = None,
     body_template: Annotated[str, typer.Option(
         "--body-template", metavar="TEMPLATE", help="JSON body; {id} is replaced by the row id.")] = '{"generationId": "{id}"}',
     idempotency_header: Annotated[str, typer.Option(

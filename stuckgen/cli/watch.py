@@ -13,7 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
-    MapOpt, Output, RepeatOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
+    MapOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
     settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
@@ -46,6 +46,7 @@ def watch(
     probe_interval: Annotated[str, typer.Option(
         "--probe-interval", metavar="DURATION", help="Time between probe rounds (at least 30s).")] = "60s",
     repeat: RepeatOpt = None,
+    internal_secret: SecretOpt = None,
     base_url: Annotated[Optional[list[str]], typer.Option(
         "--url", "-u", metavar="URL", show_default=False,
         help=env_help("base_url", "Deployment to probe with --probe (repeatable)."))] = None,
@@ -76,9 +77,9 @@ def watch(
     log. The first refresh is the baseline: later
     ones list rows that became stuck and rows that recovered (with their status
     now) since the start. With --probe, probe-auth runs every --probe-interval
-    (the secret, cookie and bypass secret come from the environment, as for
-    probe-auth) and its latest matrix is shown. Ctrl-C (or SIGTERM) leaves with a one-line
-    summary on stderr. In a pipe it prints one JSON line per refresh instead.
+    (the secret from --secret or INTERNAL_API_SECRET; cookie and bypass secret
+    from the environment, as for probe-auth) and its latest matrix is shown.
+    Ctrl-C (or SIGTERM) leaves with a one-line summary on stderr. In a pipe it prints one JSON line per refresh instead.
 
     \b
     Examples:
