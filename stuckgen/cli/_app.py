@@ -174,7 +174,7 @@ class Output:
             from rich.console import Console
 
             self._out = Console(file=sys.stdout, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                                width=None if self.is_tty else 200, emoji=False)
+                                width=None if self.is_tty else (_columns() or 200), emoji=False)
         return self._out
 
     @property
@@ -185,6 +185,15 @@ class Output:
             self._err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
                                 emoji=False)
         return self._err
+
+    @property
+    def width(self) -> int | None:
+        """Columns to fit text and tables into: the terminal's, or $COLUMNS in a pipe (None: don't wrap)."""
+        if self.is_tty:
+            import shutil
+
+            return _columns() or shutil.get_terminal_size((100, 24)).columns
+        return _columns()
 
     def lines(self, lines: Iterable[str]) -> None:
         """Write plain lines to stdout as they come (streamed, never styled)."""
@@ -227,6 +236,15 @@ class Bar:
 
     def update(self, done: int, total: int) -> None:
         self._progress.update(self._task, completed=done, total=total)
+
+
+def _columns() -> int | None:
+    """$COLUMNS when it is a sensible width (what `script`, CI logs and tests set), else None."""
+    try:
+        n = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return n if 20 <= n <= 1000 else None
 
 
 def _escape(text: str) -> str:

@@ -132,6 +132,10 @@ def doctor(
                     timeline=fmt == "html")
     lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines,
              "html": doctor_html_lines}[fmt](report)
+    if fmt == "text" and not output:
+        from stuckgen.render.layout import wrap_lines
+
+        lines = wrap_lines(lines, out.width)  # between words, never inside a command to copy
     if output:
         write_private(Path(output), lines)
         out.note(f"report written to {output}")
@@ -393,7 +397,9 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
         out.lines(openmetrics_lines(result, checked_at=run.started, duration=time.time() - run.started,
                                     exit_code=code))
     else:
-        out.lines({"text": check_text_lines, "json": check_json_lines}[fmt](result))
+        from stuckgen.render.layout import wrap_lines
+
+        out.lines(wrap_lines(check_text_lines(result), out.width) if fmt == "text" else check_json_lines(result))
     if rescued is not None and rescued.retrigger is not None and rescued.retrigger.stopped:
         out.note(f"stuckgen: {rescued.retrigger.stopped}")
     if os.environ.get("GITHUB_ACTIONS") == "true":
