@@ -51,6 +51,11 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
     outcomes.append(CheckOutcome(
         name="stuck-count", passed=stuck <= max_stuck,
         message=f"{stuck} stuck generations{split} (limit {max_stuck}); by class: {by}"))
+    for q in getattr(report, "queues", ()) or ():
+        # Library queues are judged by their own rules (graphile-worker's 4-hour lock, pg-boss's expire_in).
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(q.counts.items())) or "no jobs"
+        outcomes.append(CheckOutcome(name=f"queue:{q.library}", passed=q.stuck <= max_stuck,
+                                     message=f"{q.stuck} stuck jobs in {q.table} (limit {max_stuck}): {counts}"))
     if max_stuck_rate is not None:
         rate = s.stuck_rate if s is not None else None
         outcomes.append(CheckOutcome(

@@ -78,6 +78,7 @@ class DoctorReport:
     mapping: Any = None
     summary: Any = None  # scan.Summary
     since_seconds: float | None = None
+    queues: list[Any] = field(default_factory=list)  # queues.QueueCensus of graphile-worker / pg-boss
     provider_results: str | None = None  # how the app gets provider results back (setting or evidence)  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
     step_evidence: list[str] = field(default_factory=list)
@@ -245,6 +246,34 @@ def _trigger_notices_apply(settings: Any, mapping: Any, summary: Any) -> bool:
     return bool(mapping.has("step_log"))
 
 
+_QUEUE_FIX = {
+    "graphile-worker": (
+        "start a worker: a running graphile-worker unlocks jobs locked longer than 4 hours and takes due jobs. "
+        "To retry now with its own admin functions: SELECT graphile_worker.force_unlock_workers(ARRAY['<locked_by>']); "
+        "to give up: SELECT graphile_worker.permanently_fail_jobs(ARRAY[<job ids>], 'reason')"),
+    "pg-boss": (
+        "run a pg-boss instance with its supervisor on (supervise: true): maintenance retries or fails expired "
+        "active jobs; consumers (boss.work) drain created/retry jobs. From code: boss.retry(name, id) / "
+        "boss.fail(name, id, data)"),
+}
+
+
+def queue_findings(queues: Sequence[Any]) -> list[RankedFinding]:
+    """One finding per job-queue library holding stuck jobs, read by the library's own rules."""
+    out: list[RankedFinding] = []
+    for q in queues:
+        if not q.stuck:
+            continue
+        kinds = [k for k in ("lock-expired", "expired-active", "queued-not-drained") if q.counts.get(k)]
+        ev = tuple(f"{q.counts[k]} {k} (e.g. {', '.join(q.examples.get(k, [])[:3])}): {q.meaning.get(k, k)}"
+                   for k in kinds)
+        out.append(RankedFinding(support=0.5, finding=Finding(
+            id=f"queue-{q.library}", severity=Severity.WARNING,
+            title=f"{q.stuck} {q.library} jobs stuck in {q.table}", evidence=ev,
+            fix=_QUEUE_FIX.get(q.library, "start the library's workers"))))
+    return out
+
+
 def class_severity(cls: str) -> Severity:
     """How bad rows stuck in a class are: nothing at all runs for trigger failures and never-started rows."""
     return Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
@@ -337,6 +366,10 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         version = conn.execute("SHOW server_version").fetchone()[0]
         exposed = _audit_exposed(conn, settings, mapping.db_schema)
         unseen = _unseen_statuses(conn, settings, mapping)
+        from stuckgen.queues import queue_census
+
+        report.queues = queue_census(conn, threshold=settings.threshold)
+    ranked += queue_findings(report.queues)
     report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
                        "pooler": _pooler(conn, settings)}
     if unseen:

@@ -134,3 +134,40 @@ def test_init_without_an_app_table_names_the_libraries(queues, tmp_path, monkeyp
     r = runner.invoke(app, ["init", "-d", dsn])
     assert r.exit_code == 2
     assert "graphile-worker (graphile_worker._private_jobs" in r.stderr and "pg-boss (pgboss.job" in r.stderr
+
+
+@pytest.fixture
+def queues_with_app_table(queues):
+    dsn, ids = queues
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE generations (id uuid PRIMARY KEY, status text NOT NULL, created_at timestamp)")
+    return dsn, ids
+
+
+def test_check_fails_on_stuck_library_jobs_and_passes_on_fresh_ones(queues_with_app_table, tmp_path, monkeypatch):
+    dsn, ids = queues_with_app_table
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["check", "-d", dsn, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    names = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert names["queue:graphile-worker"]["passed"] and names["queue:pg-boss"]["passed"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    r = runner.invoke(app, ["check", "-d", dsn])
+    assert r.exit_code == 1, r.output
+    assert "FAIL queue:graphile-worker: 3 stuck jobs in graphile_worker._private_jobs" in r.stdout
+    assert "FAIL queue:pg-boss: 2 stuck jobs in pgboss.job" in r.stdout
+
+
+def test_doctor_names_the_stuck_jobs_and_the_librarys_own_way_out(queues_with_app_table, tmp_path, monkeypatch):
+    dsn, ids = queues_with_app_table
+    monkeypatch.chdir(tmp_path)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    doc = json.loads(runner.invoke(app, ["doctor", "-d", dsn, "-f", "json"]).stdout)
+    gw = next(f for f in doc["findings"] if f["id"] == "queue-graphile-worker")
+    assert any(ids["graphile"]["dead_worker"] in e and "4-hour lock" in e for e in gw["evidence"])
+    assert "graphile_worker.force_unlock_workers" in gw["fix"] and "permanently_fail_jobs" in gw["fix"]
+    boss = next(f for f in doc["findings"] if f["id"] == "queue-pg-boss")
+    assert any(ids["pgboss"]["dead_consumer"] in e for e in boss["evidence"])
+    assert {q["library"] for q in doc["queues"]} == {"graphile-worker", "pg-boss"}

@@ -28,6 +28,7 @@ def doctor_document(r: DoctorReport) -> dict[str, Any]:
         "database": r.database,
         "summary": s.as_dict() if s is not None else None,
         "step_evidence": r.step_evidence,
+        "queues": [q.as_dict() for q in r.queues],
         "probe": None if r.probe_matrix is None else {
             "targets": [t.name for t in r.probe_matrix.targets],
             "cells": [{"target": c.target, "mode": c.mode, "answers": c.summary()} for c in r.probe_matrix.cells()],
