@@ -147,3 +147,15 @@ def test_wrap_keeps_every_token_whole_and_fits_unless_one_token_is_wider(parts, 
     for p in parts:
         if p.startswith("`"):
             assert any(p in o for o in out), p
+
+
+@pytest.mark.parametrize("width", [80, 100])
+@pytest.mark.parametrize("command", [["retrigger", "--all-stuck", "--url", "http://127.0.0.1:9"],
+                                     ["fail", "--all-stuck"]])
+def test_remediation_tables_fit_and_never_cut_a_class_or_an_id(incident, width, command):
+    r = runner.invoke(app, [*command, "-d", incident, "-f", "table"], env={"COLUMNS": str(width), "NO_COLOR": "1"})
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines) <= width, [x for x in lines if len(x) > width]
+    assert "…" not in r.stdout
+    assert "outputs-not-finalized" in r.stdout and len(UUID.findall(r.stdout)) >= 9
+    assert "Pass --yes to act." in " ".join(r.stdout.split())

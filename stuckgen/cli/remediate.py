@@ -62,12 +62,18 @@ def _render(out: Output, fmt: str, result: Any) -> None:
             _note(out, line)
         return
     if result.outcomes:
-        table, hidden = result_table(result, max_rows=50 if out.is_tty else None)
+        table, hidden = result_table(result, max_rows=50 if out.is_tty else None, width=out.width)
         out.out.print(table)
+        if table.left_out:
+            out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
+                          "widen the terminal, or use --format json)", markup=False)
         if hidden:
             out.out.print(f"... and {hidden} more (see --format json)", markup=False)
         out.out.print()
-    for line in summary_lines(result):
+    from stuckgen.render.layout import wrap_lines
+
+    # Wrapped between words, never inside a command to copy (`stuckgen undo RUN_ID` stays on one line).
+    for line in wrap_lines(summary_lines(result), out.width):
         out.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 

@@ -11,8 +11,9 @@ person copies stays one token even when it is wider than the terminal.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 SEPARATOR = 3  # " │ " between columns (rich's default box, no edge)
 MIN_LAST = 28  # the wrapping column gets at least this much, or optional columns go
@@ -83,3 +84,74 @@ def wrap_lines(lines: Iterable[str], width: int | None) -> Iterator[str]:
             yield line
         else:
             yield from wrap(line, width)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What the terminal shows (a table, or the stacked compact layout) and the columns left out for width."""
+
+    renderable: Any
+    left_out: list[str]
+
+    def __rich__(self) -> Any:
+        return self.renderable
+
+
+def fit_table(cells: Sequence[Mapping[str, str]], *, order: Sequence[str], required: Sequence[str],
+              drop: Sequence[str], last: str, width: int | None, right: Iterable[str] = (),
+              style: Callable[[str, str], str] | None = None) -> Fitted:
+    """A table of ``cells`` (dicts by column name) that fits ``width``.
+
+    ``order``: the columns before ``last``, as shown; ``required`` are never left
+    out nor cut; ``drop``: the optional ones in the order they go when ``last``
+    would be squeezed below ``MIN_LAST``. When even the required ones leave it
+    too little room, the compact layout shows them on one line and ``last``
+    wrapped under it. Cells are plain text (never markup); ``style(column,
+    value)`` colours a cell.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    right = set(right)
+    paint = style or (lambda _c, _v: "")
+
+    def w(name: str) -> int:
+        return max([len(name), *(len(c[name]) for c in cells)])
+
+    cols = [Column(name=n, width=w(n), required=n in required,
+                   drop_order=drop.index(n) if n in drop else len(drop)) for n in order]
+    names = fit_columns(cols, Column(name=last, width=w(last)), width=width) if width else [*order, last]
+    left_out = [n for n in order if n not in names]
+    room = (width or 0) - sum(w(n) + SEPARATOR for n in names if n != last)
+    if width and room < min(MIN_LAST, w(last)):
+        return Fitted(renderable=_stacked(cells, [n for n in order if n in required], last, width, w, right, paint),
+                      left_out=[n for n in order if n not in required])
+    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
+    for n in names:
+        if n == last:
+            table.add_column(n, ratio=1, overflow="fold")
+        else:
+            table.add_column(n, no_wrap=True, min_width=w(n), justify="right" if n in right else "left")
+    for c in cells:
+        table.add_row(*(Text(c[n], style=paint(n, c[n])) for n in names))
+    return Fitted(renderable=table, left_out=left_out)
+
+
+def _stacked(cells: Sequence[Mapping[str, str]], head: Sequence[str], last: str, width: int,
+             w: Callable[[str], int], right: set[str], paint: Callable[[str, str], str]) -> Any:
+    from rich.console import Group
+    from rich.text import Text
+
+    def pad(n: str, v: str) -> str:
+        return f"{v:>{w(n)}}" if n in right else f"{v:<{w(n)}}"
+
+    out = [Text("  ".join(pad(n, n) for n in head).rstrip(), style="bold")]
+    for c in cells:
+        line = Text()
+        for i, n in enumerate(head):
+            if i:
+                line.append("  ")
+            line.append(pad(n, c[n]), style=paint(n, c[n]))
+        out.append(line)
+        out += [Text(x) for x in wrap("    " + c[last], width, hanging=4)]
+    return Group(*out)

@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -63,18 +62,15 @@ def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
 
 
 def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None, width: int | None = None) -> tuple[Any, int]:
-    """A rich Table of the first ``max_rows`` rows that fits ``width``; returns it and how many rows were left out.
+    """What the terminal shows of the first ``max_rows`` rows, fitted to ``width``; and how many were left out.
 
     id, class and quiet are always there and never wrap; ``why`` is last and wraps
     between words; ``created`` and then ``last step`` are left out when keeping
-    them would squeeze ``why`` (at 80 columns: id, class, quiet, why).
+    them would squeeze ``why`` (at 80 columns: the compact layout, why under each row).
     """
-    from rich.table import Table
-    from rich.text import Text
+    from stuckgen.render.layout import fit_table
 
-    from stuckgen.render.layout import MIN_LAST, SEPARATOR, Column, fit_columns
-
-    cells: list[dict[str, Any]] = []
+    cells: list[dict[str, str]] = []
     hidden = 0
     for i, row in enumerate(rows):
         if max_rows is not None and i >= max_rows:
@@ -85,57 +81,10 @@ def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None, width: int | N
         cells.append({"id": row.id, "class": row.cls, "quiet": format_duration(row.quiet_seconds),
                       "created": _short_time(row.created_at), "last step": row.last_step or "-",
                       "why": row.why + "".join(f"; {n}" for n in notes)})
-
-    def w(name: str) -> int:
-        return max([len(name), *(len(c[name]) for c in cells)])
-
-    order = [Column(name="id", width=w("id"), required=True), Column(name="class", width=w("class"), required=True),
-             Column(name="quiet", width=w("quiet"), required=True), Column(name="created", width=w("created")),
-             Column(name="last step", width=w("last step"), drop_order=1)]
-    names = fit_columns(order, Column(name="why", width=w("why")), width=width) if width else \
-        [c.name for c in order] + ["why"]
-    left_out = [c.name for c in order if c.name not in names]
-    room = (width or 0) - sum(w(n) + SEPARATOR for n in names if n != "why")
-    if width and room < min(MIN_LAST, w("why")):
-        return ScanTable(renderable=_stacked(cells, width, w), left_out=left_out), hidden
-    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
-    for col in names:
-        kw: dict[str, Any] = {"no_wrap": True, "min_width": w(col)} if col != "why" else {"ratio": 1, "overflow": "fold"}
-        if col == "quiet":
-            kw["justify"] = "right"
-        table.add_column(col, **kw)
-    for c in cells:
-        table.add_row(*(Text(c[n], style=CLASS_STYLE.get(c[n], "")) if n == "class" else c[n] for n in names))
-    return ScanTable(renderable=table, left_out=left_out), hidden
-
-
-@dataclass(frozen=True)
-class ScanTable:
-    """What the terminal shows (a table, or the stacked compact layout) and the columns left out for width."""
-
-    renderable: Any
-    left_out: list[str]
-
-    def __rich__(self) -> Any:
-        return self.renderable
-
-
-def _stacked(cells: list[dict[str, Any]], width: int, w: Callable[[str], int]) -> Any:
-    """The compact layout: ``id  class  quiet`` on one line, ``why`` wrapped under it between words."""
-    from rich.console import Group
-    from rich.text import Text
-
-    from stuckgen.render.layout import wrap
-
-    cw, qw = w("class"), w("quiet")
-    out = [Text(f"{'id':<36}  {'class':<{cw}}  {'quiet':>{qw}}", style="bold")]
-    for c in cells:
-        line = Text(f"{c['id']:<36}  ")
-        line.append(f"{c['class']:<{cw}}", style=CLASS_STYLE.get(c["class"], ""))
-        line.append(f"  {c['quiet']:>{qw}}")
-        out.append(line)
-        out += [Text(x) for x in wrap("    " + c["why"], width, hanging=4)]
-    return Group(*out)
+    fitted = fit_table(cells, order=("id", "class", "quiet", "created", "last step"), required=("id", "class", "quiet"),
+                       drop=("created", "last step"), last="why", width=width, right=("quiet",),
+                       style=lambda col, v: CLASS_STYLE.get(v, "") if col == "class" else "")
+    return fitted, hidden
 
 
 def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Iterator[str]:
