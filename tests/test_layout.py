@@ -159,3 +159,17 @@ def test_remediation_tables_fit_and_never_cut_a_class_or_an_id(incident, width, 
     assert "…" not in r.stdout
     assert "outputs-not-finalized" in r.stdout and len(UUID.findall(r.stdout)) >= 9
     assert "Pass --yes to act." in " ".join(r.stdout.split())
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_probe_auth_table_fits_and_keeps_the_answers(db, width):
+    from stuckgen.reference import ReferenceDeployment
+
+    with ReferenceDeployment(db, "secret-missing", secret="layout-secret-value-1") as dep:
+        r = runner.invoke(app, ["probe-auth", "--url", dep.url, "-f", "table", "--repeat", "2"],
+                          env={"COLUMNS": str(width), "NO_COLOR": "1", "INTERNAL_API_SECRET": "layout-secret-value-1"})
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines) <= width, [x for x in lines if len(x) > width]
+    assert "…" not in r.stdout
+    assert header(r.stdout)[:2] == ["target", "mode"] and "answers" in header(r.stdout)
+    assert sum("401 x2" in x for x in lines) >= 3

@@ -121,7 +121,11 @@ def probe_auth(
     elif fmt == "markdown":
         out.lines(probe_markdown_lines(matrix, findings))
     else:
-        out.out.print(probe_table(matrix))
+        table = probe_table(matrix, width=out.width)
+        out.out.print(table)
+        if table.left_out:
+            out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
+                          "widen the terminal, or use --format json)", markup=False)
         out.out.print()
         if findings:
             out.out.print(findings_table(findings))
