@@ -253,8 +253,9 @@ def fail(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            _note(out, "nothing to do: no stuck rows match the filters")
-            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op))
+            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
+            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op,
+                                             dry_run=not yes))
             return ExitCode.OK
         options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
         # Before anything is promised: would the database take the values? (enum labels, CHECK, type)
@@ -364,8 +365,9 @@ def retrigger(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            _note(out, "nothing to do: no stuck rows match the filters")
-            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op))
+            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
+            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op,
+                                             dry_run=not yes))
             return ExitCode.OK
         if not secret:
             out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
@@ -382,9 +384,7 @@ def retrigger(
                 result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
                                                   audit=audit, run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
                                                   rejected=selection.rejected)
-        _render(out, fmt, result)
-        if result.stopped:
-            _note(out, f"stuckgen: {result.stopped}")
+        _render(out, fmt, result)  # its summary says why the run stopped, once
     return _finish(result)
 
 

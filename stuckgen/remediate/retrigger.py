@@ -212,8 +212,9 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
                 detail["secret_fingerprint"] = secret_fp
             writer.add(AuditRecord(run_id=run_id, action="retrigger", row_id=t.id, table=tname, at=utcnow(),
                                     operator=operator, outcome=outcome, detail=detail))
+        sent = outcome != Outcome.NOT_SENT  # a row never sent has no attempt and no try
         return RowOutcome(id=t.id, outcome=outcome, ok=outcome == Outcome.ACCEPTED, cls=t.cls, http_status=status,
-                          attempt=attempt, tries=tries, reason=reason)
+                          attempt=attempt if sent else None, tries=tries if sent else None, reason=reason)
 
     interrupted = False
     pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="stuckgen-retrigger")

@@ -162,14 +162,18 @@ def _stuck_targets(conn: Any, mapping: SchemaMapping, options: ScanOptions,
             yield Target(id=rid, key=key if isinstance(key, (uuid.UUID, int, str)) else coerce_id(mapping, rid), cls=cls)
 
 
-def plan(action: str, selection: Selection, *, table: str, audit: str, operator: str) -> RemediationResult:
-    """The dry run: what ``action`` would do to the selection; nothing is written or sent."""
+def plan(action: str, selection: Selection, *, table: str, audit: str, operator: str,
+         dry_run: bool = True) -> RemediationResult:
+    """The dry run: what ``action`` would do to the selection; nothing is written or sent.
+
+    ``dry_run=False`` only for an empty selection under --yes: nothing to do, and nothing promised.
+    """
     verb = {"fail": Outcome.WOULD_FAIL, "retrigger": Outcome.WOULD_TRIGGER}[action]
     now = utcnow()
     outcomes = tuple(RowOutcome(id=t.id, outcome=verb, ok=True, cls=t.cls, reason=OUTCOME_TEXT[verb])
                      for t in selection.targets) + selection.rejected
-    return RemediationResult(action=action, run_id=None, dry_run=True, table=table, audit=audit, operator=operator,
-                             outcomes=outcomes, started_at=now, finished_at=now)
+    return RemediationResult(action=action, run_id=None, dry_run=dry_run, table=table, audit=audit,
+                             operator=operator, outcomes=outcomes, started_at=now, finished_at=now)
 
 
 def table_name(mapping: SchemaMapping) -> str:

@@ -47,7 +47,8 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
             raise SelectionError(f"run {run_id} is a {kinds} run; only fail runs can be undone "
                                  "(a trigger cannot be taken back)")
         done_before = audit.undone_rows(conn, run_id)
-    total = -(-actions["fail"] // options.batch_size)
+    # Batches hold only rows still to restore: rows an earlier undo restored are reported, not batched.
+    total = -(-max(actions["fail"] - len(done_before), 0) // options.batch_size)
     outcomes: list[RowOutcome] = []
     notes: list[str] = []
 

@@ -67,15 +67,27 @@ def summary_lines(result: RemediationResult) -> list[str]:
     counts = result.counts
     n = len(result.outcomes)
     lines: list[str] = []
+    if not result.outcomes:
+        return ["nothing to do: no stuck rows match the filters; nothing was "
+                + ("sent" if result.action == "retrigger" else "written")]
+    earlier = counts.get("already-undone", 0)
+    if result.action == "undo" and not result.dry_run and earlier == n:
+        return [f"nothing to restore: all {n} row(s) of run {result.undo_of} were restored by an earlier undo"]
     if result.dry_run:
-        would = sum(1 for o in result.outcomes if o.outcome.startswith("would-"))
+        would = result.would_remediate
         verb = {"fail": "fail", "retrigger": "trigger", "undo": "restore"}[result.action]
         lines.append(f"dry run: would {verb} {would} of {n} selected row(s) in {result.table}; nothing was "
                      f"{'sent' if result.action == 'retrigger' else 'written'}. Pass --yes to act.")
+    elif result.run_id is None:  # --yes, but no selected row could be acted on
+        lines.append(f"nothing to do: none of the {n} selected row(s) in {result.table} can be "
+                     f"{_VERB[result.action]}; nothing was {'sent' if result.action == 'retrigger' else 'written'}")
     else:
         lines.append(f"run {result.run_id}: {_VERB[result.action]} {result.remediated} of {n} row(s) in "
                      f"{result.table} (operator {result.operator}, audit {result.audit})")
-    other = {k: v for k, v in counts.items() if k not in ("failed", "accepted", "restored") and not k.startswith("would-")}
+    other = {k: v for k, v in counts.items()
+             if k not in ("failed", "accepted", "restored", "already-undone") and not k.startswith("would-")}
+    if earlier:
+        lines.append(f"already restored by an earlier undo: {earlier}")
     if other:
         lines.append("not remediated: " + ", ".join(f"{v} {k}" for k, v in other.items()))
     if result.action == "retrigger" and not result.dry_run:
