@@ -103,3 +103,140 @@ def queue_census(conn: Any, *, threshold: float = 120.0) -> list[QueueCensus]:
     """Every job-queue library found in the database, with its jobs counted by their own rules."""
     return [c for c in (graphile_census(conn, threshold=threshold), pgboss_census(conn, threshold=threshold))
             if c is not None]
+
+
+# -- graphile-worker remediation through its own admin functions ---------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One library job as stuckgen reports it."""
+
+    library: str
+    id: str
+    task: str | None
+    kind: str
+    attempts: int | None
+    max_attempts: int | None
+    locked_by: str | None
+    quiet_seconds: float | None
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"library": self.library, "id": self.id, "task": self.task, "kind": self.kind,
+                "attempts": self.attempts, "max_attempts": self.max_attempts, "locked_by": self.locked_by,
+                "quiet_seconds": None if self.quiet_seconds is None else round(self.quiet_seconds, 3),
+                "last_error": self.last_error}
+
+
+_GRAPHILE_JOBS = (
+    "SELECT j.id::text, t.identifier, CASE "
+    "WHEN j.attempts >= j.max_attempts THEN 'failed' "
+    "WHEN j.locked_at IS NOT NULL AND j.locked_at < now() - make_interval(secs => %(exp)s) THEN 'lock-expired' "
+    "WHEN j.locked_at IS NOT NULL THEN 'locked' "
+    "WHEN j.run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' ELSE 'waiting' END, "
+    "j.attempts, j.max_attempts, j.locked_by, extract(epoch FROM now() - coalesce(j.locked_at, j.run_at))::float8, "
+    "left(j.last_error, 300) FROM graphile_worker._private_jobs j "
+    "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id ")
+
+
+def graphile_jobs(conn: Any, *, threshold: float, ids: list[str] | None = None,
+                  kinds: tuple[str, ...] = tuple(sorted(STUCK_KINDS))) -> list[Job]:
+    """graphile-worker's jobs of ``kinds`` (default: the stuck ones), or exactly ``ids``; quietest first."""
+    where = "WHERE j.id = ANY(%(ids)s::bigint[])" if ids else ""
+    rows = conn.execute(_GRAPHILE_JOBS + where + " ORDER BY 7 DESC NULLS LAST, j.id",
+                        {"exp": GRAPHILE_LOCK_EXPIRY_SECONDS, "t": threshold, "ids": ids or []}).fetchall()
+    jobs = [Job("graphile-worker", *r) for r in rows]
+    return jobs if ids else [j for j in jobs if j.kind in kinds]
+
+
+def pgboss_jobs(conn: Any, *, threshold: float) -> list[Job]:
+    rows = conn.execute(
+        "SELECT id::text, name, CASE WHEN state = 'active' AND started_on + expire_in < now() THEN 'expired-active' "
+        "ELSE 'queued-not-drained' END, retry_count, retry_limit, NULL::text, "
+        "extract(epoch FROM now() - coalesce(started_on, start_after))::float8, NULL::text FROM pgboss.job "
+        "WHERE (state = 'active' AND started_on + expire_in < now()) OR (state IN ('created', 'retry') "
+        "AND start_after < now() - make_interval(secs => %(t)s)) ORDER BY 7 DESC, 1", {"t": threshold}).fetchall()
+    return [Job("pg-boss", *r) for r in rows]
+
+
+def stuck_jobs(conn: Any, *, threshold: float) -> list[Job]:
+    """Stuck jobs of every library found, by each library's rules."""
+    out: list[Job] = []
+    if _present(conn, "graphile_worker._private_jobs"):
+        out += graphile_jobs(conn, threshold=threshold)
+    if _present(conn, "pgboss.job"):
+        out += pgboss_jobs(conn, threshold=threshold)
+    return out
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    id: str
+    outcome: str  # would-retry, retried, would-fail, failed, skipped
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "outcome": self.outcome, "reason": self.reason}
+
+
+_SNAPSHOT = ("SELECT id::text, jsonb_build_object('locked_at', locked_at, 'locked_by', locked_by, 'attempts', attempts, "
+             "'max_attempts', max_attempts, 'last_error', last_error) FROM graphile_worker._private_jobs "
+             "WHERE id = ANY(%s::bigint[])")
+
+
+def graphile_remediate(conn: Any, jobs: list[Job], *, action: str, reason: str, dry_run: bool,
+                       audit: Any = None, run_id: str = "", operator: str = "") -> list[JobOutcome]:
+    """Retry or fail graphile-worker jobs with its own admin functions, in one transaction, audited.
+
+    retry: ``force_unlock_workers`` for the workers holding lock-expired jobs (their worker is
+    gone), so a live worker takes them again with their attempts counted; a job no worker holds
+    needs a worker, not stuckgen. fail: ``permanently_fail_jobs``, which itself leaves alone a
+    job locked by a worker within the last 4 hours.
+    """
+    from datetime import datetime, timezone
+
+    from stuckgen.audit import AuditRecord
+
+    outs: list[JobOutcome] = []
+    if action == "retry":
+        take = [j for j in jobs if j.kind == "lock-expired" and j.locked_by]
+        for j in jobs:
+            if j not in take:
+                why = ("no worker is taking jobs: start one (graphile-worker runs it when a worker is up)"
+                       if j.kind == "queued-not-drained" else f"{j.kind}: not held by a dead worker")
+                outs.append(JobOutcome(j.id, "skipped", why))
+    else:
+        take = [j for j in jobs if j.kind in ("lock-expired", "queued-not-drained", "waiting", "locked")]
+        outs += [JobOutcome(j.id, "skipped", f"{j.kind}: already ended") for j in jobs if j not in take]
+    if dry_run or not take:
+        verb = "would-retry" if action == "retry" else "would-fail"
+        return [JobOutcome(j.id, verb, "dry run") for j in take] + outs if dry_run else outs
+    ids = [j.id for j in take]
+    before = dict(conn.execute(_SNAPSHOT, (ids,)).fetchall())
+    if action == "retry":
+        workers = sorted({j.locked_by for j in take if j.locked_by})
+        conn.execute("SELECT graphile_worker.force_unlock_workers(%s::text[])", (workers,))
+        changed = {r[0] for r in conn.execute(
+            "SELECT id::text FROM graphile_worker._private_jobs WHERE id = ANY(%s::bigint[]) AND locked_at IS NULL",
+            (ids,)).fetchall()}
+        done = "retried"
+    else:
+        changed = {r[0] for r in conn.execute(
+            "SELECT id::text FROM graphile_worker.permanently_fail_jobs(%s::bigint[], %s)", (ids, reason)).fetchall()}
+        done = "failed"
+    after = dict(conn.execute(_SNAPSHOT, (ids,)).fetchall())
+    now = datetime.now(timezone.utc)
+    records = []
+    for j in take:
+        if j.id in changed:
+            outs.append(JobOutcome(j.id, done, reason if action == "fail" else f"worker {j.locked_by} unlocked"))
+            records.append(AuditRecord(run_id=run_id, action=f"jobs-{action}", row_id=j.id,
+                                       table="graphile_worker._private_jobs", at=now, operator=operator,
+                                       outcome=done, previous=before.get(j.id), new=after.get(j.id),
+                                       detail={"library": "graphile-worker", "kind": j.kind, "reason": reason}))
+        else:
+            outs.append(JobOutcome(j.id, "skipped", "changed meanwhile, or locked by a live worker"))
+    if audit is not None and records:
+        audit.append(conn, records)
+    return outs

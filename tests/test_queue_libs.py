@@ -171,3 +171,79 @@ def test_doctor_names_the_stuck_jobs_and_the_librarys_own_way_out(queues_with_ap
     boss = next(f for f in doc["findings"] if f["id"] == "queue-pg-boss")
     assert any(ids["pgboss"]["dead_consumer"] in e for e in boss["evidence"])
     assert {q["library"] for q in doc["queues"]} == {"graphile-worker", "pg-boss"}
+
+
+def _jobs(dsn: str, *args: str) -> tuple[int, dict, str]:
+    r = runner.invoke(app, ["jobs", "-d", dsn, "-f", "json", *args])
+    return r.exit_code, (json.loads(r.stdout) if r.stdout.strip() else {}), r.stderr
+
+
+def _graphile(dsn: str, job_id: str) -> tuple:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT locked_by, attempts, max_attempts, last_error FROM graphile_worker._private_jobs "
+                            "WHERE id = %s", (int(job_id),)).fetchone()
+
+
+def test_jobs_lists_the_stuck_jobs_of_both_libraries(queues, tmp_path, monkeypatch):
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    code, doc, _ = _jobs(dsn)
+    assert code == 0 and doc["jobs"] == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    code, doc, _ = _jobs(dsn)
+    assert code == 1
+    got = {(j["library"], j["id"]): j["kind"] for j in doc["jobs"]}
+    assert got[("graphile-worker", ids["graphile"]["dead_worker"])] == "lock-expired"
+    assert got[("pg-boss", ids["pgboss"]["dead_consumer"])] == "expired-active"
+    assert got[("pg-boss", ids["pgboss"]["waiting"])] == "queued-not-drained"
+
+
+def test_retry_unlocks_the_dead_workers_job_with_graphile_workers_own_function(queues, tmp_path, monkeypatch):
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    dead = ids["graphile"]["dead_worker"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    code, doc, err = _jobs(dsn, "--retry", "--all-stuck")
+    assert code == 1 and doc["dry_run"] is True and "dry run" in err  # the queued jobs need a worker: skipped
+    assert {o["id"]: o["outcome"] for o in doc["outcomes"]}[dead] == "would-retry"
+    assert _graphile(dsn, dead)[0] is not None
+    code, doc, _ = _jobs(dsn, "--retry", dead, "--yes", "--audit-file", str(tmp_path / "audit.jsonl"))
+    assert code == 0, doc
+    assert doc["outcomes"] == [{"id": dead, "outcome": "retried", "reason": doc["outcomes"][0]["reason"]}]
+    locked_by, attempts, _max, _err = _graphile(dsn, dead)
+    assert locked_by is None and attempts == 1  # the attempt it used is kept: graphile-worker counts it
+    line = json.loads((tmp_path / "audit.jsonl").read_text().splitlines()[-1])
+    assert line["action"] == "jobs-retry" and line["row_id"] == dead
+
+
+def test_fail_uses_permanently_fail_jobs_and_leaves_a_live_workers_job_alone(queues, tmp_path, monkeypatch):
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    dead = ids["graphile"]["dead_worker"]
+    # Locked one hour ago: graphile-worker itself refuses to fail it (its worker may be alive).
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 3600)
+    code, doc, _ = _jobs(dsn, "--fail", dead, "--yes")
+    assert code == 1 and doc["outcomes"][0]["outcome"] == "skipped"
+    assert _graphile(dsn, dead)[0] is not None
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 4 * 3600)
+    code, doc, _ = _jobs(dsn, "--fail", dead, "--reason", "worker lost", "--yes")
+    assert code == 0, doc
+    _locked_by, attempts, max_attempts, last_error = _graphile(dsn, dead)
+    # graphile-worker's own function ends it: attempts used up, the reason as last_error.
+    assert attempts == max_attempts and last_error == "worker lost"
+    code, doc, _ = _jobs(dsn)
+    assert dead not in {j["id"] for j in doc["jobs"]}
+    with psycopg.connect(dsn) as conn:
+        rec = conn.execute("SELECT action, outcome, previous FROM stuckgen.audit WHERE row_id = %s", (dead,)).fetchone()
+    assert rec[0] == "jobs-fail" and rec[1] == "failed" and rec[2]["locked_by"]
+
+
+def test_pg_boss_jobs_are_never_written(queues, tmp_path, monkeypatch):
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["jobs", "-d", dsn, "--retry", ids["pgboss"]["dead_consumer"], "--yes"])
+    assert r.exit_code == 2 and "pg-boss itself" in r.stderr
