@@ -14,7 +14,7 @@ from enum import IntEnum
 from urllib.parse import urljoin, urlsplit
 
 from stuckgen.durations import format_duration
-from stuckgen.cookies import MAX_CHUNKS, MAX_COOKIE_BYTES, MAX_HEADER_BYTES, CookieInfo
+from stuckgen.cookies import HEADER_LIMITS, MAX_CHUNKS, MAX_COOKIE_BYTES, CookieInfo
 from stuckgen.probe import (
     DEFAULT_REPEAT, MIN_ANSWERS_TO_JUDGE, PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode,
 )
@@ -66,6 +66,8 @@ FINDING_ORDER = (
     "cookie-rejected",
     "cookie-missing",
     "cookie-oversized",
+    "cookie-duplicate",
+    "cookie-notes",
     "server-error",
     "timeout",
     "unexpected-answer",
@@ -557,7 +559,8 @@ def _cookie_findings(info: CookieInfo, now: float, evidence: list[str], unauthor
                 evidence=tuple(info.problems) + (f"cookie names: {', '.join(info.names[:8]) or 'none'}",) + tuple(evidence),
                 fix=(
                     "Copy every sb-<project-ref>-auth-token cookie (all .0, .1, ... chunks) from the browser's "
-                    "devtools for this deployment's domain, or export them as cookies.txt."
+                    "devtools for this deployment's domain, or export them as cookies.txt; an app that names its "
+                    "cookie otherwise (auth.storageKey, cookieOptions.name) needs --cookie-name NAME."
                 ),
             )
         )
@@ -575,18 +578,49 @@ def _cookie_findings(info: CookieInfo, now: float, evidence: list[str], unauthor
                 ),
             )
         )
-    if info.oversized:
+    crossed = info.header_limits_crossed
+    if info.oversized or crossed:
+        evidence = [f"largest single cookie: {info.largest_cookie} bytes (browsers drop more than {MAX_COOKIE_BYTES})",
+                    f"whole Cookie header: {info.total_size} bytes"]
+        evidence += [f"over {who} ({limit} bytes): {what}" for limit, who, what in crossed]
+        evidence += [f"within {who} ({limit} bytes)" for limit, who, _ in HEADER_LIMITS if (limit, who, _) not in crossed]
+        evidence.append(f"chunks: {info.chunk_count} (more than {MAX_CHUNKS} means bulky session metadata)")
+        where = f"over {crossed[-1][1]}" if crossed else "large"
         out.append(
             Finding(
                 id="cookie-oversized",
+                # Only nginx's 8 KB buffer crossed: harmless on Vercel (Node), fatal behind nginx.
+                severity=Severity.WARNING if info.oversized else Severity.INFO,
+                title=f"The session cookie is {where} ({info.total_size} bytes in {info.chunk_count} chunk(s))",
+                evidence=tuple(evidence),
+                fix="Keep large data out of user_metadata (it is copied into every token) and clear stale sb-* cookies"
+                    + ("; behind nginx, raise large_client_header_buffers (e.g. 4 16k)." if crossed and not info.oversized
+                       else "."),
+            )
+        )
+    if info.duplicates:
+        out.append(
+            Finding(
+                id="cookie-duplicate",
                 severity=Severity.WARNING,
-                title=f"The session cookie is large ({info.total_size} bytes in {info.chunk_count} chunk(s))",
+                title=f"The cookie header holds {', '.join(info.duplicates[:3])} more than once, with different values",
                 evidence=(
-                    f"largest single cookie: {info.largest_cookie} bytes (browsers drop more than {MAX_COOKIE_BYTES})",
-                    f"whole Cookie header: {info.total_size} bytes (proxies refuse around {MAX_HEADER_BYTES})",
-                    f"chunks: {info.chunk_count} (more than {MAX_CHUNKS} means bulky session metadata)",
+                    "@supabase/ssr's parseCookieHeader keeps the first of each name; Next.js's cookies() keeps the "
+                    "last, so an app on Next.js may read another session than stuckgen and the library do",
+                    "the same name twice usually means one cookie per path or domain (e.g. host-only and .domain)",
                 ),
-                fix="Keep large data out of user_metadata (it is copied into every token) and clear stale sb-* cookies.",
+                fix="Delete the older copy in the browser (devtools > Application > Cookies, every path and domain) "
+                    "and sign in again; stuckgen probes with the first one.",
+            )
+        )
+    if info.usable and info.notes:
+        out.append(
+            Finding(
+                id="cookie-notes",
+                severity=Severity.INFO,
+                title="The session cookie reads fine, with something worth knowing",
+                evidence=info.notes,
+                fix="Nothing blocks the session; clear leftover chunks by signing out and in again.",
             )
         )
     return out

@@ -163,6 +163,8 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
     _opt("secret_header", "x-internal-secret", _str, help="header carrying the internal secret"),
     _opt("cookie", None, _secret, secret=True, help="session cookie header value (name=value; ...)"),
     _opt("cookie_file", None, _str, help="file holding cookies (cookies.txt or a Cookie header)"),
+    _opt("cookie_name", None, _str,
+         help="the app's session cookie name (auth.storageKey / cookieOptions.name); default sb-<ref>-auth-token"),
     _opt("bypass_secret", None, _secret, "VERCEL_AUTOMATION_BYPASS_SECRET", secret=True,
          help="Vercel Deployment Protection bypass secret"),
     _opt("threshold", 120.0, _duration("--threshold"), help="quiet time after which a row is stuck"),

@@ -26,6 +26,9 @@ CookieOpt = Annotated[Optional[str], typer.Option(
     "--cookie", show_default=False, metavar="HEADER", help=env_help("cookie", "Session cookie header (never printed)."))]
 CookieFileOpt = Annotated[Optional[str], typer.Option(
     "--cookie-file", show_default=False, metavar="PATH", help=env_help("cookie_file", "Cookie file (cookies.txt or a Cookie header)."))]
+CookieNameOpt = Annotated[Optional[str], typer.Option(
+    "--cookie-name", show_default=False, metavar="NAME",
+    help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))]
 AllowInsecureOpt = Annotated[bool, typer.Option(
     "--allow-insecure", help="Allow sending credentials over plain HTTP to a non-loopback host.")]
 
@@ -33,7 +36,7 @@ AllowInsecureOpt = Annotated[bool, typer.Option(
 def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
     from stuckgen.cookies import configured_cookie
 
-    info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
+    info = configured_cookie(settings.cookie, settings.cookie_file, now=now, cookie_name=settings.cookie_name)
     return (info.header or None) if info else None, info
 
 
@@ -79,6 +82,7 @@ def doctor(
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
     cookie_file: CookieFileOpt = None,
+    cookie_name: CookieNameOpt = None,
     repeat: RepeatOpt = None,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not call the deployment.")] = False,
     allow_insecure: AllowInsecureOpt = False,
@@ -189,6 +193,7 @@ def check(
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
     cookie_file: CookieFileOpt = None,
+    cookie_name: CookieNameOpt = None,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
     since: SinceOpt = None,

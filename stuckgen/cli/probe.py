@@ -32,6 +32,9 @@ def probe_auth(
     cookie_file: Annotated[Optional[str], typer.Option(
         "--cookie-file", metavar="PATH", show_default=False,
         help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))] = None,
+    cookie_name: Annotated[Optional[str], typer.Option(
+        "--cookie-name", metavar="NAME", show_default=False,
+        help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))] = None,
     bypass_secret: Annotated[Optional[str], typer.Option(
         "--bypass-secret", metavar="VALUE", show_default=False,
         help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
@@ -90,7 +93,8 @@ def probe_auth(
     repeat = repeat or DEFAULT_REPEAT
 
     now = time.time()
-    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
+    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now,
+                                    cookie_name=settings.cookie_name)
 
     id_in_use = _id_checker(settings) if settings.database_url else None
     secret = settings.internal_secret

@@ -213,15 +213,16 @@ def _access_token(settings: Any) -> str | None:
     from stuckgen.cookies import load_cookie_file, parse_cookies, session_token, split_header
 
     if settings.cookie:
-        info = parse_cookies(settings.cookie, now=time.time())
+        info = parse_cookies(settings.cookie, now=time.time(), cookie_name=settings.cookie_name)
     elif settings.cookie_file:
-        info = load_cookie_file(settings.cookie_file, now=time.time())
+        info = load_cookie_file(settings.cookie_file, now=time.time(), cookie_name=settings.cookie_name)
     else:
         return None
     if info.expired:
         raise ConfigError("the session cookie has expired: the sync route would answer 401",
                           hint="sign in again and export a fresh cookie")
-    _, token, _ = session_token(split_header(info.header)) if info.header else (None, None, [])
+    _, token, _ = (session_token(split_header(info.header), cookie_name=settings.cookie_name) if info.header
+                   else (None, None, []))
     if not token:
         raise ConfigError("the session cookie holds no Supabase access token (sb-<ref>-auth-token)")
     return token

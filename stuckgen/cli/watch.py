@@ -186,7 +186,7 @@ class _Prober:
         self.repeat = repeat or DEFAULT_REPEAT
         self.targets = [ProbeTarget(url=u) for u in settings.base_url]
         self.cookie_info: CookieInfo | None = configured_cookie(settings.cookie, settings.cookie_file,
-                                                                now=time.time())
+                                                                now=time.time(), cookie_name=settings.cookie_name)
         self.client = http.client(timeout=settings.http_timeout)
         self.last_run: float | None = None
         self.matrix: Any = None

@@ -47,7 +47,7 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stuckgen.cookies import decode_jwt_payload, session_token, split_header
+from stuckgen.cookies import decode_jwt_payload, parse_cookie_header, session_token
 from stuckgen.http import is_loopback
 from stuckgen.errors import ConfigError, DatabaseUnreachableError
 from stuckgen.reference.cookies import REFERENCE_JWT_KEY, make_session_cookie, verify_jwt_signature
@@ -244,6 +244,7 @@ class ReferenceDeployment(ProviderRoutes):
         work_seconds: float = 0.3,
         heartbeat_interval: float = 0.1,
         project_ref: str = "refproj",
+        cookie_name: str | None = None,
         trigger_timeout: float = 1.0,
         trigger_backoff: float = 0.05,
         hang_seconds: float = 30.0,
@@ -264,6 +265,8 @@ class ReferenceDeployment(ProviderRoutes):
         self.work_seconds = work_seconds
         self.heartbeat_interval = heartbeat_interval
         self.project_ref = project_ref
+        # The app's storage key (auth.storageKey / cookieOptions.name); Supabase's default otherwise.
+        self.cookie_name = cookie_name or f"sb-{project_ref}-auth-token"
         self.trigger_timeout = trigger_timeout
         self.trigger_backoff = trigger_backoff
         self.hang_seconds = hang_seconds
@@ -385,9 +388,11 @@ class ReferenceDeployment(ProviderRoutes):
                 now=time.time() - 3660,
                 project_ref=self.project_ref,
                 metadata_padding=metadata_padding,
+                cookie_name=self.cookie_name,
             )
         return make_session_cookie(
-            user_id or self.user_id, expires_in=3600, project_ref=self.project_ref, metadata_padding=metadata_padding
+            user_id or self.user_id, expires_in=3600, project_ref=self.project_ref, metadata_padding=metadata_padding,
+            cookie_name=self.cookie_name,
         )
 
     def accepted_calls(self, generation_id: str) -> int:
@@ -518,13 +523,13 @@ class ReferenceDeployment(ProviderRoutes):
         return (body, True) if isinstance(body, dict) else (None, False)
 
     def _cookie_user(self, h: _Handler) -> str | None:
-        """The user id of a valid, unexpired session cookie for this project, else None."""
+        """The user id of a valid, unexpired session cookie for this project, else None.
+
+        Read the way @supabase/ssr reads it (``stuckgen.cookies.read_session``): the first
+        cookie of each name, chunks up to the first missing index, stale ones ignored.
+        """
         header = "; ".join(h.headers.get_all("cookie") or [])
-        prefix = f"sb-{self.project_ref}-auth-token"
-        pairs = [(n, v) for n, v in split_header(header) if n == prefix or n.startswith(prefix + ".")]
-        if not pairs:
-            return None
-        _, token, _ = session_token(pairs)
+        _, token, _ = session_token(parse_cookie_header(header), cookie_name=self.cookie_name)
         if token is None or not verify_jwt_signature(token, key=REFERENCE_JWT_KEY):
             return None
         claims = decode_jwt_payload(token) or {}
