@@ -85,6 +85,7 @@ class DoctorReport:
     probe_matrix: Any = None
     probe_findings: list[Finding] = field(default_factory=list)
     vercel: dict[str, Any] = field(default_factory=dict)
+    provider: dict[str, Any] = field(default_factory=dict)  # reconcile verdicts (stuckgen.reconcile/v1, no rows)
     ranked: list[RankedFinding] = field(default_factory=list)
     remediation: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
@@ -407,6 +408,7 @@ def diagnose(
     db_fix: str | None = None,
     http: Any | None = None,
     vercel_http: Any | None = None,
+    provider_http: Any | None = None,
     cookie_header: str | None = None,
     cookie_info: Any | None = None,
     repeat: int | None = None,
@@ -463,6 +465,11 @@ def diagnose(
         if not _trigger_notices_apply(settings, report.mapping, report.summary):
             # No process route in this app's evidence: notices about its secret and URL are noise.
             ranked = [r for r in ranked if r.finding.id not in ("secret-not-configured", "no-target")]
+
+    # -- the provider: how the stuck provider rows really ended --------------------------------
+    if conn is not None and provider_http is not None and report.summary is not None and report.summary.stuck:
+        ranked += _provider_evidence(report, settings, conn, provider_http, rows, http=http,
+                                     allow_insecure=allow_insecure, step=step)
 
     # -- probe-auth --------------------------------------------------------------------------
     targets = tuple(settings.values.get("base_url") or ())
@@ -543,6 +550,48 @@ def diagnose(
     report.ranked = rank_causes(ranked)
     report.remediation, report.next_steps = _plan(report)
     return report
+
+
+def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_http: Any, rows: Sequence[Any], *,
+                       http: Any | None, allow_insecure: bool, step: Callable[[str], None]) -> list[RankedFinding]:
+    """Ask the provider about the stuck provider rows (at most 200) and probe the webhook route when callbacks were lost."""
+    from datetime import timezone
+
+    from stuckgen import db as dbmod
+    from stuckgen import reconcile
+    from stuckgen.replicate import ProviderOptions
+
+    token = settings.values.get("replicate_api_token")
+    if not token:
+        return []
+    with dbmod.read_tx(conn, settings):
+        prows = reconcile.rows_by_ids(conn, report.mapping, [r for r in rows if r.cls == "awaiting-webhook"][:200]) \
+            if report.mapping is not None and report.mapping.has("webhook") else []
+    if not prows:
+        return []
+    step(f"asking the provider about {len(prows)} row(s)")
+    options = ProviderOptions(api_url=str(settings.values.get("replicate_api_url")).rstrip("/"), token=token,
+                              timeout=settings.http_timeout, allow_insecure=allow_insecure)
+    try:
+        result = reconcile.reconcile_rows(provider_http, prows, options=options, now=datetime.now(timezone.utc),
+                                          stuck_rows=report.summary.stuck, without_prediction=0)
+    except StuckgenError as exc:
+        report.provider = {"consulted": False, "error": exc.message}
+        return [RankedFinding(support=0.1, finding=Finding(
+            id="provider-unreachable", severity=Severity.INFO, title="the provider could not be asked",
+            evidence=(exc.message,), fix=exc.hint or "check STUCKGEN_REPLICATE_API_URL"))]
+    report.provider = {"consulted": True, **result.as_dict(rows=False)}
+    probe = None
+    lost = sum(1 for v in result.verdicts if v.verdict in (reconcile.SUCCEEDED, reconcile.FAILED))
+    targets = tuple(settings.values.get("base_url") or ())
+    if lost and http is not None and targets:
+        step("probing the webhook route")
+        probe = reconcile.probe_webhook(http, targets[0], secret=settings.values.get("replicate_webhook_secret"),
+                                        bypass_secret=settings.values.get("bypass_secret"))
+        report.provider["webhook_probe"] = {"url": probe.url, "http_status": probe.http_status, "kind": probe.kind,
+                                            "detail": probe.detail, "signed": probe.signed}
+    return [RankedFinding(support=s, finding=f)
+            for s, f in reconcile.provider_findings(result, probe, stuck_total=report.summary.stuck)]
 
 
 def _pooler(conn: Any, settings: Any) -> str | None:

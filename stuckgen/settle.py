@@ -162,10 +162,19 @@ class SettleResult:
                 "rows": [o.as_dict() for o in self.outcomes]}
 
 
+NOT_ASKED = "not-asked"  # retrigger --via sync: the app asks the provider itself
+
+
+def unasked(rows: Sequence[ProviderRow]) -> list[Verdict]:
+    """Verdicts for rows stuckgen did not ask the provider about: the sync route will."""
+    return [Verdict(id=r.id, cls=r.cls, prediction_id=r.prediction_id, verdict=NOT_ASKED,
+                    detail="the provider was not asked; the app's sync route asks it") for r in rows]
+
+
 def settleable(verdicts: Sequence[Verdict]) -> tuple[list[Verdict], dict[str, int]]:
     """The verdicts a settle run takes, and counts of those it leaves alone (and why: VERDICT_TEXT)."""
-    take = [v for v in verdicts if v.verdict in SETTLEABLE]
-    left = Counter(v.verdict for v in verdicts if v.verdict not in SETTLEABLE)
+    take = [v for v in verdicts if v.verdict in SETTLEABLE or v.verdict == NOT_ASKED]
+    left = Counter(v.verdict for v in verdicts if v.verdict not in SETTLEABLE and v.verdict != NOT_ASKED)
     return take, dict(left)
 
 
@@ -222,6 +231,8 @@ def settle_rows(client: Any, conn: Any, mapping: SchemaMapping, rows: Sequence[P
     import httpx
 
     check_options(options)
+    if options.via == "webhook" and any(v.verdict == NOT_ASKED for v in verdicts):
+        raise ConfigError("a webhook replay carries what the provider says: ask it first (stuckgen reconcile --apply)")
     if options.via == "webhook" and (provider is None or provider_client is None):
         raise ConfigError("--via webhook replays what the provider says now: the provider must be configured")
     if getattr(client, "follow_redirects", False):

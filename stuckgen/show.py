@@ -83,6 +83,7 @@ class GenerationStory:
     audit_where: str | None
     provider_id: str | None = None  # the provider's prediction id: what to look the job up by
     provider_page: str | None = None
+    provider: Any = None  # reconcile.Verdict: what the model provider says (with a token configured)
 
     @property
     def verdict(self) -> str:
@@ -124,6 +125,7 @@ class GenerationStory:
                 "where": self.audit_where,
                 "actions": [{k: v for k, v in a.as_dict().items() if k != "schema"} for a in self.actions]},
             "database_now": iso_utc(self.database_now),
+            "provider": self.provider.as_dict() if self.provider is not None else None,
         }
 
 

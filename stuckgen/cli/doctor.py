@@ -61,13 +61,14 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], al
     # The Vercel API may sit behind the operator's proxy; the deployment is called directly.
     vercel = (transport.client(timeout=timeout, trust_env=True)
               if settings.vercel_token and settings.vercel_project else None)
+    provider = transport.client(timeout=timeout) if settings.replicate_api_token else None
     try:
         return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, timeline=timeline,
-                        cookie_header=header,
+                        provider_http=provider, cookie_header=header,
                         cookie_info=info, repeat=repeat or DEFAULT_REPEAT, allow_insecure=allow_insecure, rules=_db.rules(settings),
                         now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
     finally:
-        for c in (http, vercel):
+        for c in (http, vercel, provider):
             if c is not None:
                 c.close()
         if conn is not None:

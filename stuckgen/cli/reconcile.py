@@ -281,3 +281,52 @@ def render_settle(out: Output, fmt: str, result: Any) -> None:
         out.out.print()
     for line in summary_lines(result):
         out.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def retrigger_via_sync(out: Output, fmt: str, settings: Any, *, via: str, ids: Any, all_stuck: bool,
+                       older_than: Any, classes: Any, concurrency: int, tries: int, allow_insecure: bool,
+                       yes: bool) -> int:
+    """`retrigger --via sync`: the app's recovery route for provider rows, with retrigger's safety."""
+    from stuckgen import reconcile as core
+    from stuckgen import settle
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli import _db
+    from stuckgen.cli.remediate import _confirm, _selection, audit_for, http_client, prepare_audit
+
+    if via != "sync":
+        raise ConfigError(f"--via: {via!r} is not one of process, sync",
+                          hint="to replay the provider's webhook, use `stuckgen reconcile --apply --via webhook`")
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format: {fmt!r} is not one of table, json")
+    conn = _db.connect(settings)
+    # scan=None for now: the options are checked (URL, owner session) before anything is read.
+    settle_options(settings, scan=None, via="sync", signature="standard", concurrency=concurrency, tries=tries,
+                   allow_insecure=allow_insecure)
+    with conn:
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                     classes=classes)
+        options = settle_options(settings, scan=opts, via="sync", signature="standard", concurrency=concurrency,
+                                 tries=tries, allow_insecure=allow_insecure)
+        with _db.read_tx(conn, settings):
+            rows, without = core.prediction_ids(conn, mapping, selection.targets)
+        for r in selection.rejected:
+            out.note(f"{r.id}: {r.reason}")
+        if without:
+            out.note(f"{len(without)} selected row(s) carry no provider prediction id: the sync route would answer "
+                     f"400; not sent ({', '.join(without[:3])}{' ...' if len(without) > 3 else ''})")
+        verdicts = settle.unasked(rows)
+        audit = audit_for(settings, mapping)
+        op = operator_name(settings.operator)
+        if rows and _confirm(out, yes, f"Sync {len(rows)} row(s) through {options.url}?"):
+            prepare_audit(conn, settings, audit)
+            with http_client(settings, concurrency=concurrency) as client:
+                result = settle.settle_rows(client, conn, mapping, rows, verdicts, options=options, audit=audit,
+                                            run_id=new_run_id(), operator=op)
+        else:
+            result = settle.plan(verdicts, options=options, audit=audit.where, operator=op)
+    render_settle(out, fmt, result)
+    if result.interrupted:
+        raise typer.Exit(130)
+    return int(result.exit_code)

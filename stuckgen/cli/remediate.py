@@ -308,6 +308,11 @@ def retrigger(
         help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))] = None,
     allow_insecure: Annotated[bool, typer.Option(
         "--allow-insecure", help="Allow sending the secret over plain HTTP to a non-loopback host.")] = False,
+    via: Annotated[str, typer.Option(
+        "--via", metavar="ROUTE",
+        help="process (the process route) or sync: the app's recovery route for provider rows, "
+             "POST /api/generations/{id}/sync, as the rows' owner (session cookie); it asks the provider "
+             "and settles the row.")] = "process",
     yes: YesOpt = False,
     fmt: FormatOpt = None,
     audit_table: AuditTableOpt = None,
@@ -339,6 +344,8 @@ def retrigger(
 
         stuckgen retrigger --all-stuck --class never-started --url https://app.example.com --wait 60s --yes
 
+        stuckgen retrigger --via sync --all-stuck --class awaiting-webhook --url https://app.example.com --yes
+
     Exit: 0 every row accepted (and, with --wait, moved on), 1 some were not, 2 usage
     error, 3 database or deployment unreachable, 130 interrupted.
     """
@@ -350,6 +357,12 @@ def retrigger(
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
+    if via != "process":
+        from stuckgen.cli.reconcile import retrigger_via_sync
+
+        return retrigger_via_sync(out, fmt, settings, via=via, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                  classes=cls, concurrency=concurrency, tries=tries, allow_insecure=allow_insecure,
+                                  yes=yes)
     endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure)
     secret = settings.internal_secret
     remediate.render_body(body_template, "x")
