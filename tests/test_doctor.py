@@ -20,6 +20,8 @@ def run_doctor(pg_server: str, scenario: str, *, local_secret_suffix: str = ""):
     with demo_environment(scenario=scenario, database_url=pg_server) as env:
         base = settings_for(env, threshold=1.5)
         flags = {"threshold": "1.5s", "since": "1h", "http_timeout": "1s"}
+        if SCENARIOS[scenario].use_webhooks:
+            flags["grace"] = "awaiting-webhook=1.5s"  # as the demo compresses the app's 30-minute webhook grace
         if local_secret_suffix:
             flags["internal_secret"] = base.internal_secret + local_secret_suffix
         settings = load_settings(flags, environ={}, cwd=env.workdir, env_file=str(env.env_file))
@@ -31,8 +33,10 @@ def run_doctor(pg_server: str, scenario: str, *, local_secret_suffix: str = ""):
 
         conn = dbmod.connect(settings.database_url)
         info = parse_cookies(settings.cookie, now=time.time())
-        with conn, httpx.Client(follow_redirects=False, timeout=1.0) as http:
+        with conn, httpx.Client(follow_redirects=False, timeout=1.0) as http, \
+                httpx.Client(follow_redirects=False, timeout=1.0, trust_env=False) as provider_http:
             report = diagnose(settings, conn=conn, http=http, cookie_header=info.header, cookie_info=info,
+                              provider_http=provider_http if settings.replicate_api_token else None,
                               repeat=4, concurrency=1 if scenario == "intermittent" else 4)
     return report, settings
 
