@@ -81,6 +81,7 @@ class DoctorReport:
     queues: list[Any] = field(default_factory=list)  # queues.QueueCensus of graphile-worker / pg-boss
     provider_results: str | None = None  # how the app gets provider results back (setting or evidence)  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
+    waiting_rows: list[Any] = field(default_factory=list)  # awaiting-webhook StuckRows (<= 200) to ask the provider about
     step_evidence: list[str] = field(default_factory=list)
     probe_matrix: Any = None
     probe_findings: list[Finding] = field(default_factory=list)
@@ -363,6 +364,7 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         report.summary = run.summary
         report.since_seconds = opts.since
         report.stuck_sample = rows[:20]
+        report.waiting_rows = [r for r in rows if r.cls == "awaiting-webhook"][:200]
         advice = explain_advice(conn, mapping, opts)
         version = conn.execute("SHOW server_version").fetchone()[0]
         exposed = _audit_exposed(conn, settings, mapping.db_schema)
@@ -468,7 +470,7 @@ def diagnose(
 
     # -- the provider: how the stuck provider rows really ended --------------------------------
     if conn is not None and provider_http is not None and report.summary is not None and report.summary.stuck:
-        ranked += _provider_evidence(report, settings, conn, provider_http, rows, http=http,
+        ranked += _provider_evidence(report, settings, conn, provider_http, report.waiting_rows, http=http,
                                      allow_insecure=allow_insecure, step=step)
 
     # -- probe-auth --------------------------------------------------------------------------
@@ -565,7 +567,7 @@ def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_
     if not token:
         return []
     with dbmod.read_tx(conn, settings):
-        prows = reconcile.rows_by_ids(conn, report.mapping, [r for r in rows if r.cls == "awaiting-webhook"][:200]) \
+        prows = reconcile.rows_by_ids(conn, report.mapping, list(rows)) \
             if report.mapping is not None and report.mapping.has("webhook") else []
     if not prows:
         return []

@@ -225,7 +225,8 @@ def reconcile_rows(client: Any, rows: Sequence[ProviderRow], *, options: Provide
     """
     from stuckgen.http import check_transport
 
-    check_transport(options.api_url, sends_credentials=bool(options.token), allow_insecure=options.allow_insecure)
+    check_transport(options.api_url, sends_credentials=bool(options.token), allow_insecure=options.allow_insecure,
+                    what="the provider token")
     stop = threading.Event()
     stopped: list[str] = []
     verdicts: dict[str, Verdict] = {}

@@ -328,5 +328,5 @@ def retrigger_via_sync(out: Output, fmt: str, settings: Any, *, via: str, ids: A
             result = settle.plan(verdicts, options=options, audit=audit.where, operator=op)
     render_settle(out, fmt, result)
     if result.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
     return int(result.exit_code)
