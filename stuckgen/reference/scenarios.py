@@ -148,7 +148,6 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             use_webhooks=True,
             webhook_secret_set=True,
-            planted="webhook-signature-rejected",
         ),
         Scenario(
             name="slow",
