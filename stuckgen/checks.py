@@ -51,17 +51,31 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
     outcomes.append(CheckOutcome(
         name="stuck-count", passed=stuck <= max_stuck,
         message=f"{stuck} stuck generations{split} (limit {max_stuck}); by class: {by}"))
+    for q in getattr(report, "queues", ()) or ():
+        # Library queues are judged by their own rules (graphile-worker's 4-hour lock, pg-boss's expire_in).
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(q.counts.items())) or "no jobs"
+        outcomes.append(CheckOutcome(name=f"queue:{q.library}", passed=q.stuck <= max_stuck,
+                                     message=f"{q.stuck} stuck jobs in {q.table} (limit {max_stuck}): {counts}"))
     if max_stuck_rate is not None:
         rate = s.stuck_rate if s is not None else None
         outcomes.append(CheckOutcome(
             name="stuck-rate", passed=rate is None or rate <= max_stuck_rate,
             message=f"stuck rate {'n/a' if rate is None else f'{rate:.2%}'} (limit {max_stuck_rate:.2%})"))
+    # A configuration that can find nothing is not a pass (doctor's finding, judged here).
+    for r in report.ranked:
+        if r.finding.id == "inflight-status-unseen":
+            outcomes.append(CheckOutcome(name="config:inflight-statuses", passed=False, severity=Severity.WARNING,
+                                         message=f"{r.finding.title} — {r.finding.evidence[-1]}; fix: {r.finding.fix}"))
     for f in report.probe_findings:
         outcomes.append(CheckOutcome(
             name=f"probe:{f.id}", passed=f.severity < Severity.WARNING, severity=f.severity,
             message=f"{f.title} — fix: {f.fix}"))
-    if report.probe_matrix is not None and not report.probe_findings:
-        outcomes.append(CheckOutcome(name="probe", passed=True, message="the process route treats every credential as it should"))
+    if report.probe_matrix is not None and not any(f.severity >= Severity.WARNING for f in report.probe_findings):
+        m = report.probe_matrix
+        outcomes.append(CheckOutcome(
+            name="probe", passed=True,
+            message=f"the process route treats every credential as it should ({m.repeat} probes per mode on each of "
+                    f"{len(m.targets)} target(s), all alike)"))
     if policy is not None:
         outcomes += policy_outcomes(policy)
     return CheckResult(report=report, outcomes=tuple(outcomes), policy=policy)
@@ -141,7 +155,7 @@ def exit_code(result: CheckResult) -> int:
 
     p = result.policy
     if p is not None and p.interrupted:
-        return 130
+        return int(ExitCode.INTERRUPTED)
     if p is not None and p.unreachable:
         return int(ExitCode.UNREACHABLE)
     matrix = result.report.probe_matrix

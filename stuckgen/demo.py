@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stuckgen.db import scalar
 from stuckgen.errors import ConfigError, DatabaseUnreachableError, StuckgenError
 
 DEFAULT_SCENARIO = "intermittent"  # the incident: some internal triggers get 401
@@ -103,7 +102,7 @@ def _fresh_database(server_dsn: str) -> tuple[str, Callable[[], None]]:
         except psycopg.Error:
             pass
 
-    return make_conninfo("", **params), drop
+    return make_conninfo(**params), drop
 
 
 def _write_env_file(path: Path, values: dict[str, str]) -> None:
@@ -133,29 +132,56 @@ def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | No
                 ensure_schema(dsn)
                 secret = secrets.token_hex(32)
                 bypass = secrets.token_hex(16)
-                progress(f"starting the reference deployment (scenario {scenario})")
-                with ReferenceDeployment(dsn, scenario, secret=secret, bypass_secret=bypass,
-                                         work_seconds=0.4, heartbeat_interval=0.1, trigger_timeout=1.0) as dep:
-                    cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
-                    env_file = workdir / "demo.env"
-                    # The operator holds the value as the platform gives it back: in secret-whitespace that
-                    # is the stored value with its trailing newline, which is what lets doctor name it.
-                    pulled = secret + "\n" if get_scenario(scenario).secret_value_transform == "trailing-newline" else secret
-                    _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
-                                               "INTERNAL_API_SECRET": pulled, "STUCKGEN_COOKIE": cookie,
-                                               "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or ""})
-                    fresh = make_session_cookie(dep.user_id, expires_in=3600, project_ref=dep.project_ref)
-                    env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file,
-                                          traffic_cookie="; ".join(f"{k}={v}" for k, v in fresh.items()),
-                                          bypass_secret=bypass)
-                    try:
-                        yield env
-                    finally:
-                        dep.wait_idle(timeout=5)
+                provider_env: dict[str, str] = {}
+                with _provider(get_scenario(scenario).use_webhooks, progress) as provider:
+                    progress(f"starting the reference deployment (scenario {scenario})")
+                    with ReferenceDeployment(dsn, scenario, secret=secret, bypass_secret=bypass,
+                                             work_seconds=0.4, heartbeat_interval=0.1, trigger_timeout=1.0,
+                                             **_provider_kwargs(provider, provider_env)) as dep:
+                        cookie = "; ".join(f"{k}={v}" for k, v in dep.session_cookie().items())
+                        env_file = workdir / "demo.env"
+                        # The operator holds the value as the platform gives it back: in secret-whitespace that
+                        # is the stored value with its trailing newline, which is what lets doctor name it.
+                        pulled = secret + "\n" if get_scenario(scenario).secret_value_transform == "trailing-newline" else secret
+                        _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
+                                                   "INTERNAL_API_SECRET": pulled, "STUCKGEN_COOKIE": cookie,
+                                                   "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or "", **provider_env})
+                        fresh = make_session_cookie(dep.user_id, expires_in=3600, project_ref=dep.project_ref)
+                        env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file,
+                                              traffic_cookie="; ".join(f"{k}={v}" for k, v in fresh.items()),
+                                              bypass_secret=bypass)
+                        try:
+                            yield env
+                        finally:
+                            dep.wait_idle(timeout=5)
             finally:
                 drop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _provider(wanted: bool, progress: Callable[[str], None]) -> Iterator[Any]:
+    """The model provider's stand-in, for scenarios whose generations go to a provider with a webhook."""
+    if not wanted:
+        yield None
+        return
+    from stuckgen.reference.provider import ProviderStandIn
+
+    progress("starting the model provider's stand-in (Replicate's prediction API)")
+    with ProviderStandIn(token="r8_" + secrets.token_hex(18), run_seconds=0.3) as provider:
+        yield provider
+
+
+def _provider_kwargs(provider: Any, env: dict[str, str]) -> dict[str, Any]:
+    """The deployment's provider settings; ``env`` gets the operator's (token, API URL, webhook secret)."""
+    if provider is None:
+        return {}
+    token = provider._token  # the demo made it; the operator holds the app's own value
+    env.update({"REPLICATE_API_TOKEN": token, "STUCKGEN_REPLICATE_API_URL": provider.url,
+                "REPLICATE_WEBHOOK_SECRET": provider.webhook_secret})
+    # The app's REPLICATE_WEBHOOK_SECRET is the provider's signing secret, as its setup asks.
+    return {"provider_url": provider.url, "provider_token": token, "webhook_secret": provider.webhook_secret}
 
 
 @contextmanager
@@ -196,7 +222,7 @@ def wait_until_stuck(dsn: str, *, ids: list[str], threshold: float, timeout: flo
                         created_at AT TIME ZONE 'UTC') > now() - make_interval(secs => %s)"""
     with psycopg.connect(dsn, autocommit=True) as c:
         while time.monotonic() < deadline:
-            pending = scalar(c, q, (ids, threshold))
+            pending = c.execute(q, (ids, threshold)).fetchone()[0]
             if pending == 0:
                 return
             tick(max(0.0, deadline - time.monotonic()))
@@ -206,8 +232,49 @@ def wait_until_stuck(dsn: str, *, ids: list[str], threshold: float, timeout: flo
 def settings_for(env: DemoEnvironment, *, threshold: float) -> Any:
     from stuckgen.settings import load_settings
 
-    return load_settings({"threshold": f"{threshold}s", "since": "1h"}, environ={}, cwd=env.workdir,
-                         env_file=str(env.env_file))
+    from stuckgen.reference.scenarios import get_scenario
+
+    flags: dict[str, Any] = {"threshold": f"{threshold}s", "since": "1h"}
+    if get_scenario(env.scenario).use_webhooks:
+        # The demo compresses time (seconds, not minutes): the app's 30-minute webhook grace
+        # would hide every lost callback it just made.
+        flags["grace"] = f"awaiting-webhook={threshold}s"
+    return load_settings(flags, environ={}, cwd=env.workdir, env_file=str(env.env_file))
+
+
+def settle_lost_callbacks(settings: Any) -> list[str]:
+    """The end of the lost-callback story: reconcile, then settle through the app's sync route (as the rows' owner)."""
+    from datetime import datetime, timezone
+
+    import httpx
+
+    from stuckgen import db, reconcile, settle
+    from stuckgen.audit import audit_log, new_run_id, operator_name
+    from stuckgen.cli.reconcile import provider_options, settle_options
+    from stuckgen.scan import scan_options
+    from stuckgen.schema import mapping_config, resolve
+
+    opts = scan_options(settings)
+    conn = db.connect(settings.database_url, connect_timeout=settings.connect_timeout)
+    with conn, httpx.Client(trust_env=False, follow_redirects=False, timeout=settings.http_timeout) as http:
+        with db.read_tx(conn, settings):
+            mapping = resolve(conn, mapping_config(settings))
+            rows, without, _ = reconcile.provider_rows(conn, mapping, opts)
+        result = reconcile.reconcile_rows(http, rows, options=provider_options(settings), now=datetime.now(timezone.utc),
+                                          stuck_rows=len(rows) + without, without_prediction=without)
+        options = settle_options(settings, scan=opts, via="sync", signature="standard", concurrency=4, tries=3,
+                                 allow_insecure=False)
+        audit = audit_log(audit_file=None, audit_table=settings.audit_table, default_schema=mapping.db_schema)
+        with db.transaction(conn, read_only=False, statement_timeout=settings.statement_timeout,
+                            lock_timeout=settings.lock_timeout):
+            audit.prepare(conn)
+        done = settle.settle_rows(http, conn, mapping, rows, result.verdicts, options=options, audit=audit,
+                                  run_id=new_run_id(), operator=operator_name(None))
+    from stuckgen.render.reconcile import summary_lines
+
+    # The reconcile hint ("settle them ... --apply") is what the demo does next: not repeated.
+    return [*(line for line in summary_lines(result) if not line.startswith("settle them")),
+            *settle.summary_lines(done)]
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from stuckgen.db import Connection, scalar
-from stuckgen.errors import StuckgenError
+from stuckgen.errors import SchemaError, StuckgenError
 from stuckgen.findings import Finding, Severity
 from stuckgen.secrets import describe, hygiene_problems
-
-if TYPE_CHECKING:
-    from stuckgen.settings import Settings
-
 
 # What each class most likely means, and what to do about it.
 CLASS_CAUSES: dict[str, tuple[str, str]] = {
@@ -82,15 +77,20 @@ class DoctorReport:
     database: dict[str, Any] = field(default_factory=dict)
     mapping: Any = None
     summary: Any = None  # scan.Summary
-    since_seconds: float | None = None  # the scan's window (stuck rows before it are still reported)
+    since_seconds: float | None = None
+    queues: list[Any] = field(default_factory=list)  # queues.QueueCensus of graphile-worker / pg-boss
+    provider_results: str | None = None  # how the app gets provider results back (setting or evidence)  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
+    waiting_rows: list[Any] = field(default_factory=list)  # awaiting-webhook StuckRows (<= 200) to ask the provider about
     step_evidence: list[str] = field(default_factory=list)
     probe_matrix: Any = None
     probe_findings: list[Finding] = field(default_factory=list)
     vercel: dict[str, Any] = field(default_factory=dict)
+    provider: dict[str, Any] = field(default_factory=dict)  # reconcile verdicts (stuckgen.reconcile/v1, no rows)
     ranked: list[RankedFinding] = field(default_factory=list)
     remediation: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
+    timeline: Any = None  # timeline.Timeline, when asked for (the HTML report)
 
     @property
     def findings(self) -> list[Finding]:
@@ -101,7 +101,7 @@ class DoctorReport:
         return max((r.finding.severity for r in self.ranked), default=None)
 
 
-def config_facts(settings: Settings) -> list[ConfigFact]:
+def config_facts(settings: Any) -> list[ConfigFact]:
     """What is set and where from; secrets as length and fingerprint only."""
     from stuckgen.db import check_dsn, is_transaction_pooler
     from stuckgen.secrets import redact_dsn
@@ -135,7 +135,7 @@ def config_facts(settings: Settings) -> list[ConfigFact]:
     return facts
 
 
-def _config_findings(settings: Settings) -> list[RankedFinding]:
+def _config_findings(settings: Any) -> list[RankedFinding]:
     out: list[RankedFinding] = []
     secret = settings.values.get("internal_secret")
     if secret:
@@ -162,7 +162,31 @@ def _config_findings(settings: Settings) -> list[RankedFinding]:
     return out
 
 
-def _audit_exposed(conn: Connection, settings: Settings, schema: str) -> tuple[str, list[str]] | None:
+def _unseen_statuses(conn: Any, settings: Any, mapping: Any) -> RankedFinding | None:
+    """A finding when configured in-flight statuses occur in no row (defaults are not judged:
+    ``queued`` is legitimately absent where the app has no queue)."""
+    from stuckgen.discover import census, statuses_unseen
+
+    source = settings.sources.get("inflight_statuses", "default")
+    if source == "default":
+        return None
+    unseen = statuses_unseen(conn, mapping, tuple(settings.values.get("inflight_statuses") or ()))
+    if not unseen:
+        return None
+    cen = census(conn, mapping, naive_tz=settings.values.get("naive_timezone") or "UTC")
+    present = ", ".join(f"{v.value} ({v.rows})" for v in cen.values if v.rows) or "none (the table is empty)"
+    names = ", ".join(repr(u) for u in unseen)
+    return RankedFinding(support=0.8, finding=Finding(
+        id="inflight-status-unseen", severity=Severity.WARNING,
+        title=f"in-flight status {names} occurs in no row of {mapping.table}: rows are never looked for under "
+              f"{'that name' if len(unseen) == 1 else 'those names'} (a typo?)",
+        evidence=(f"inflight_statuses: {', '.join(settings.values.get('inflight_statuses') or ())} [{source}]",
+                  f"statuses in {mapping.table}: {present}"),
+        fix="correct --inflight-statuses (STUCKGEN_INFLIGHT_STATUSES, inflight_statuses in stuckgen.toml) to "
+            "statuses the table holds; stuckgen schema shows them all"))
+
+
+def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str]] | None:
     """(table, roles) when the audit table can be read through Supabase's Data API roles."""
     from stuckgen.audit import TableAudit, audit_log
 
@@ -173,12 +197,92 @@ def _audit_exposed(conn: Connection, settings: Settings, schema: str) -> tuple[s
     return (f"{log.schema}.{log.table}", roles) if roles and isinstance(log, TableAudit) else None
 
 
+def provider_mode(settings: Any, mapping: Any, rows: Sequence[Any]) -> str:
+    """How this app learns a provider's result: the setting, else what the step log shows, else unknown."""
+    mode = str(settings.values.get("provider_results") or "auto")
+    if mode != "auto":
+        return mode
+    if mapping is not None and mapping.has("step_log") and any(
+            r.last_step == "webhook:submitted" or (r.why or "").startswith("handed to an outside provider")
+            for r in rows if r.cls == "awaiting-webhook"):
+        return "webhook"
+    return "unknown"
+
+
+def provider_advice(mode: str, *, token: bool) -> tuple[str, str]:
+    """(cause, fix) for rows waiting on the provider, for the way this app gets results back."""
+    ask = ("`stuckgen reconcile` asks the provider how each prediction ended" if token else
+           "set REPLICATE_API_TOKEN and `stuckgen reconcile` asks the provider how each prediction ended")
+    if mode == "webhook":
+        return ("the provider's webhook never arrived (wrong callback URL, or the webhook route is behind protection)",
+                f"check the webhook URL the app registers and that it is reachable without auth; {ask}, and "
+                "`stuckgen reconcile --apply --via webhook` replays the lost callbacks")
+    if mode == "sync":
+        return ("nothing called the app's sync route for these rows, so their result was never fetched",
+                f"{ask}; `stuckgen reconcile --apply --via sync` settles them through the app's sync route")
+    if mode == "polling":
+        return ("the app only learns a result while a browser polls for it, and nobody had these pages open",
+                f"{ask}; then open the rows in the app (its poll settles them) or `stuckgen fail` the ones "
+                "the provider never finished; a webhook or a scheduled sync would settle them without a browser")
+    if mode == "none":
+        return ("nothing in the app brings the provider's result back once it is handed over",
+                f"{ask}; add a webhook route or a scheduled sync, and `stuckgen fail` what the provider never finished")
+    return ("rows hold a provider id and nothing finished them: the way the app gets results back "
+            "(webhook, sync route, browser polling) did not run for them",
+            f"{ask}; say how the app gets results (provider_results = webhook | sync | polling | none) "
+            "for a precise fix")
+
+
+_TRIGGER_CLASSES = ("trigger-failed", "never-started", "queued-not-drained")
+
+
+def _trigger_notices_apply(settings: Any, mapping: Any, summary: Any) -> bool:
+    """Notices about the internal secret and the process route apply to apps that trigger a process route."""
+    if settings.values.get("base_url") or settings.values.get("internal_secret"):
+        return True
+    if mapping is None:
+        return True
+    if summary is not None and any(summary.by_class.get(c) for c in _TRIGGER_CLASSES):
+        return True
+    # The incident app's shape: a step log of trigger steps. An app without one has no such route to probe.
+    return bool(mapping.has("step_log"))
+
+
+_QUEUE_FIX = {
+    "graphile-worker": (
+        "start a worker: a running graphile-worker unlocks jobs locked longer than 4 hours and takes due jobs. "
+        "To retry now with its own admin functions: SELECT graphile_worker.force_unlock_workers(ARRAY['<locked_by>']); "
+        "to give up: SELECT graphile_worker.permanently_fail_jobs(ARRAY[<job ids>], 'reason')"),
+    "pg-boss": (
+        "run a pg-boss instance with its supervisor on (supervise: true): maintenance retries or fails expired "
+        "active jobs; consumers (boss.work) drain created/retry jobs. From code: boss.retry(name, id) / "
+        "boss.fail(name, id, data)"),
+}
+
+
+def queue_findings(queues: Sequence[Any]) -> list[RankedFinding]:
+    """One finding per job-queue library holding stuck jobs, read by the library's own rules."""
+    out: list[RankedFinding] = []
+    for q in queues:
+        if not q.stuck:
+            continue
+        kinds = [k for k in ("lock-expired", "expired-active", "queued-not-drained") if q.counts.get(k)]
+        ev = tuple(f"{q.counts[k]} {k} (e.g. {', '.join(q.examples.get(k, [])[:3])}): {q.meaning.get(k, k)}"
+                   for k in kinds)
+        out.append(RankedFinding(support=0.5, finding=Finding(
+            id=f"queue-{q.library}", severity=Severity.WARNING,
+            title=f"{q.stuck} {q.library} jobs stuck in {q.table}", evidence=ev,
+            fix=_QUEUE_FIX.get(q.library, "start the library's workers"))))
+    return out
+
+
 def class_severity(cls: str) -> Severity:
     """How bad rows stuck in a class are: nothing at all runs for trigger failures and never-started rows."""
     return Severity.ERROR if cls in ("trigger-failed", "never-started") else Severity.WARNING
 
 
-def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding], list[str]]:
+def scan_findings(summary: Any, rows: Sequence[Any], *,
+                  causes: dict[str, tuple[str, str]] | None = None) -> tuple[list[RankedFinding], list[str]]:
     """Findings from the scan and the step logs of stuck rows, with evidence lines."""
     out: list[RankedFinding] = []
     evidence: list[str] = []
@@ -203,7 +307,8 @@ def scan_findings(summary: Any, rows: Sequence[Any]) -> tuple[list[RankedFinding
     for status, n in sorted(summary.trigger_statuses.items()):
         evidence.append(f"{n} of {total} stuck rows logged a failed trigger with HTTP {status}")
     for cls, n in summary.by_class.most_common():
-        cause, fix = CLASS_CAUSES.get(cls, CLASS_CAUSES["unknown"])
+        table = {**CLASS_CAUSES, **(causes or {})}
+        cause, fix = table.get(cls, table["unknown"])
         ev = [f"{n} of {total} stuck rows{rate} are {cls}", f"onset: first stuck row created {onset}"]
         if cls == "trigger-failed" and summary.trigger_statuses:
             ev.append("trigger answers: " + ", ".join(f"HTTP {s} x{c}" for s, c in sorted(summary.trigger_statuses.items())))
@@ -224,23 +329,98 @@ def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
                                         -r.support, -int(r.finding.severity), r.finding.id))
 
 
+def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Sequence[Any] | None,
+                   sample_rows: int, step: Callable[[str], None], timeline: bool = False) -> list[RankedFinding]:
+    """Mapping, scan and step-log evidence; fills ``report`` and returns the findings. SchemaError passes up."""
+    from stuckgen import db as dbmod
+    from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
+    from stuckgen.schema import mapping_config, resolve
+
+    ranked: list[RankedFinding] = []
+
+    step("reading the database")
+    opts = scan_options(settings)
+    with dbmod.read_tx(conn, settings):
+        mapping = resolve(conn, mapping_config(settings))
+        report.mapping = mapping
+        run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
+        run.count_window()
+        rows = []
+        from collections import Counter
+
+        from stuckgen import timeline as tl
+
+        stuck_minutes: Counter = Counter()  # bounded by the window's minutes, never by the rows
+        for r in run:
+            if len(rows) < sample_rows:
+                rows.append(r)
+            if timeline and (r.created_at or r.last_sign_of_life) is not None:
+                stuck_minutes[tl.minute(r.created_at or r.last_sign_of_life)] += 1
+        if timeline:
+            step_s, buckets = tl.query(conn, mapping, since=opts.since, naive_tz=opts.naive_timezone,
+                                       completed_status=settings.values.get("completed_status") or "completed",
+                                       failed_status=settings.failed_status)
+            report.timeline = tl.build(step_s, buckets, stuck_minutes, onset=run.summary.onset)
+        report.summary = run.summary
+        report.since_seconds = opts.since
+        report.stuck_sample = rows[:20]
+        report.waiting_rows = [r for r in rows if r.cls == "awaiting-webhook"][:200]
+        advice = explain_advice(conn, mapping, opts)
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        exposed = _audit_exposed(conn, settings, mapping.db_schema)
+        unseen = _unseen_statuses(conn, settings, mapping)
+        from stuckgen.queues import queue_census
+
+        report.queues = queue_census(conn, threshold=settings.threshold)
+    ranked += queue_findings(report.queues)
+    report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
+                       "pooler": _pooler(conn, settings)}
+    if unseen:
+        ranked.append(unseen)
+    if exposed:
+        where, roles = exposed
+        ranked.append(RankedFinding(support=0.3, finding=Finding(
+            id="audit-table-exposed", severity=Severity.WARNING,
+            title=f"the audit table {where} is readable by {', '.join(roles)} (Supabase's Data API roles)",
+            evidence=(f"{where}: row-level security off, SELECT granted to {', '.join(roles)}",),
+            fix=f"ALTER TABLE {where} ENABLE ROW LEVEL SECURITY; REVOKE ALL ON {where} FROM "
+                f"{', '.join(roles)}  (stuckgen does this itself on its next real run as the table's owner)")))
+    for w in mapping.warnings:
+        ranked.append(RankedFinding(support=0.05, finding=Finding(
+            id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
+            fix="map the field with --map or [mapping] in stuckgen.toml if the app keeps it elsewhere")))
+    if advice:
+        ranked.append(RankedFinding(support=0.05, finding=Finding(
+            id="index-advice", severity=Severity.INFO,
+            title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
+            evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
+    token = bool(settings.values.get("replicate_api_token"))
+    report.provider_results = provider_mode(settings, mapping, rows)
+    found, report.step_evidence = scan_findings(
+        run.summary, rows, causes={"awaiting-webhook": provider_advice(report.provider_results, token=token)})
+    ranked += found
+    return ranked
+
+
 def diagnose(
-    settings: Settings,
+    settings: Any,
     *,
-    conn: Connection | None,
+    conn: Any | None,
     db_error: str | None = None,
     db_fix: str | None = None,
     http: Any | None = None,
     vercel_http: Any | None = None,
+    provider_http: Any | None = None,
     cookie_header: str | None = None,
     cookie_info: Any | None = None,
-    repeat: int = 3,
+    repeat: int | None = None,
     concurrency: int = 10,
     allow_insecure: bool = False,
     rules: Sequence[Any] | None = None,
     now: float | None = None,
     on_step: Callable[[str], None] | None = None,
     sample_rows: int = 2000,
+    timeline: bool = False,
 ) -> DoctorReport:
     """Run every check that the configuration allows and rank what they found.
 
@@ -250,6 +430,7 @@ def diagnose(
 
     step = on_step or (lambda _msg: None)
     now = time.time() if now is None else now
+    markers: list[Any] = []
     report = DoctorReport(generated_at=datetime.fromtimestamp(now, tz=timezone.utc))
     report.config = config_facts(settings)
     ranked: list[RankedFinding] = _config_findings(settings)
@@ -265,47 +446,32 @@ def diagnose(
                            else "check the host and port in DATABASE_URL, and that this machine may reach them"))))
     else:
         from stuckgen import db as dbmod
-        from stuckgen.scan import DEFAULT_RULES, ScanRun, explain_advice, scan_options
-        from stuckgen.schema import mapping_config, resolve
 
-        step("reading the database")
-        opts = scan_options(settings)
-        with dbmod.read_tx(conn, settings):
-            mapping = resolve(conn, mapping_config(settings))
-            report.mapping = mapping
-            run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
-            run.count_window()
-            rows: list[Any] = []
-            for r in run:
-                if len(rows) < sample_rows:
-                    rows.append(r)
-            report.summary = run.summary
-            report.since_seconds = opts.since
-            report.stuck_sample = rows[:20]
-            advice = explain_advice(conn, mapping, opts)
-            version = scalar(conn, "SHOW server_version")
-            exposed = _audit_exposed(conn, settings, mapping.db_schema)
-        report.database = {"reachable": True, "server_version": version, "table": f"{mapping.db_schema}.{mapping.table}",
-                           "pooler": _pooler(conn, settings)}
-        if exposed:
-            where, roles = exposed
-            ranked.append(RankedFinding(support=0.3, finding=Finding(
-                id="audit-table-exposed", severity=Severity.WARNING,
-                title=f"the audit table {where} is readable by {', '.join(roles)} (Supabase's Data API roles)",
-                evidence=(f"{where}: row-level security off, SELECT granted to {', '.join(roles)}",),
-                fix=f"ALTER TABLE {where} ENABLE ROW LEVEL SECURITY; REVOKE ALL ON {where} FROM "
-                    f"{', '.join(roles)}  (stuckgen does this itself on its next real run as the table's owner)")))
-        for w in mapping.warnings:
-            ranked.append(RankedFinding(support=0.05, finding=Finding(
-                id="mapping-gap", severity=Severity.INFO, title=w, evidence=(f"table {mapping.table}",),
-                fix="map the field with --map or [mapping] in stuckgen.toml if the app keeps it elsewhere")))
-        if advice:
-            ranked.append(RankedFinding(support=0.05, finding=Finding(
-                id="index-advice", severity=Severity.INFO,
-                title=f"the stuck-row scan reads all of {mapping.table}: no index serves the in-flight statuses",
-                evidence=("EXPLAIN shows a sequential scan, or a whole-index scan, of a large table",), fix=advice)))
-        found, report.step_evidence = scan_findings(run.summary, rows)
-        ranked += found
+        try:
+            ranked += _read_database(conn, settings, report, rules=rules, sample_rows=sample_rows, step=step,
+                                     timeline=timeline)
+        except SchemaError as exc:
+            # Report what could be gathered (configuration, server, probe, Vercel) and name the gap.
+            with dbmod.read_tx(conn, settings):
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            report.database = {"reachable": True, "server_version": version, "table": None, "error": exc.message}
+            missing = exc.message.startswith("table ")
+            ranked.append(RankedFinding(support=1.0, finding=Finding(
+                id="table-not-found" if missing else "mapping-invalid", severity=Severity.ERROR,
+                title=(f"the job table is not there, so stuck rows were not counted: {exc.message}" if missing
+                       else f"the schema mapping does not fit the table, so stuck rows were not counted: {exc.message}"),
+                evidence=(exc.message,),
+                fix=exc.hint or ("pass --table NAME (and --db-schema NAME), or set table in stuckgen.toml; "
+                                 "stuckgen schema lists what it finds" if missing
+                                 else "fix the mapping with --map FIELD=SPEC or [mapping] in stuckgen.toml"))))
+        if not _trigger_notices_apply(settings, report.mapping, report.summary):
+            # No process route in this app's evidence: notices about its secret and URL are noise.
+            ranked = [r for r in ranked if r.finding.id not in ("secret-not-configured", "no-target")]
+
+    # -- the provider: how the stuck provider rows really ended --------------------------------
+    if conn is not None and provider_http is not None and report.summary is not None and report.summary.stuck:
+        ranked += _provider_evidence(report, settings, conn, provider_http, report.waiting_rows, http=http,
+                                     allow_insecure=allow_insecure, step=step)
 
     # -- probe-auth --------------------------------------------------------------------------
     targets = tuple(settings.values.get("base_url") or ())
@@ -328,8 +494,11 @@ def diagnose(
             id_in_use = _id_in_use
 
         step(f"probing {len(targets)} target(s)")
+        from stuckgen.probe import DEFAULT_REPEAT
+
         matrix = probe(http, targets, route=settings.route, secret=settings.internal_secret,
-                       cookie_header=cookie_header, bypass_secret=settings.bypass_secret, repeat=repeat,
+                       cookie_header=cookie_header, bypass_secret=settings.bypass_secret,
+                       repeat=repeat or DEFAULT_REPEAT,
                        concurrency=concurrency, timeout=settings.http_timeout, allow_insecure=allow_insecure,
                        id_in_use=id_in_use)
         report.probe_matrix = matrix
@@ -357,6 +526,10 @@ def diagnose(
             vf = analyze_evidence(ev, local_secret=settings.internal_secret, local_bypass=settings.bypass_secret,
                                   onset=onset, protection_seen=protection)
             secrets = [v for v in ev.envs if v.key == SECRET_KEY]
+            if timeline:
+                from stuckgen.timeline import vercel_markers
+
+                markers = vercel_markers(ev.envs, ev.deployments)
             report.vercel = {
                 "consulted": True, "variables": len(ev.envs), "deployments": len(ev.deployments),
                 "secret_values_compared": sum(v.digest is not None for v in secrets),
@@ -372,12 +545,58 @@ def diagnose(
             ranked.append(RankedFinding(support=0.1, finding=Finding(
                 id="vercel-unavailable", severity=Severity.INFO, title="the Vercel API could not be consulted",
                 evidence=(exc.message,), fix=exc.hint or "check VERCEL_TOKEN, VERCEL_PROJECT_ID and VERCEL_TEAM_ID")))
+    if markers and report.timeline is not None:
+        from stuckgen import timeline as tl
+
+        report.timeline = tl.with_markers(report.timeline, markers)
     report.ranked = rank_causes(ranked)
     report.remediation, report.next_steps = _plan(report)
     return report
 
 
-def _pooler(conn: Connection, settings: Settings) -> str | None:
+def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_http: Any, rows: Sequence[Any], *,
+                       http: Any | None, allow_insecure: bool, step: Callable[[str], None]) -> list[RankedFinding]:
+    """Ask the provider about the stuck provider rows (at most 200) and probe the webhook route when callbacks were lost."""
+    from datetime import timezone
+
+    from stuckgen import db as dbmod
+    from stuckgen import reconcile
+    from stuckgen.replicate import ProviderOptions
+
+    token = settings.values.get("replicate_api_token")
+    if not token:
+        return []
+    with dbmod.read_tx(conn, settings):
+        prows = reconcile.rows_by_ids(conn, report.mapping, list(rows)) \
+            if report.mapping is not None and report.mapping.has("webhook") else []
+    if not prows:
+        return []
+    step(f"asking the provider about {len(prows)} row(s)")
+    options = ProviderOptions(api_url=str(settings.values.get("replicate_api_url")).rstrip("/"), token=token,
+                              timeout=settings.http_timeout, allow_insecure=allow_insecure)
+    try:
+        result = reconcile.reconcile_rows(provider_http, prows, options=options, now=datetime.now(timezone.utc),
+                                          stuck_rows=report.summary.stuck, without_prediction=0)
+    except StuckgenError as exc:
+        report.provider = {"consulted": False, "error": exc.message}
+        return [RankedFinding(support=0.1, finding=Finding(
+            id="provider-unreachable", severity=Severity.INFO, title="the provider could not be asked",
+            evidence=(exc.message,), fix=exc.hint or "check STUCKGEN_REPLICATE_API_URL"))]
+    report.provider = {"consulted": True, **result.as_dict(rows=False)}
+    probe = None
+    lost = sum(1 for v in result.verdicts if v.verdict in (reconcile.SUCCEEDED, reconcile.FAILED))
+    targets = tuple(settings.values.get("base_url") or ())
+    if lost and http is not None and targets:
+        step("probing the webhook route")
+        probe = reconcile.probe_webhook(http, targets[0], secret=settings.values.get("replicate_webhook_secret"),
+                                        bypass_secret=settings.values.get("bypass_secret"))
+        report.provider["webhook_probe"] = {"url": probe.url, "http_status": probe.http_status, "kind": probe.kind,
+                                            "detail": probe.detail, "signed": probe.signed}
+    return [RankedFinding(support=s, finding=f)
+            for s, f in reconcile.provider_findings(result, probe, stuck_total=report.summary.stuck)]
+
+
+def _pooler(conn: Any, settings: Any) -> str | None:
     """How a transaction-mode pooler shows itself: the port, or a server backend that changes per transaction."""
     from stuckgen import db as dbmod
 
@@ -385,7 +604,7 @@ def _pooler(conn: Connection, settings: Settings) -> str | None:
     pids, server_port = set(), None
     for _ in range(3):
         with dbmod.read_tx(conn, settings):
-            pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone() or (None, None)
+            pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone()
             pids.add(pid)
     if len(pids) > 1:
         return f"transaction-mode pooler detected (transactions ran on different server connections); {handled}"
@@ -421,6 +640,9 @@ def _plan(report: DoctorReport) -> tuple[list[str], list[str]]:
         if retrig:
             remediation.append("after fixing the trigger: " + "; ".join(
                 f"`stuckgen retrigger --all-stuck --class {c}` (dry run), then add `--yes`" for c in retrig))
+        if by.get("awaiting-webhook"):
+            remediation.append("rows waiting on the provider: `stuckgen reconcile` (read-only) says how each prediction "
+                               "ended; then settle them through the app or `stuckgen fail` the rest")
         if by.get("stalled") or by.get("outputs-not-finalized") or by.get("unknown"):
             remediation.append("end rows that will not recover: `stuckgen fail --all-stuck --older-than 30m` (dry run), then `--yes`; `stuckgen undo RUN_ID` reverts")
     for r in report.ranked[:3]:

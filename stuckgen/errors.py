@@ -13,7 +13,7 @@
     │   ├── DeploymentUnreachableError  no target answered (3)
     │   └── VercelUnreachableError    the Vercel API did not answer, or not with its API (3)
     ├── AuditWriteError           a batch committed but its audit lines could not be written (1)
-    └── AbortedError              interrupted (Ctrl-C / SIGTERM) after reporting progress (1)
+    └── AbortedError              interrupted (Ctrl-C / SIGTERM), saying how far it got (130)
 
 Lower-level errors (psycopg, httpx, OSError) are translated at the boundary
 with ``raise X(...) from exc`` so that the CLI only ever catches these.
@@ -103,6 +103,6 @@ class AuditWriteError(StuckgenError):
 
 
 class AbortedError(StuckgenError):
-    """The run was interrupted; what was done so far has been reported."""
+    """The run was interrupted; the message says how far it got."""
 
-    exit_code = ExitCode.FINDINGS
+    exit_code = ExitCode.INTERRUPTED

@@ -14,8 +14,10 @@ from enum import IntEnum
 from urllib.parse import urljoin, urlsplit
 
 from stuckgen.durations import format_duration
-from stuckgen.cookies import MAX_CHUNKS, MAX_COOKIE_BYTES, MAX_HEADER_BYTES, CookieInfo
-from stuckgen.probe import PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode
+from stuckgen.cookies import HEADER_LIMITS, MAX_CHUNKS, MAX_COOKIE_BYTES, CookieInfo
+from stuckgen.probe import (
+    DEFAULT_REPEAT, MIN_ANSWERS_TO_JUDGE, PLATFORM_ERRORS, ProbeMatrix, ProbeResult, base_mode,
+)
 from stuckgen.secrets import describe, hygiene_problems
 
 
@@ -64,9 +66,12 @@ FINDING_ORDER = (
     "cookie-rejected",
     "cookie-missing",
     "cookie-oversized",
+    "cookie-duplicate",
+    "cookie-notes",
     "server-error",
     "timeout",
     "unexpected-answer",
+    "probe-inconclusive",
     "modes-skipped",
 )
 
@@ -163,7 +168,7 @@ def analyze_probe(
         wall = [r for rs in plain.values() for r in rs if kind(r) == "wall"]
         # The app's own answers: behind the wall, only the bypass probes reach it.
         view = bypass if (wall and bypass) else plain
-        view = {m: tuple(r for r in rs if kind(r) not in ("wall", "platform")) for m, rs in view.items()}
+        view = {m: [r for r in rs if kind(r) not in ("wall", "platform")] for m, rs in view.items()}
 
         def answered(mode: str) -> list[ProbeResult]:
             return [r for r in view.get(mode, []) if r.answered]
@@ -478,6 +483,21 @@ def analyze_probe(
                 )
             )
 
+        # Never "healthy" on one answer: too few to tell an intermittent fault from a consistent one.
+        thin = {m: len(answered(m)) for m, rs in view.items() if rs and len(answered(m)) < MIN_ANSWERS_TO_JUDGE}
+        if thin and not any(f.target == name and f.severity >= Severity.WARNING for f in findings):
+            findings.append(
+                Finding(
+                    id="probe-inconclusive",
+                    severity=Severity.WARNING,
+                    title=f"{name}: too few answers to judge (at least {MIN_ANSWERS_TO_JUDGE} per mode are needed); "
+                          "one answer cannot tell an intermittent fault from a consistent one",
+                    evidence=tuple(f"{m}: {n} answer(s) of {len(view[m])} probe(s)" for m, n in thin.items()),
+                    fix=f"probe again with --repeat {DEFAULT_REPEAT} (the default of check, watch and doctor)",
+                    target=name,
+                )
+            )
+
     if hygiene and not secret_rejected_somewhere:
         findings.append(
             Finding(
@@ -502,7 +522,8 @@ def analyze_probe(
                 severity=Severity.INFO,
                 title=f"{len(matrix.skipped)} probe modes were skipped",
                 evidence=tuple(f"{mode}: {reason}" for mode, reason in matrix.skipped),
-                fix="Give --secret, --cookie and --bypass-secret to test every path.",
+                fix="Set INTERNAL_API_SECRET (or --secret), STUCKGEN_COOKIE (or --cookie) and "
+                    "VERCEL_AUTOMATION_BYPASS_SECRET to test every path.",
             )
         )
     return rank(findings)
@@ -538,7 +559,8 @@ def _cookie_findings(info: CookieInfo, now: float, evidence: list[str], unauthor
                 evidence=tuple(info.problems) + (f"cookie names: {', '.join(info.names[:8]) or 'none'}",) + tuple(evidence),
                 fix=(
                     "Copy every sb-<project-ref>-auth-token cookie (all .0, .1, ... chunks) from the browser's "
-                    "devtools for this deployment's domain, or export them as cookies.txt."
+                    "devtools for this deployment's domain, or export them as cookies.txt; an app that names its "
+                    "cookie otherwise (auth.storageKey, cookieOptions.name) needs --cookie-name NAME."
                 ),
             )
         )
@@ -556,18 +578,49 @@ def _cookie_findings(info: CookieInfo, now: float, evidence: list[str], unauthor
                 ),
             )
         )
-    if info.oversized:
+    crossed = info.header_limits_crossed
+    if info.oversized or crossed:
+        evidence = [f"largest single cookie: {info.largest_cookie} bytes (browsers drop more than {MAX_COOKIE_BYTES})",
+                    f"whole Cookie header: {info.total_size} bytes"]
+        evidence += [f"over {who} ({limit} bytes): {what}" for limit, who, what in crossed]
+        evidence += [f"within {who} ({limit} bytes)" for limit, who, _ in HEADER_LIMITS if (limit, who, _) not in crossed]
+        evidence.append(f"chunks: {info.chunk_count} (more than {MAX_CHUNKS} means bulky session metadata)")
+        where = f"over {crossed[-1][1]}" if crossed else "large"
         out.append(
             Finding(
                 id="cookie-oversized",
+                # Only nginx's 8 KB buffer crossed: harmless on Vercel (Node), fatal behind nginx.
+                severity=Severity.WARNING if info.oversized else Severity.INFO,
+                title=f"The session cookie is {where} ({info.total_size} bytes in {info.chunk_count} chunk(s))",
+                evidence=tuple(evidence),
+                fix="Keep large data out of user_metadata (it is copied into every token) and clear stale sb-* cookies"
+                    + ("; behind nginx, raise large_client_header_buffers (e.g. 4 16k)." if crossed and not info.oversized
+                       else "."),
+            )
+        )
+    if info.duplicates:
+        out.append(
+            Finding(
+                id="cookie-duplicate",
                 severity=Severity.WARNING,
-                title=f"The session cookie is large ({info.total_size} bytes in {info.chunk_count} chunk(s))",
+                title=f"The cookie header holds {', '.join(info.duplicates[:3])} more than once, with different values",
                 evidence=(
-                    f"largest single cookie: {info.largest_cookie} bytes (browsers drop more than {MAX_COOKIE_BYTES})",
-                    f"whole Cookie header: {info.total_size} bytes (proxies refuse around {MAX_HEADER_BYTES})",
-                    f"chunks: {info.chunk_count} (more than {MAX_CHUNKS} means bulky session metadata)",
+                    "@supabase/ssr's parseCookieHeader keeps the first of each name; Next.js's cookies() keeps the "
+                    "last, so an app on Next.js may read another session than stuckgen and the library do",
+                    "the same name twice usually means one cookie per path or domain (e.g. host-only and .domain)",
                 ),
-                fix="Keep large data out of user_metadata (it is copied into every token) and clear stale sb-* cookies.",
+                fix="Delete the older copy in the browser (devtools > Application > Cookies, every path and domain) "
+                    "and sign in again; stuckgen probes with the first one.",
+            )
+        )
+    if info.usable and info.notes:
+        out.append(
+            Finding(
+                id="cookie-notes",
+                severity=Severity.INFO,
+                title="The session cookie reads fine, with something worth knowing",
+                evidence=info.notes,
+                fix="Nothing blocks the session; clear leftover chunks by signing out and in again.",
             )
         )
     return out

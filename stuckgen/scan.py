@@ -14,18 +14,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from psycopg import sql
 
-from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
 from stuckgen.durations import iso_utc
-
-if TYPE_CHECKING:
-    from stuckgen.settings import Settings
-
 
 CLASSES: tuple[str, ...] = (
     "never-started", "trigger-failed", "stalled", "awaiting-webhook",
@@ -82,7 +77,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          steps_any=TRIGGER_FAILED_STEPS, steps_none=WORKER_STEPS),
     Rule(cls="awaiting-webhook", why="handed to an outside provider that never called back",
          steps_any=("webhook:submitted",)),
-    Rule(cls="awaiting-webhook", why="a provider prediction id is set and no callback finished it",
+    Rule(cls="awaiting-webhook", why="a provider prediction id is set and nothing brought its result back",
          webhook=True),
     Rule(cls="queued-not-drained", why="queued but never claimed, or claimed and the lock expired",
          job=("unclaimed", "lock-expired")),
@@ -193,7 +188,7 @@ class ScanOptions:
     before_window: bool = False
 
 
-def scan_options(settings: Settings, **overrides: Any) -> ScanOptions:
+def scan_options(settings: Any, **overrides: Any) -> ScanOptions:
     """ScanOptions from the settings; ``overrides`` that are not None win."""
     kw: dict[str, Any] = dict(threshold=settings.threshold, since=settings.since,
                               inflight_statuses=tuple(settings.inflight_statuses),
@@ -314,7 +309,7 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
                     sql.SQL("0::bigint AS trigger_failures")]
     if m.outputs.present:
         selects.append(sql.SQL("(SELECT count(*) FROM {t} o WHERE o.{k} = {id}) AS outputs").format(
-            t=m.outputs.qualified(m.db_schema), k=m.outputs.key_ident(), id=m.raw("id")))
+            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id")))
     else:
         selects.append(sql.SQL("NULL::bigint AS outputs"))
     job_state, join = _job_state_sql(m, tz)
@@ -340,13 +335,13 @@ def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Compo
         state = sql.SQL(
             "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
             "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END"
-        ).format(k=m.queue.key_ident(), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
+        ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
     else:
-        state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=m.queue.key_ident())
+        state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=sql.Identifier(m.queue.key))
     # One job per row even when the queue keeps a job per attempt: the most recently claimed one.
     order = sql.SQL("ORDER BY {} DESC NULLS LAST").format(sql.Identifier(locked)) if locked else sql.SQL("")
     join = sql.SQL("LEFT JOIN LATERAL (SELECT * FROM {t} jj WHERE jj.{k} = {id} {order} LIMIT 1) j ON true").format(
-        t=m.queue.qualified(m.db_schema), k=m.queue.key_ident(), id=m.raw("id"), order=order)
+        t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"), order=order)
     return state, join
 
 
@@ -370,7 +365,7 @@ def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable, job_state: 
     facts = {
         "heartbeat": sql.SQL("({} IS NOT NULL)").format(m.text("heartbeat")) if m.has("heartbeat") else None,
         "outputs": sql.SQL("EXISTS (SELECT 1 FROM {t} o WHERE o.{k} = {id})").format(
-            t=m.outputs.qualified(m.db_schema), k=m.outputs.key_ident(), id=m.raw("id"))
+            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id"))
         if m.outputs.present else None,
         "webhook": sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
     }
@@ -388,7 +383,7 @@ def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -
     tz = opts.naive_timezone
     job_state, join = _job_state_sql(m, tz)
     steps = sql.SQL("s.steps")
-    lateral: sql.Composable = sql.SQL("")
+    lateral = sql.SQL("")
     if m.has("step_log"):
         lateral = sql.SQL(
             "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
@@ -470,7 +465,7 @@ def build_before_window_query(m: SchemaMapping, opts: ScanOptions, rules: Sequen
     ).format(inner=inner, wanted=wanted, named=sql.Literal(named))
 
 
-def before_window(conn: Connection, mapping: SchemaMapping, options: ScanOptions, rules: Sequence[Rule], *,
+def before_window(conn: Any, mapping: SchemaMapping, options: ScanOptions, rules: Sequence[Rule], *,
                   named: int = BEFORE_WINDOW_NAMED) -> BeforeWindow | None:
     """The stuck rows the window leaves out of the scan's list; None without a window."""
     from psycopg.rows import tuple_row
@@ -478,9 +473,7 @@ def before_window(conn: Connection, mapping: SchemaMapping, options: ScanOptions
     q = build_before_window_query(mapping, options, rules, named=named)
     if q is None:
         return None
-    row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
-    assert row is not None  # an aggregate always returns its row
-    counts, named_rows = row
+    counts, named_rows = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
     rows = tuple(BeforeWindowRow(
         id=str(r["id"]), cls=str(r["cls"]), quiet_seconds=float(r["quiet"] or 0.0),
         created_at=None if r["created"] is None else datetime.fromtimestamp(float(r["created"]), tz=timezone.utc))
@@ -598,7 +591,7 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
     )
 
 
-def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
+def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
     """(rows created in the window, stuck rows created before it); (None, None) without a window."""
     from psycopg.rows import tuple_row
 
@@ -606,11 +599,10 @@ def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions
     if q is None:
         return None, None
     row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
-    assert row is not None  # an aggregate always returns its row
     return row[0], row[1]
 
 
-def window_facts(conn: Connection, mapping: SchemaMapping, options: ScanOptions,
+def window_facts(conn: Any, mapping: SchemaMapping, options: ScanOptions,
                  rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[int | None, int | None, BeforeWindow | None]:
     """``window_counts`` plus the stuck rows created before the window, by class and by name."""
     created, stuck_before = window_counts(conn, mapping, options)
@@ -632,7 +624,7 @@ class ScanRun:
     Must be consumed inside the (read-only) transaction the caller opened.
     """
 
-    def __init__(self, conn: Connection, mapping: SchemaMapping, options: ScanOptions,
+    def __init__(self, conn: Any, mapping: SchemaMapping, options: ScanOptions,
                  rules: Sequence[Rule] = DEFAULT_RULES, *, fetch_size: int = 2000) -> None:
         self.conn = conn
         self.mapping = mapping
@@ -642,7 +634,7 @@ class ScanRun:
         self.summary = Summary()
         check_classes(options.classes, self.rules)
 
-    def count_window(self, conn: Connection | None = None) -> None:
+    def count_window(self, conn: Any | None = None) -> None:
         """Count rows created in the window (for the stuck rate) and stuck rows before it.
 
         ``conn``: another connection to count on (the CLI runs this in a thread on a
@@ -650,7 +642,7 @@ class ScanRun:
         """
         self.apply_counts(window_facts(conn or self.conn, self.mapping, self.options, self.rules))
         if self.summary.database_now is None:
-            self.summary.database_now = scalar(self.conn, "SELECT now()")
+            self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
 
     def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
         """(created in the window, stuck before it[, BeforeWindow]) into the summary."""
@@ -664,7 +656,10 @@ class ScanRun:
     def __iter__(self) -> Iterator[StuckRow]:
         from psycopg.rows import dict_row
 
-        query = build_scan_query(self.mapping, self.options)
+        # --limit shortens the list, never the counts: every stuck row is read and counted,
+        # only the first ``limit`` are yielded.
+        limit = self.options.limit
+        query = build_scan_query(self.mapping, replace(self.options, limit=None))
         want = set(self.options.classes)
         with self.conn.cursor(name="stuckgen_scan", row_factory=dict_row) as cur:
             cur.itersize = self.fetch_size
@@ -676,12 +671,13 @@ class ScanRun:
                 if self.summary.database_now is None:
                     self.summary.database_now = rec["db_now"]
                 self.summary.add(row)
+                if limit is not None and self.summary.stuck > limit:
+                    self.summary.truncated = True
+                    continue
                 yield row
-        if self.options.limit is not None and self.summary.stuck >= self.options.limit:
-            self.summary.truncated = True
 
 
-def explain_advice(conn: Connection, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
+def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
     """When the scan would read all of a large table, the partial index that fixes it.
 
     "All of it": a sequential scan, or an index whose leading column is not the
@@ -695,14 +691,14 @@ def explain_advice(conn: Connection, mapping: SchemaMapping, options: ScanOption
     est = cur.execute(sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(regclass)).fetchone()
     if not est or est[0] is None or est[0] < min_rows:
         return None
-    plan = scalar(cur, sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options)))
+    plan = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options))).fetchone()[0]
     seq, indexes = _table_access(plan, mapping.table)
     if not seq and indexes:
-        serving = scalar(cur, sql.SQL(
+        serving = cur.execute(sql.SQL(
             "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
             "WHERE i.indrelid = to_regclass({}) AND c.relname = ANY({}) AND (i.indpred IS NOT NULL OR a.attname = {})"
-        ).format(regclass, sql.Literal(sorted(indexes)), sql.Literal(mapping["status"].column)))
+        ).format(regclass, sql.Literal(sorted(indexes)), sql.Literal(mapping["status"].column))).fetchone()[0]
         if serving:
             return None
     elif not seq:
@@ -729,13 +725,13 @@ def _table_access(node: Any, table: str) -> tuple[bool, set[str]]:
     return seq, indexes
 
 
-def index_ddl(conn: Connection, m: SchemaMapping, options: ScanOptions) -> str:
+def index_ddl(conn: Any, m: SchemaMapping, options: ScanOptions) -> str:
     col = m["created"].column if m.has("created") and not m["created"].path else m["id"].column
     q = sql.SQL("CREATE INDEX CONCURRENTLY {name} ON {tbl} ({col}) WHERE {status} IN ({vals});").format(
         name=sql.Identifier(f"{m.table}_inflight_{col}_idx"[:63]),
         tbl=m.qualified(),
-        col=sql.Identifier(col or "id"),
-        status=m["status"].ident(),
+        col=sql.Identifier(col),
+        status=sql.Identifier(m["status"].column),
         vals=sql.SQL(", ").join(sql.Literal(s) for s in options.inflight_statuses),
     )
     return q.as_string(conn)

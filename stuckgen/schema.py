@@ -9,16 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from psycopg import sql
 
-from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError, SchemaError
-
-if TYPE_CHECKING:
-    from stuckgen.settings import Settings
-
 
 # Logical fields of the generations table, in display order.
 FIELDS: tuple[str, ...] = (
@@ -70,12 +65,6 @@ class FieldMap:
     def present(self) -> bool:
         return self.column is not None
 
-    def ident(self) -> sql.Identifier:
-        """The column as an identifier; SchemaError when the field is mapped to nothing."""
-        if self.column is None:
-            raise SchemaError(f"the {self.field} field is mapped to nothing; this needs a column")
-        return sql.Identifier(self.column)
-
     def describe(self) -> str:
         """The field as a spec string, the same syntax overrides use: ``parameters.lastStep``."""
         if self.column is None:
@@ -96,17 +85,6 @@ class SideTable:
     @property
     def present(self) -> bool:
         return self.table is not None and self.key is not None
-
-    def qualified(self, db_schema: str) -> sql.Identifier:
-        """schema.table; SchemaError when there is no such side table."""
-        if self.table is None:
-            raise SchemaError("a side table is used but not mapped")
-        return sql.Identifier(db_schema, self.table)
-
-    def key_ident(self) -> sql.Identifier:
-        if self.key is None:
-            raise SchemaError(f"side table {self.table} has no key mapped")
-        return sql.Identifier(self.key)
 
 
 @dataclass(frozen=True)
@@ -230,7 +208,7 @@ def parse_spec(spec: str, *, option: str) -> tuple[str | None, tuple[str, ...]]:
     return parts[0], tuple(parts[1:])
 
 
-def _columns(conn: Connection, db_schema: str, table: str) -> dict[str, str]:
+def _columns(conn: Any, db_schema: str, table: str) -> dict[str, str]:
     rows = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position",
@@ -239,7 +217,7 @@ def _columns(conn: Connection, db_schema: str, table: str) -> dict[str, str]:
     return {r[0]: r[1] for r in rows}
 
 
-def _tables(conn: Connection, db_schema: str) -> list[str]:
+def _tables(conn: Any, db_schema: str) -> list[str]:
     rows = conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
         (db_schema,),
@@ -247,7 +225,7 @@ def _tables(conn: Connection, db_schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _json_keys(conn: Connection, db_schema: str, table: str, column: str, data_type: str,
+def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: str,
                order_by: str | None, sample: int) -> set[str]:
     """Top-level keys present in the JSON column of recent (small table) or sampled (large) rows."""
     col = sql.Identifier(column)
@@ -260,9 +238,9 @@ def _json_keys(conn: Connection, db_schema: str, table: str, column: str, data_t
         # A large table: sorting it by time would read all of it; a block sample reads a few pages.
         pct = min(100.0, max(0.01, 100.0 * 10 * sample / rows))
         source = sql.SQL("{} TABLESAMPLE SYSTEM ({})").format(tbl, sql.Literal(pct))
-        order: sql.Composable = sql.SQL("")
+        order = sql.SQL("")
     else:
-        source = sql.Composed([tbl])
+        source = tbl
         order = sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order_by)) if order_by else sql.SQL("")
     q = sql.SQL(
         "SELECT DISTINCT k FROM (SELECT {col}{cast} AS j FROM {src} {order} LIMIT {n}) s, "
@@ -271,9 +249,9 @@ def _json_keys(conn: Connection, db_schema: str, table: str, column: str, data_t
     return {r[0] for r in conn.execute(q).fetchall()}
 
 
-def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
+def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
     """Introspect the database and resolve every logical field. Raises SchemaError."""
-    db_schema = cfg.db_schema or scalar(conn, "SELECT current_schema()")
+    db_schema = cfg.db_schema or conn.execute("SELECT current_schema()").fetchone()[0]
     cols = _columns(conn, db_schema, cfg.table)
     if not cols:
         tables = _tables(conn, db_schema)
@@ -341,7 +319,7 @@ def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
 
     for name in ("created", "heartbeat", "last_step", "step_log"):
         if not fields[name].present and name not in cfg.overrides:
-            warnings.append(_MISSING_CONSEQUENCE[name])
+            warnings.append(missing_consequence(name, fields))
     if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
         raise SchemaError(
             f"{cfg.table} has no created, updated or heartbeat time, so age cannot be measured; "
@@ -364,7 +342,22 @@ _MISSING_CONSEQUENCE = {
 }
 
 
-def _side_table(conn: Connection, db_schema: str, spec: str | None, what: str,
+def missing_consequence(name: str, fields: MappingABC[str, FieldMap]) -> str:
+    """What a missing field costs, given the rest of the mapping in force."""
+    if name == "step_log":
+        if fields["webhook"].present:
+            return (f"no step log: failed triggers cannot be seen (rows handed to the provider are still told "
+                    f"apart by {fields['webhook'].describe()})")
+        return "no step log: failed triggers and provider hand-offs cannot be seen"
+    if name == "heartbeat" and fields["updated"].present:
+        return (f"no heartbeat: {fields['updated'].describe()} is the sign of life, so 'stalled' and "
+                "'never-started' cannot be told apart by heartbeat")
+    if name == "last_step" and not fields["step_log"].present:
+        return "no last step and no step log: 'never-started' cannot be concluded"
+    return _MISSING_CONSEQUENCE[name]
+
+
+def _side_table(conn: Any, db_schema: str, spec: str | None, what: str,
                 wanted: dict[str, tuple[str, ...]]) -> SideTable:
     if not spec or spec.strip().lower() == "none":
         return SideTable(table=None, source="disabled")
@@ -384,7 +377,7 @@ def _side_table(conn: Connection, db_schema: str, spec: str | None, what: str,
                      source="introspected")
 
 
-def mapping_config(settings: Settings) -> MappingConfig:
+def mapping_config(settings: Any) -> MappingConfig:
     """What the settings ask of the mapping (table, schema, overrides, side tables)."""
     return MappingConfig(
         table=settings.table, db_schema=settings.db_schema, overrides=dict(settings.mapping_overrides),

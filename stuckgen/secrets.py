@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import hashlib
 import re
 
@@ -186,7 +184,7 @@ def dsn_secrets(dsn: str) -> list[str]:
     return list(dict.fromkeys(v for v in found if v))
 
 
-def scrub(text: str, secrets: "Sequence[str | None]") -> str:
+def scrub(text: str, secrets: "list[str | None]") -> str:
     """Replace every occurrence of each known secret in ``text`` (last line of defence)."""
     for s in secrets:
         if s and len(s) >= 4:

@@ -38,7 +38,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AuditLog, AuditRecord
-from stuckgen.db import Connection, transaction
+from stuckgen.db import transaction
 from stuckgen.errors import ConfigError, ExitCode
 from stuckgen.reconcile import SETTLEABLE, VERDICT_TEXT, ProviderRow, Verdict
 from stuckgen.replicate import ProviderOptions, get_prediction, webhook_headers
@@ -162,10 +162,19 @@ class SettleResult:
                 "rows": [o.as_dict() for o in self.outcomes]}
 
 
+NOT_ASKED = "not-asked"  # retrigger --via sync: the app asks the provider itself
+
+
+def unasked(rows: Sequence[ProviderRow]) -> list[Verdict]:
+    """Verdicts for rows stuckgen did not ask the provider about: the sync route will."""
+    return [Verdict(id=r.id, cls=r.cls, prediction_id=r.prediction_id, verdict=NOT_ASKED,
+                    detail="the provider was not asked; the app's sync route asks it") for r in rows]
+
+
 def settleable(verdicts: Sequence[Verdict]) -> tuple[list[Verdict], dict[str, int]]:
     """The verdicts a settle run takes, and counts of those it leaves alone (and why: VERDICT_TEXT)."""
-    take = [v for v in verdicts if v.verdict in SETTLEABLE]
-    left = Counter(v.verdict for v in verdicts if v.verdict not in SETTLEABLE)
+    take = [v for v in verdicts if v.verdict in SETTLEABLE or v.verdict == NOT_ASKED]
+    left = Counter(v.verdict for v in verdicts if v.verdict not in SETTLEABLE and v.verdict != NOT_ASKED)
     return take, dict(left)
 
 
@@ -203,7 +212,7 @@ def _reread_query(mapping: SchemaMapping, options: ScanOptions) -> sql.Composed:
     from stuckgen.remediate.select import recheck_options  # the re-check predicate retrigger uses
     from stuckgen.scan import where_stuck
 
-    outputs: sql.Composable = sql.SQL("NULL::bigint")
+    outputs = sql.SQL("NULL::bigint")
     if mapping.outputs.present:
         outputs = sql.SQL("(SELECT count(*) FROM {o} WHERE {fk} = g.{idc})").format(
             o=sql.Identifier(mapping.db_schema, mapping.outputs.table or ""), fk=sql.Identifier(mapping.outputs.key or ""),
@@ -214,7 +223,7 @@ def _reread_query(mapping: SchemaMapping, options: ScanOptions) -> sql.Composed:
         t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
 
 
-def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Sequence[ProviderRow],
+def settle_rows(client: Any, conn: Any, mapping: SchemaMapping, rows: Sequence[ProviderRow],
                 verdicts: Sequence[Verdict], *, options: SettleOptions, provider_client: Any | None = None,
                 provider: ProviderOptions | None = None, audit: AuditLog, run_id: str,
                 operator: str) -> SettleResult:
@@ -222,6 +231,8 @@ def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Seq
     import httpx
 
     check_options(options)
+    if options.via == "webhook" and any(v.verdict == NOT_ASKED for v in verdicts):
+        raise ConfigError("a webhook replay carries what the provider says: ask it first (stuckgen reconcile --apply)")
     if options.via == "webhook" and (provider is None or provider_client is None):
         raise ConfigError("--via webhook replays what the provider says now: the provider must be configured")
     if getattr(client, "follow_redirects", False):

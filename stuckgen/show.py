@@ -8,6 +8,8 @@ about a row.
 
 from __future__ import annotations
 
+import re
+
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -21,13 +23,11 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from stuckgen.audit import AuditLog, AuditRecord, FileAudit, TableAudit
-from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError, SelectionError
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, step_log_array, last_sign_sql
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import scrub
 from stuckgen.durations import iso_utc
-
 
 SHOW_SCHEMA = "stuckgen.show/v1"
 TIMELINE_LIMIT = 200  # the app keeps the last 100 steps; anything longer is cut, and says so
@@ -81,6 +81,9 @@ class GenerationStory:
     queue_mapped: bool
     actions: tuple[AuditRecord, ...] | None
     audit_where: str | None
+    provider_id: str | None = None  # the provider's prediction id: what to look the job up by
+    provider_page: str | None = None
+    provider: Any = None  # reconcile.Verdict: what the model provider says (with a token configured)
 
     @property
     def verdict(self) -> str:
@@ -105,7 +108,7 @@ class GenerationStory:
                 "last_sign_of_life": iso_utc(self.last_sign_of_life),
                 "quiet_seconds": _round(self.quiet_seconds), "age_seconds": _round(self.age_seconds),
                 "heartbeat_at": iso_utc(self.heartbeat_at), "last_step": self.last_step, "user_id": self.user_id,
-                "error": self.error,
+                "error": self.error, "provider_id": self.provider_id, "provider_page": self.provider_page,
             },
             "stuck": self.stuck is not None,
             "class": self.stuck.cls if self.stuck else None,
@@ -122,6 +125,7 @@ class GenerationStory:
                 "where": self.audit_where,
                 "actions": [{k: v for k, v in a.as_dict().items() if k != "schema"} for a in self.actions]},
             "database_now": iso_utc(self.database_now),
+            "provider": self.provider.as_dict() if self.provider is not None else None,
         }
 
 
@@ -157,16 +161,16 @@ def id_matches(mapping: SchemaMapping, value: str) -> sql.Composable:
     return sql.SQL("{} = {}").format(mapping.raw("id"), sql.Literal(value))
 
 
-def id_exists(conn: Connection, mapping: SchemaMapping, value: str) -> bool:
+def id_exists(conn: Any, mapping: SchemaMapping, value: str) -> bool:
     """Whether a generation has this id (the probe's 'matches no row' hook uses it too)."""
     q = sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} g WHERE {w})").format(t=mapping.qualified(), w=id_matches(mapping, value))
-    return bool(scalar(conn.cursor(row_factory=tuple_row), q))
+    return bool(conn.cursor(row_factory=tuple_row).execute(q).fetchone()[0])
 
 
 # -- reading -----------------------------------------------------------------------------------
 
 
-def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, options: ScanOptions,
+def load_story(conn: Any, mapping: SchemaMapping, generation_id: str, *, options: ScanOptions,
                rules: Sequence[Rule] = DEFAULT_RULES, audit: AuditLog | None = None,
                redact: Sequence[str] = ()) -> GenerationStory:
     """Read one generation's story. SelectionError when the id is malformed or matches no row.
@@ -179,10 +183,11 @@ def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, 
     base = sql.SQL(
         "SELECT {id}::text AS id, {status}::text AS status, {created} AS created_at, {ls} AS last_sign, "
         "{hb} AS heartbeat_at, left({step}, 200) AS last_step, left({user}, 80) AS user_id, "
-        "left({err}, {n}) AS error, now() AS db_now FROM {t} g WHERE {w}"
+        "left({err}, {n}) AS error, left({prov}, 200) AS provider_id, now() AS db_now FROM {t} g WHERE {w}"
     ).format(id=m.raw("id"), status=m.raw("status"), created=m.timestamp("created", naive_tz=tz),
              ls=last_sign_sql(m, options), hb=m.timestamp("heartbeat", naive_tz=tz), step=m.text("last_step"),
              user=m.text("user"), err=m.text("error"), n=sql.Literal(ERROR_CHARS), t=m.qualified(),
+             prov=m.text("webhook"),
              w=id_matches(m, gid))
     rec = conn.cursor(row_factory=dict_row).execute(base).fetchone()
     if rec is None:
@@ -216,14 +221,27 @@ def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, 
         inflight=rec["status"] in options.inflight_statuses, stuck=stuck,
         timeline=timeline, timeline_total=total, outputs=outputs, outputs_total=n_outputs,
         job=job, queue_mapped=m.queue.present, actions=actions, audit_where=audit.where if audit else None,
+        provider_id=rec["provider_id"] or None, provider_page=provider_page(m, rec["provider_id"]),
     )
+
+
+_REPLICATE_ID = re.compile(r"^[a-z0-9]{20,40}$")
+
+
+def provider_page(m: SchemaMapping, provider_id: str | None) -> str | None:
+    """The provider's own page for a prediction, where there is one (Replicate: replicate.com/p/ID)."""
+    if not provider_id or not m.has("webhook"):
+        return None
+    if "replicate" in m["webhook"].describe().lower() and _REPLICATE_ID.match(provider_id):
+        return f"https://replicate.com/p/{provider_id}"
+    return None
 
 
 def _scrub(text: str | None, redact: Sequence[str]) -> str | None:
     return None if text is None else scrub(text, list(redact))
 
 
-def _timeline(conn: Connection, m: SchemaMapping, gid: str, redact: Sequence[str]) -> tuple[tuple[StepEntry, ...], int]:
+def _timeline(conn: Any, m: SchemaMapping, gid: str, redact: Sequence[str]) -> tuple[tuple[StepEntry, ...], int]:
     """The step log of this one row, in log order (the last TIMELINE_LIMIT entries), and its length."""
     arr = step_log_array(m)
     q = sql.SQL(
@@ -274,10 +292,10 @@ def _parse_time(v: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _outputs(conn: Connection, m: SchemaMapping, gid: str) -> tuple[tuple[dict[str, Any], ...], int]:
-    t = m.outputs.qualified(m.db_schema)
+def _outputs(conn: Any, m: SchemaMapping, gid: str) -> tuple[tuple[dict[str, Any], ...], int]:
+    t = sql.Identifier(m.db_schema, m.outputs.table)  # type: ignore[arg-type]
     q = sql.SQL("SELECT to_jsonb(o), count(*) OVER () FROM {t} o WHERE o.{k} = {id} LIMIT {n}").format(
-        t=t, k=m.outputs.key_ident(), id=sql.Literal(gid), n=sql.Literal(OUTPUTS_LIMIT))
+        t=t, k=sql.Identifier(m.outputs.key), id=sql.Literal(gid), n=sql.Literal(OUTPUTS_LIMIT))  # type: ignore[arg-type]
     rows = conn.cursor(row_factory=tuple_row).execute(q).fetchall()
     out = [{k: _safe_url(v) if isinstance(v, str) and "://" in v else v for k, v in r[0].items()} for r in rows]
     out.sort(key=lambda d: str(d.get("created_at") or d.get("createdAt") or ""))
@@ -296,10 +314,10 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 
 
-def _job(conn: Connection, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
-    t = m.queue.qualified(m.db_schema)
+def _job(conn: Any, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
+    t = sql.Identifier(m.db_schema, m.queue.table)  # type: ignore[arg-type]
     q = sql.SQL("SELECT to_jsonb(j) FROM {t} j WHERE j.{k} = {id} LIMIT 1").format(
-        t=t, k=m.queue.key_ident(), id=sql.Literal(gid))
+        t=t, k=sql.Identifier(m.queue.key), id=sql.Literal(gid))  # type: ignore[arg-type]
     row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
     return dict(row[0]) if row else None
 
@@ -307,7 +325,7 @@ def _job(conn: Connection, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
 # -- the audit log -----------------------------------------------------------------------------
 
 
-def actions_for(log: AuditLog, conn: Connection, *, table: str, db_schema: str, row_id: str) -> Iterator[AuditRecord]:
+def actions_for(log: AuditLog, conn: Any, *, table: str, db_schema: str, row_id: str) -> Iterator[AuditRecord]:
     """Every audited action on one row, oldest first. A log that does not exist yet has none."""
     tables = {table, f"{db_schema}.{table}"}
     if isinstance(log, TableAudit):

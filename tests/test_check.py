@@ -115,3 +115,66 @@ def test_check_with_probe_fails_on_an_auth_finding(db):
     failed = [c["name"] for c in doc["checks"] if not c["passed"]]
     assert "probe:secret-rejected" in failed
     assert "ci-secret-value-123" not in r.output
+
+
+def test_check_probe_gives_the_same_verdict_run_after_run_when_instances_disagree(db):
+    """Half the instances lack the secret: every run says so (never 'healthy', never 'secret-rejected')."""
+    from stuckgen.reference import ReferenceDeployment
+
+    verdicts = []
+    with ReferenceDeployment(db, "intermittent", secret="ci-secret-value-123") as dep:
+        for _ in range(4):
+            r = runner.invoke(app, ["check", "-d", db, "--probe", "--url", dep.url, "-f", "json"],
+                              env={"INTERNAL_API_SECRET": "ci-secret-value-123"})
+            assert r.exit_code == 1, r.output
+            verdicts.append(sorted(c["name"] for c in json.loads(r.stdout)["checks"] if not c["passed"]))
+        dep.wait_idle()
+    assert verdicts == [["probe:secret-intermittent"]] * 4, verdicts
+
+
+def test_check_probe_healthy_says_how_many_probes_and_never_judges_on_one_answer(db):
+    from stuckgen.reference import ReferenceDeployment
+
+    env = {"INTERNAL_API_SECRET": "ci-secret-value-123"}
+    with ReferenceDeployment(db, "healthy", secret="ci-secret-value-123") as dep:
+        r = runner.invoke(app, ["check", "-d", db, "--probe", "--url", dep.url], env=env)
+        assert r.exit_code == 0, r.output
+        assert "10 probes per mode" in r.stdout, r.stdout
+        r = runner.invoke(app, ["check", "-d", db, "--probe", "--url", dep.url, "--repeat", "1", "-f", "json"], env=env)
+        assert r.exit_code == 1, r.output
+        failed = [c for c in json.loads(r.stdout)["checks"] if not c["passed"]]
+        assert [c["name"] for c in failed] == ["probe:probe-inconclusive"], failed
+        dep.wait_idle()
+
+
+def test_check_probe_without_a_deployment_is_a_configuration_error(db):
+    r = runner.invoke(app, ["check", "-d", db, "--probe"])
+    assert r.exit_code == 2, r.output
+    assert "--probe needs a deployment" in r.stderr and "--url" in r.stderr
+    assert "healthy" not in r.stdout
+
+
+def test_the_repeat_help_states_the_default_the_code_uses():
+    from stuckgen.probe import DEFAULT_REPEAT, MIN_ANSWERS_TO_JUDGE
+
+    for cmd in ("check", "doctor", "watch", "probe-auth"):
+        text = " ".join(runner.invoke(app, [cmd, "--help"], terminal_width=200).stdout.split())
+        assert f"Default {DEFAULT_REPEAT}:" in text, cmd
+        assert f"fewer than {MIN_ANSWERS_TO_JUDGE} answers per mode" in text, cmd
+
+
+def test_an_inflight_status_no_row_has_fails_the_check_and_names_the_statuses_there(stuck_db):
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processsing", "-f", "json"])
+    assert r.exit_code == 1, r.output
+    failed = {c["name"]: c["message"] for c in json.loads(r.stdout)["checks"] if not c["passed"]}
+    assert list(failed) == ["config:inflight-statuses"], failed
+    assert "'processsing'" in failed["config:inflight-statuses"] and "processing (3)" in failed["config:inflight-statuses"]
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processsing"])
+    assert r.exit_code == 1 and "result: FAILED" in r.stdout, r.output
+    # Statuses that occur, and the defaults (queued is absent here), are not judged.
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--inflight-statuses", "processing", "--max-stuck", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["check", "-d", stuck_db, "--max-stuck", "3"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["doctor", "-d", stuck_db, "--no-probe", "--inflight-statuses", "processing,bogus", "-f", "json"])
+    assert "inflight-status-unseen" in [f["id"] for f in json.loads(r.stdout)["findings"]]

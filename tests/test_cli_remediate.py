@@ -132,7 +132,53 @@ def test_empty_all_stuck_selection_is_nothing_to_do(db):
         seed(c, {"completed": 2})
     r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "--format", "json"])
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["selected"] == 0 and "nothing to do" in r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["selected"] == 0 and doc["dry_run"] is False and doc["remediated"] == 0
+    # One story in every format: nothing to do, no dry-run promise, no "Pass --yes".
+    assert r.stderr.strip().splitlines() == ["nothing to do: no stuck rows match the filters; nothing was written"]
+    r = runner.invoke(app, ["fail", "--all-stuck", "--older-than", "30m", "-d", db, "--yes", "--format", "table"])
+    assert r.exit_code == 0, r.output
+    assert "nothing to do" in r.stdout + r.stderr and "dry run" not in r.stdout + r.stderr
+    assert "Pass --yes" not in r.stdout + r.stderr
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--format", "json"])  # without --yes: a dry run of nothing
+    assert r.exit_code == 0 and json.loads(r.stdout)["dry_run"] is True, r.output
+
+
+def test_a_second_undo_says_an_earlier_undo_restored_every_row(stuck):
+    stuck, _ = stuck
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", stuck, "--yes", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    run_id, n = json.loads(r.stdout)["run_id"], json.loads(r.stdout)["remediated"]
+    r = runner.invoke(app, ["undo", run_id, "-d", stuck, "--yes", "-f", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["remediated"] == n, r.output
+    r = runner.invoke(app, ["undo", run_id, "-d", stuck, "--yes", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["remediated"] == 0 and doc["counts"] == {"already-undone": n}
+    assert doc["batches"] == {"done": 0, "total": 0}
+    assert r.stderr.strip().splitlines() == [
+        f"nothing to restore: all {n} row(s) of run {run_id} were restored by an earlier undo"], r.stderr
+
+
+def test_a_retrigger_dry_run_promises_without_claiming_and_a_breaker_stop_is_said_once(db):
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"never-started": 7})
+    with ReferenceDeployment(db, "secret-missing", secret="retrigger-secret-0123456789") as dep:
+        env = {"INTERNAL_API_SECRET": "retrigger-secret-0123456789"}
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", db, "--url", dep.url, "-f", "json"], env=env)
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert doc["dry_run"] is True and doc["remediated"] == 0 and doc["would_remediate"] == 7
+        assert all(x["attempt"] is None and x["tries"] is None for x in doc["rows"])
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", db, "--url", dep.url, "-f", "json", "--yes",
+                                "--concurrency", "1"], env=env)
+        dep.wait_idle()
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert doc["stopped"] and doc["remediated"] == 0
+    never_sent = [x for x in doc["rows"] if x["outcome"] == "not-sent"]
+    assert never_sent and all(x["attempt"] is None and x["tries"] is None for x in never_sent)
+    assert r.stderr.count(doc["stopped"]) == 1, r.stderr
 
 
 def test_unreachable_database_exits_3(tmp_path):
@@ -174,7 +220,8 @@ def test_retrigger_stops_at_the_first_401_and_points_to_probe_auth(stuck, monkey
     assert r.exit_code == 1, r.output
     assert sent == 1
     assert "auth-rejected" in r.stdout and "not-sent" in r.stdout
-    assert "stopped: the deployment answered HTTP 401" in r.stdout and "stuckgen probe-auth" in r.stderr
+    assert "stopped: the deployment answered HTTP 401" in r.stdout
+    assert (r.stdout + r.stderr).count("stuckgen probe-auth") == 1, "the stop is said once"
     with psycopg.connect(dsn) as c:
         audit_text = json.dumps(c.execute("SELECT json_agg(a) FROM stuckgen.audit a").fetchone()[0])
     for out in (r.stdout, r.stderr, audit_text):

@@ -108,7 +108,8 @@ def test_unreachable_database_is_exit_3_and_password_never_printed():
     r = runner.invoke(app, ["scan", "-d", "postgresql://app:s3cr3t-pw-xyz@127.0.0.1:1/db", "--connect-timeout", "2s"])
     assert r.exit_code == 3, r.output
     assert "s3cr3t-pw-xyz" not in r.output
-    assert len(r.stderr.strip().splitlines()) == 1
+    first, *hints = r.stderr.strip().splitlines()
+    assert first.startswith("stuckgen: error: cannot connect") and all(h.startswith("  hint: ") for h in hints)
 
 
 def test_missing_table_is_exit_2_listing_tables(db):
@@ -187,3 +188,19 @@ def test_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it
     r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
     assert r.exit_code == 1 and "CREATE INDEX" not in r.stderr, "with the index in place the advice goes away"
     assert json.loads(r.stdout)["summary"]["stuck"] == 3
+
+
+def test_scan_limit_shortens_the_list_never_the_counts(seeded):
+    full = json.loads(runner.invoke(app, ["scan", "-d", seeded, "-f", "json"]).stdout)["summary"]
+    assert full["stuck"] > 2
+    r = runner.invoke(app, ["scan", "-d", seeded, "-f", "json", "-n", "2"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert len(doc["rows"]) == 2 and doc["summary"]["truncated"] is True
+    for key in ("stuck", "by_class", "stuck_rate", "onset", "per_hour"):
+        assert doc["summary"][key] == full[key], key
+    assert doc["summary"]["oldest"]["id"] == full["oldest"]["id"]
+    r = runner.invoke(app, ["scan", "-d", seeded, "-f", "table", "-n", "2"], terminal_width=100)
+    assert f"{full['stuck']} stuck of" in r.stdout and "counts above cover every stuck row" in r.stdout, r.stdout
+    r = runner.invoke(app, ["scan", "-d", seeded, "-f", "json", "-n", str(full["stuck"])])
+    assert json.loads(r.stdout)["summary"]["truncated"] is False  # nothing was left out

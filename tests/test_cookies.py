@@ -74,12 +74,13 @@ def test_cookie_header_prefix_and_quotes_are_tolerated() -> None:
     assert info.subject == USER
 
 
-def test_old_url_encoded_array_form() -> None:
+def test_old_auth_helpers_array_form_is_flagged_as_the_library_discards_it() -> None:
+    # @supabase/ssr (auth-js _isValidSession) throws the array away: the user is signed out.
     token = sign_jwt({"sub": USER, "exp": int(NOW) + 10})
     value = quote(json.dumps([token, "refresh", None, None, None]))
     info = parse_cookies(f"sb-abcd-auth-token={value}", now=NOW)
-    assert info.subject == USER
-    assert not info.base64_prefixed
+    assert not info.usable and info.header == ""
+    assert any("auth-helpers array" in p and "signed out" in p for p in info.problems)
 
 
 def test_netscape_cookie_file(tmp_path) -> None:
@@ -111,7 +112,10 @@ def test_unreadable_cookie_file_is_a_config_error(tmp_path) -> None:
         ("sb-abcd-auth-token=base64-!!!notbase64", "neither base64- JSON"),
         ("sb-abcd-auth-token=base64-" + base64.urlsafe_b64encode(b"[1,2]").decode(), "not a session object"),
         ("sb-abcd-auth-token=base64-" + base64.urlsafe_b64encode(b'{"a":1}').decode(), "no access_token"),
-        ("sb-abcd-auth-token=base64-" + base64.urlsafe_b64encode(b'{"access_token":"x.y"}').decode(), "not a decodable JWT"),
+        ("sb-abcd-auth-token=base64-" + base64.urlsafe_b64encode(b'{"access_token":"x.y"}').decode(),
+         "no refresh_token, expires_at"),
+        ("sb-abcd-auth-token=base64-" + base64.urlsafe_b64encode(
+            b'{"access_token":"x.y","refresh_token":"r","expires_at":1}').decode(), "not a decodable JWT"),
     ],
 )
 def test_garbage_yields_a_clear_problem(text: str, problem: str) -> None:
@@ -122,7 +126,8 @@ def test_garbage_yields_a_clear_problem(text: str, problem: str) -> None:
 
 def test_jwt_without_plausible_exp() -> None:
     token = sign_jwt({"sub": USER, "exp": "tomorrow"})
-    value = "base64-" + base64.urlsafe_b64encode(json.dumps({"access_token": token}).encode()).decode()
+    session = {"access_token": token, "refresh_token": "r", "expires_at": int(NOW) + 60}
+    value = "base64-" + base64.urlsafe_b64encode(json.dumps(session).encode()).decode()
     info = parse_cookies(f"sb-abcd-auth-token={value}", now=NOW)
     assert info.exp is None
     assert any("no plausible numeric exp" in p for p in info.problems)

@@ -122,3 +122,18 @@ def test_every_fault_scenario_plants_a_cause():
     from stuckgen.reference.scenarios import SCENARIOS
 
     assert [n for n, s in SCENARIOS.items() if s.planted is None] == ["healthy"]
+
+
+@pytest.mark.slow
+def test_demo_lost_callback_tells_the_whole_story(tmp_path):
+    p = subprocess.run([EXE, "demo", "--scenario", "lost-callback", "--generations", "4", "--threshold", "2"],
+                       capture_output=True, text=True, env=_env(tmp_path), timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # Rows waiting, the provider finished, the callback lost, the cause named ...
+    assert "asked about 4 stuck provider row(s): provider-succeeded-callback-lost 4" in p.stdout
+    findings = p.stdout.split("Findings, most likely cause first", 1)[1].splitlines()
+    assert "webhook-signature-rejected" in findings[1] and "lost-callback" in p.stdout
+    # ... and reconcile settles them through the app.
+    assert "the app settled 4 of 4 row(s) via sync" in p.stderr
+    assert p.stderr.rstrip().splitlines()[-1] == "diagnosed: webhook-signature-rejected, as planted (scenario lost-callback)"
+    assert _leftovers(tmp_path) == ([], [])

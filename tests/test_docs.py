@@ -34,3 +34,25 @@ def test_command_is_in_the_readme_with_an_example(name):
 def test_readme_starts_with_the_two_commands_a_newcomer_types():
     first_block = README.split("```sh", 1)[1].split("```", 1)[0]
     assert "stuckgen demo" in first_block and "pytest" in first_block
+
+
+def test_every_exit_status_is_an_exit_code_member_and_the_top_level_help_lists_them_all():
+    import re
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+    from stuckgen.errors import ExitCode
+
+    text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).stdout.split())
+    for code in ExitCode:
+        assert re.search(rf"\b{int(code)} ", text), (code, text)
+    # No bare numbers where an exit status is produced: typer.Exit(130), return 130, code = 4.
+    bare = re.compile(r"(typer\.Exit\(\s*\d|return\s+(1[0-9]{2}|[2-9])\b|\.code\s*=\s*\d)")
+    root = Path(__file__).parent.parent / "stuckgen"
+    offenders = [f"{p.relative_to(root)}:{n}: {line.strip()}"
+                 for p in root.rglob("*.py") if "reference" not in p.parts
+                 for n, line in enumerate(p.read_text().splitlines(), 1)
+                 if bare.search(line) and "Exit(0)" not in line]
+    assert offenders == [], offenders

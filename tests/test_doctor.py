@@ -20,6 +20,8 @@ def run_doctor(pg_server: str, scenario: str, *, local_secret_suffix: str = ""):
     with demo_environment(scenario=scenario, database_url=pg_server) as env:
         base = settings_for(env, threshold=1.5)
         flags = {"threshold": "1.5s", "since": "1h", "http_timeout": "1s"}
+        if SCENARIOS[scenario].use_webhooks:
+            flags["grace"] = "awaiting-webhook=1.5s"  # as the demo compresses the app's 30-minute webhook grace
         if local_secret_suffix:
             flags["internal_secret"] = base.internal_secret + local_secret_suffix
         settings = load_settings(flags, environ={}, cwd=env.workdir, env_file=str(env.env_file))
@@ -31,8 +33,10 @@ def run_doctor(pg_server: str, scenario: str, *, local_secret_suffix: str = ""):
 
         conn = dbmod.connect(settings.database_url)
         info = parse_cookies(settings.cookie, now=time.time())
-        with conn, httpx.Client(follow_redirects=False, timeout=1.0) as http:
+        with conn, httpx.Client(follow_redirects=False, timeout=1.0) as http, \
+                httpx.Client(follow_redirects=False, timeout=1.0, trust_env=False) as provider_http:
             report = diagnose(settings, conn=conn, http=http, cookie_header=info.header, cookie_info=info,
+                              provider_http=provider_http if settings.replicate_api_token else None,
                               repeat=4, concurrency=1 if scenario == "intermittent" else 4)
     return report, settings
 
@@ -71,3 +75,28 @@ def test_doctor_without_database_still_probes_and_says_why(tmp_path):
     ids = [r.finding.id for r in report.ranked]
     assert "database-unreachable" in ids and "no-target" in ids
     assert "pw-never-shown" not in "\n".join(doctor_text_lines(report))
+
+
+def test_doctor_with_a_missing_table_reports_what_it_could_and_names_the_table(db):
+    import json
+
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+    from stuckgen.reference import ReferenceDeployment
+
+    runner = CliRunner()
+    with ReferenceDeployment(db, "secret-missing", secret="doc-secret-value-123") as dep:
+        for fmt in ("json", "text", "markdown"):
+            r = runner.invoke(app, ["doctor", "-d", db, "--table", "jobz", "--url", dep.url, "--repeat", "2",
+                                    "-f", fmt], env={"INTERNAL_API_SECRET": "doc-secret-value-123"})
+            assert r.exit_code == 2, (fmt, r.output)  # a configuration error, reported in full
+            assert "jobz" in r.stdout and "generations" in r.stdout, fmt  # the table named, the ones there listed
+            assert "secret-rejected" in r.stdout, fmt  # the probe still ran
+            if fmt == "json":
+                doc = json.loads(r.stdout)
+                ids = [f["id"] for f in doc["findings"]]
+                assert "table-not-found" in ids and doc["database"]["reachable"] is True, doc["database"]
+        dep.wait_idle()
+    r = runner.invoke(app, ["check", "-d", db, "--table", "jobz"])
+    assert r.exit_code == 2 and "jobz" in r.stderr and "healthy" not in r.stdout, r.output

@@ -313,3 +313,47 @@ def test_doctor_says_a_pooler_sits_in_between(pgbouncer, db):
         assert "pooler" in (doc["database"]["pooler"] or ""), doc["database"]
     r = CliRunner().invoke(app, ["doctor", "-d", db, "--no-probe", "-f", "json"])
     assert json.loads(r.stdout)["database"]["pooler"] is None
+
+
+def test_probe_auth_interrupted_exits_130_at_once_whatever_is_in_flight():
+    """A server that accepts and never answers: Ctrl-C must not wait for the probes' timeouts."""
+    import socket
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(64)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(srv.accept()[0])  # kept open, never answered
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    url = f"http://127.0.0.1:{srv.getsockname()[1]}"
+    p = subprocess.Popen([EXE, "probe-auth", "--url", url, "--timeout", "30s", "-f", "json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while len(accepted) < 2 and time.monotonic() < deadline:  # probes are in flight
+            time.sleep(0.01)
+        assert accepted, "the probes never connected"
+        p.send_signal(signal.SIGINT)
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=20)
+        elapsed = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+        stop.set()
+        for s in accepted:
+            s.close()
+        srv.close()
+    assert p.returncode == 130, (p.returncode, err)
+    assert elapsed < 5, f"the exit waited {elapsed:.1f}s for probes in flight"
+    assert "interrupted after" in err and "Traceback" not in err, err

@@ -6,6 +6,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -16,12 +17,15 @@ from stuckgen.cli import app
 from stuckgen.reference.seed import KINDS, seed
 from stuckgen.reference.provider import ProviderStandIn
 from stuckgen.reference.server import ReferenceDeployment
+from tests.vercel_standin import vercel_standin
 
 runner = CliRunner()
 SECRET = "Internal-S3cret-4c1f9e7b2d"
 BYPASS = "Bypass-S3cret-9a8b7c6d5e"
 PASSWORD = "Db-Passw0rd-1e2d3c4b"
 VERCEL = "Vercel-T0ken-77aa88bb"
+VERCEL_VALUE = "Vercel-Side-S3cret-Value-0a1b2c3d"  # what Vercel's single-variable GET returns
+VERCEL_BYPASS_OTHER = "0ther-Bypass-On-The-Project-4d5e"  # a key of the project's protectionBypass
 REPLICATE = "r8_Repl1cate-T0ken-5e6f7a8b"
 WEBHOOK_SECRET = "whsec_V2ViaG9va1NpZ25pbmdTZWNyZXQ0Mg=="
 HOSTILE = "'; DROP TABLE generations; --"
@@ -30,6 +34,18 @@ ROUTING_KEY = "PagerDutyR0utingKey-8899aabbccdd"
 NOTIFY_URL_TOKEN = "Hook-Url-T0ken-1a2b3c"
 NOTIFY_SIGNING = "whsec_Tm90aWZ5U2lnbmluZ1NlY3JldDQyNDI0Mg=="
 HEARTBEAT_TOKEN = "beat-5e6f7a8b-0000-4000-8000-00000000cafe"  # a ping URL lets anyone ping
+
+
+def _vercel_state() -> Any:
+    """The Vercel API stand-in: the secret's value readable, the project's bypass secrets as keys."""
+    from tests.vercel_standin import VercelStandIn, recorded
+
+    project = recorded("project.json")
+    project["protectionBypass"] = {BYPASS: {"createdAt": 1764590400000, "createdBy": "u", "scope": "automation-bypass"},
+                                   VERCEL_BYPASS_OTHER: {"createdAt": 1761955200000, "createdBy": "u",
+                                                         "scope": "automation-bypass", "isEnvVar": False}}
+    single = {**recorded("env_single_with_value.json"), "value": VERCEL_VALUE}
+    return VercelStandIn(token=VERCEL, project_body=project, values={"Xq1k9RwL2mC4vN8d": single})
 
 
 @pytest.fixture(autouse=True)
@@ -62,7 +78,8 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
                              work_seconds=0.01, heartbeat_interval=0.01) as dep, \
             ProviderStandIn(token=REPLICATE, webhook_secret=WEBHOOK_SECRET) as provider, \
             RecordingReceiver(SLACK_OK) as slack, RecordingReceiver(PAGERDUTY_ACCEPTED) as pd, \
-            RecordingReceiver() as hook, RecordingReceiver() as monitor:
+            RecordingReceiver() as hook, RecordingReceiver() as monitor, \
+            vercel_standin(_vercel_state()) as vercel:
         with psycopg.connect(db, autocommit=True) as conn:
             # The stuck provider rows' predictions, one succeeded (a lost callback) and one unknown.
             pids = [r[0] for r in conn.execute(
@@ -82,7 +99,8 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
                "STUCKGEN_PAGERDUTY_ROUTING_KEY": ROUTING_KEY, "STUCKGEN_PAGERDUTY_EVENTS_URL": pd.url + "/v2/enqueue",
                "STUCKGEN_NOTIFY_WEBHOOK_URL": f"{hook.url}/in/{NOTIFY_URL_TOKEN}",
                "STUCKGEN_NOTIFY_WEBHOOK_SECRET": NOTIFY_SIGNING,
-               "STUCKGEN_HEARTBEAT_URL": f"{monitor.url}/ping/{HEARTBEAT_TOKEN}"}
+               "STUCKGEN_HEARTBEAT_URL": f"{monitor.url}/ping/{HEARTBEAT_TOKEN}",
+               "VERCEL_PROJECT_ID": "genapp", "STUCKGEN_VERCEL_API_URL": vercel.url}
         url = ["--url", dep.url]
         commands = [
             ["scan", "-f", "json"], ["scan", "-f", "csv"], ["scan", "-f", "table"],
@@ -127,7 +145,9 @@ def test_no_secret_in_any_output_of_any_command_at_any_verbosity(db, tmp_path, m
     written = {p: p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()}
     assert {"audit.jsonl", "report.md", "junit.xml", "summary.md", "stuckgen.prom"} <= {p.name for p in written}
     everything = "\n".join(texts + list(written.values()) + sent)
+    assert any(p.startswith("/v1/projects/genapp/env/") for p, _ in vercel.requests), "doctor read a value"
     for name, value in [("secret", SECRET), ("bypass", BYPASS), ("password", PASSWORD), ("vercel token", VERCEL),
+                        ("vercel value", VERCEL_VALUE), ("vercel bypass", VERCEL_BYPASS_OTHER),
                         ("provider token", REPLICATE), ("webhook signing secret", WEBHOOK_SECRET),
                         ("webhook signing key", WEBHOOK_SECRET.removeprefix("whsec_")),
                         ("slack webhook", SLACK_TOKEN), ("pagerduty routing key", ROUTING_KEY),

@@ -158,3 +158,72 @@ def test_sync_without_a_session_cookie_is_a_configuration_error(incident):
     db, provider, dep, _ = incident
     r = runner.invoke(app, ["reconcile", "--apply", "--via", "sync", "--yes"], env=_env(db, provider, dep))
     assert r.exit_code == 2 and "owner" in r.stderr and r.stdout == ""
+
+
+def test_retrigger_via_sync_uses_the_apps_recovery_route_with_retriggers_safety(incident):
+    db, provider, dep, ids = incident
+    env = {"STUCKGEN_DATABASE_URL": db, "STUCKGEN_BASE_URL": dep.url, "STUCKGEN_COOKIE": _cookie(dep)}
+    dry = runner.invoke(app, ["retrigger", "--via", "sync", "--all-stuck", "--class", "awaiting-webhook", "-f", "json"],
+                        env=env)
+    assert dry.exit_code == 1, dry.output
+    assert {row["outcome"] for row in json.loads(dry.stdout)["rows"]} == {"would-settle"}
+    assert {s for s, _ in _rows(db).values()} == {"processing"}
+    # No provider token is needed: the app asks the provider itself.
+    r = runner.invoke(app, ["retrigger", "--via", "sync", *ids, "--yes", "-f", "json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert {row["outcome"] for row in json.loads(r.stdout)["rows"]} == {"settled"}
+    assert _rows(db) == {i: ("completed", 1) for i in ids}
+    assert sorted(a[2] for a in _audit(db)) == ["settled"] * 3
+
+
+def test_retrigger_via_sync_leaves_out_rows_without_a_prediction_id(db):
+    from stuckgen.reference.seed import seed
+
+    with ReferenceDeployment(db, "healthy", secret="internal", **FAST) as dep:
+        with psycopg.connect(db, autocommit=True) as conn:
+            rows = seed(conn, {"never-started": 2}, min_age=600, max_age=900)
+        env = {"STUCKGEN_DATABASE_URL": db, "STUCKGEN_BASE_URL": dep.url, "STUCKGEN_COOKIE": _cookie(dep)}
+        r = runner.invoke(app, ["retrigger", "--via", "sync", "--all-stuck", "--yes", "-f", "json"], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == []
+    assert "2 selected row(s) carry no provider prediction id" in r.stderr
+
+
+def test_doctor_ranks_the_lost_callback_incident_and_the_probe_names_its_cause(incident):
+    db, provider, dep, ids = incident
+    env = _env(db, provider, dep, REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET, INTERNAL_API_SECRET="internal")
+    r = runner.invoke(app, ["doctor", "-f", "json", "--repeat", "1"], env=env)
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    ids_ranked = [f["id"] for f in doc["findings"]]
+    assert ids_ranked[:2] == ["webhook-signature-rejected", "lost-callback"], ids_ranked
+    assert doc["provider"]["counts"] == {"provider-succeeded-callback-lost": 3}
+    assert doc["provider"]["webhook_probe"]["kind"] == "signature-rejected"
+    lost = next(f for f in doc["findings"] if f["id"] == "lost-callback")
+    assert any("likely causes" in e for e in lost["evidence"])
+    # The probe's callback matched no row: nothing was settled by it.
+    assert {s for s, _ in _rows(db).values()} == {"processing"}
+    assert WEBHOOK_SECRET not in r.output and TOKEN not in r.output
+    text = runner.invoke(app, ["doctor", "-f", "text", "--repeat", "1"], env=env)
+    assert "Provider (reconcile)" in text.stdout and "callbacks lost since" in text.stdout
+
+
+def test_doctor_without_a_provider_token_does_not_ask_the_provider(incident):
+    db, provider, dep, ids = incident
+    env = {"STUCKGEN_DATABASE_URL": db, "STUCKGEN_BASE_URL": dep.url, "INTERNAL_API_SECRET": "internal"}
+    r = runner.invoke(app, ["doctor", "-f", "json", "--repeat", "1"], env=env)
+    doc = json.loads(r.stdout)
+    assert doc["provider"] == {} and not [k for k in provider.requests if k[0] == "get"]
+    assert "lost-callback" not in [f["id"] for f in doc["findings"]]
+
+
+def test_show_tells_what_the_provider_says_about_the_row(incident):
+    db, provider, dep, ids = incident
+    r = runner.invoke(app, ["show", ids[0], "-f", "json"], env=_env(db, provider, dep))
+    assert r.exit_code == 1, r.output
+    p = json.loads(r.stdout)["provider"]
+    assert p["verdict"] == "provider-succeeded-callback-lost" and p["outputs"] == 1
+    md = runner.invoke(app, ["show", ids[0], "-f", "markdown"], env=_env(db, provider, dep))
+    assert "| provider | provider-succeeded-callback-lost: succeeded at the provider" in md.stdout
+    plain = runner.invoke(app, ["show", ids[0], "-f", "json"], env={"STUCKGEN_DATABASE_URL": db})
+    assert json.loads(plain.stdout)["provider"] is None

@@ -87,3 +87,52 @@ def test_urls_with_credentials_are_refused_and_duplicates_probed_once(tmp_path: 
     s = load_settings({"base_url": "https://a.example.com/,https://a.example.com,https://b.example.com"},
                       environ={}, cwd=tmp_path)
     assert s.base_url == ("https://a.example.com", "https://b.example.com")
+
+
+def test_a_flag_beats_the_environment_also_across_the_cookie_and_the_cookie_file(tmp_path: Path):
+    env = {"STUCKGEN_COOKIE": "sb-x-auth-token=from-env"}
+    s = load_settings({"cookie_file": "/nonexistent/cookies.txt"}, environ=env, cwd=tmp_path)
+    assert s.cookie is None and s.cookie_file == "/nonexistent/cookies.txt"
+    assert s.sources["cookie"].startswith("not used: flag --cookie-file wins over environment STUCKGEN_COOKIE")
+    s = load_settings({"cookie": "a=b"}, environ={"STUCKGEN_COOKIE_FILE": "/x"}, cwd=tmp_path)
+    assert s.cookie == "a=b" and s.cookie_file is None
+    with pytest.raises(ConfigError, match="both given"):
+        load_settings({"cookie": "a=b", "cookie_file": "/x"}, environ={}, cwd=tmp_path)
+    # Equal strength: the header wins, as documented.
+    s = load_settings({}, environ={"STUCKGEN_COOKIE": "a=b", "STUCKGEN_COOKIE_FILE": "/x"}, cwd=tmp_path)
+    assert s.cookie == "a=b" and s.cookie_file is None
+
+
+def test_probe_auth_cookie_file_flag_is_not_ignored_when_stuckgen_cookie_is_set(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["probe-auth", "--url", "http://127.0.0.1:1", "--cookie-file", "/nonexistent/c.txt"],
+                           env={"STUCKGEN_COOKIE": "sb-x-auth-token=abc"})
+    assert r.exit_code == 2, r.output  # the flag's file is read (and is missing), not the environment's cookie
+    assert "/nonexistent/c.txt" in r.stderr
+
+
+def test_sources_and_messages_name_flags_that_exist(tmp_path: Path, monkeypatch):
+    import json
+
+    import typer.main
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    for k in ("INTERNAL_API_SECRET", "STUCKGEN_BASE_URL", "DATABASE_URL", "STUCKGEN_DATABASE_URL"):
+        monkeypatch.delenv(k, raising=False)
+    r = CliRunner().invoke(app, ["doctor", "--url", "http://127.0.0.1:1", "--secret", "abcdefgh12345678",
+                                 "--no-probe", "-f", "json"])
+    facts = {f["name"]: f["source"] for f in json.loads(r.stdout)["config"]}
+    assert facts["base_url"] == "flag --url" and facts["internal_secret"] == "flag --secret", facts
+    # --secret is one story: visible in the help of every command that sends the secret.
+    cmd = typer.main.get_command(app)
+    for name in ("probe-auth", "doctor", "check", "watch", "retrigger"):
+        opts = {o: p for p in cmd.commands[name].params for o in p.opts}
+        assert "--secret" in opts and not opts["--secret"].hidden, name
+        assert "never a flag" not in CliRunner().invoke(app, [name, "--help"]).stdout

@@ -153,7 +153,8 @@ def test_watch_rejects_a_bad_interval_and_probe_without_url(db: str) -> None:
     assert r.exit_code == 2 and r.stdout == "" and "--probe needs a deployment" in r.stderr
 
 
-def test_ctrl_c_leaves_cleanly_with_a_one_line_summary(db: str) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_leaves_with_a_one_line_summary_and_exit_130(db: str, sig: int) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
         seed(conn, {"never-started": 1})
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUCKGEN_DATABASE_URL")}
@@ -162,12 +163,12 @@ def test_ctrl_c_leaves_cleanly_with_a_one_line_summary(db: str) -> None:
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert json.loads(line)["stuck"] == 1
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1
+    assert proc.returncode == 130, err
     assert out == ""
     assert err.splitlines() == ["watch: 1 refreshes; 1 stuck now (100.0% of 1 created) [never-started 1]; "
                                 "since start 0 became stuck, 0 recovered"]

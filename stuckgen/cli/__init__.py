@@ -14,6 +14,7 @@ from stuckgen.cli import doctor as _doctor  # noqa: E402,F401
 from stuckgen.cli import demo as _demo  # noqa: E402,F401
 from stuckgen.cli import remediate as _remediate  # noqa: E402,F401
 from stuckgen.cli import init as _init  # noqa: E402,F401
+from stuckgen.cli import jobs as _jobs  # noqa: E402,F401
 from stuckgen.cli import reconcile as _reconcile  # noqa: E402,F401
 
 

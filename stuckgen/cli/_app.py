@@ -10,6 +10,7 @@ exceptions become one line on stderr and the documented exit code.
 
 
 import functools
+from contextvars import ContextVar
 import os
 import sys
 import traceback
@@ -26,7 +27,8 @@ from stuckgen.errors import ExitCode, StuckgenError
 HELP = """Find, explain and safely remediate background jobs stuck in 'processing'.
 
 Exit codes (every command): 0 nothing found, 1 findings, 2 usage or configuration
-error, 3 database or deployment unreachable, 130 interrupted, 141 output pipe closed.
+error, 3 database or deployment unreachable, 4 internal error (a bug), 130
+interrupted (Ctrl-C or SIGTERM), 141 output pipe closed.
 """
 
 app = typer.Typer(
@@ -106,6 +108,17 @@ AuditFileOpt = Annotated[Optional[str], typer.Option(
     help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
 OperatorOpt = Annotated[Optional[str], typer.Option(
     "--operator", show_default=False, metavar="NAME", help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
+# One story for the internal secret, in every command that sends it: INTERNAL_API_SECRET from the
+# environment or .env, or --secret (visible in help everywhere; the environment is preferred).
+SecretOpt = Annotated[Optional[str], typer.Option(
+    "--secret", show_default=False, metavar="VALUE",
+    help=env_help("internal_secret", "The process route's INTERNAL_API_SECRET (never printed). Prefer the "
+                                      "environment or .env: a flag is visible to other users in `ps`."))]
+# Probes per mode: stuckgen.probe.DEFAULT_REPEAT (10) when not given; the help says why (tests hold the two equal).
+RepeatOpt = Annotated[Optional[int], typer.Option(
+    "--repeat", "-r", min=1, max=1000, metavar="N", show_default=False,
+    help="Probes per mode and target. Default 10: enough to tell instances that disagree from a consistent "
+         "answer; a target is never called healthy on fewer than 2 answers per mode.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 
@@ -115,7 +128,31 @@ def settings_from(params: dict[str, Any], *, map_flags: Iterable[str] | None = N
 
     flags = {k: v for k, v in params.items() if k in OPTIONS}
     return load_settings(flags, env_file=params.get("env_file"), config_file=params.get("config"),
-                         map_flags=tuple(map_flags or params.get("map") or ()))
+                         map_flags=tuple(map_flags or params.get("map") or ()), flag_names=_flag_names())
+
+
+def _flag_names() -> dict[str, str]:
+    """Each option's flag as the running command spells it (``base_url`` is ``--url``)."""
+    names = dict(_FLAGS.get())
+    if "url" in names:  # doctor and check collect --url into base_url themselves
+        names.setdefault("base_url", names["url"])
+    return names
+
+
+def _flags_of(fn: Callable[..., Any]) -> dict[str, str]:
+    """Parameter name -> long flag, read from the command's ``Annotated[..., typer.Option(...)]``."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    out: dict[str, str] = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        for meta in getattr(p.annotation, "__metadata__", ()):
+            if isinstance(meta, OptionInfo):
+                decls = [meta.default] if isinstance(meta.default, str) and meta.default.startswith("-") else []
+                decls += list(meta.param_decls or ())
+                out[name] = next((d for d in decls if d.startswith("--")), "--" + name.replace("_", "-"))
+    return out
 
 
 # -- output -----------------------------------------------------------------------------------
@@ -137,7 +174,7 @@ class Output:
             from rich.console import Console
 
             self._out = Console(file=sys.stdout, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                                width=None if self.is_tty else 200, emoji=False)
+                                width=None if self.is_tty else (_columns() or 200), emoji=False)
         return self._out
 
     @property
@@ -148,6 +185,15 @@ class Output:
             self._err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
                                 emoji=False)
         return self._err
+
+    @property
+    def width(self) -> int | None:
+        """Columns to fit text and tables into: the terminal's, or $COLUMNS in a pipe (None: don't wrap)."""
+        if self.is_tty:
+            import shutil
+
+            return _columns() or shutil.get_terminal_size((100, 24)).columns
+        return _columns()
 
     def lines(self, lines: Iterable[str]) -> None:
         """Write plain lines to stdout as they come (streamed, never styled)."""
@@ -192,6 +238,15 @@ class Bar:
         self._progress.update(self._task, completed=done, total=total)
 
 
+def _columns() -> int | None:
+    """$COLUMNS when it is a sensible width (what `script`, CI logs and tests set), else None."""
+    try:
+        n = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        return None
+    return n if 20 <= n <= 1000 else None
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 
@@ -203,6 +258,8 @@ def default_format(fmt: str | None, *, tty: bool) -> str:
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The running command's flags by parameter name, for settings sources that name real flags.
+_FLAGS: ContextVar[dict[str, str]] = ContextVar("stuckgen_flags", default={})
 
 
 def _known_secrets(flags: dict[str, Any] | None = None) -> list[str]:
@@ -225,14 +282,19 @@ def _known_secrets(flags: dict[str, Any] | None = None) -> list[str]:
 
 def handle_errors(fn: F) -> F:
     """The error boundary: our exceptions -> one line + exit code; tracebacks only with --debug."""
+    flags = _flags_of(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from stuckgen.secrets import scrub
 
         debug = bool(kwargs.get("debug")) or os.environ.get("STUCKGEN_DEBUG", "") not in ("", "0", "false")
+        from stuckgen.signals import sigterm_interrupts
+
+        token = _FLAGS.set(flags)
         try:
-            code = fn(*args, **kwargs)
+            with sigterm_interrupts():
+                code = fn(*args, **kwargs)
         except typer.Exit:
             raise
         except StuckgenError as exc:
@@ -258,6 +320,8 @@ def handle_errors(fn: F) -> F:
             msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets(kwargs))
             sys.stderr.write(msg + " (run again with --debug for a traceback)\n")
             raise typer.Exit(ExitCode.INTERNAL) from None
+        finally:
+            _FLAGS.reset(token)
         raise typer.Exit(int(code or ExitCode.OK))
 
     return wrapper  # type: ignore[return-value]

@@ -21,7 +21,7 @@ def demo(
     scenario: Annotated[str, typer.Option("--scenario", "-s", metavar="NAME",
                                           help="Fault to reproduce: healthy, secret-missing, secret-mismatch, "
                                                "secret-whitespace, intermittent, protected, redirect, cookie-expired, "
-                                               "dropped-trigger, worker-crash, slow.")] = "intermittent",
+                                               "dropped-trigger, worker-crash, slow, lost-callback.")] = "intermittent",
     generations: Annotated[int, typer.Option("--generations", "-n", min=1, max=500, metavar="N",
                                              help="Generations to send through /api/generate.")] = 12,
     threshold: Annotated[float, typer.Option("--threshold", min=0.5, max=600, metavar="SECONDS",
@@ -95,6 +95,15 @@ def _run(out: Output, scenario: str, *, database_url: str | None, generations: i
         report = gather(settings, out=out, probe=True, repeat=4, allow_insecure=False)
         out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
         out.lines(doctor_text_lines(report))
+        from stuckgen.reference.scenarios import get_scenario
+
+        if get_scenario(scenario).use_webhooks:
+            from stuckgen.demo import settle_lost_callbacks
+
+            out.note("\n  settling the lost callbacks through the app "
+                     "(stuckgen reconcile --apply --via sync --yes, as the rows' owner) ...")
+            for line in settle_lost_callbacks(settings):
+                out.note(f"  {line}")
         if keep:
             try:
                 out.note(

@@ -13,22 +13,22 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
-    app, default_format, env_help, handle_errors, settings_from,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt,
+    TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.durations import parse_duration
-from stuckgen.errors import ConfigError, ExitCode, StuckgenError, UnreachableError
+from stuckgen.errors import ConfigError, ExitCode, SchemaError, StuckgenError, UnreachableError
 
 UrlOpt = Annotated[Optional[list[str]], typer.Option(
     "--url", "-u", show_default=False, metavar="URL",
     help=env_help("base_url", "Deployment to probe (repeatable: production and preview side by side)."))]
-SecretOpt = Annotated[Optional[str], typer.Option(
-    "--secret", show_default=False, metavar="VALUE", hidden=True,
-    help="The internal secret (prefer the environment: a flag is visible in `ps`).")]
 CookieOpt = Annotated[Optional[str], typer.Option(
     "--cookie", show_default=False, metavar="HEADER", help=env_help("cookie", "Session cookie header (never printed)."))]
 CookieFileOpt = Annotated[Optional[str], typer.Option(
     "--cookie-file", show_default=False, metavar="PATH", help=env_help("cookie_file", "Cookie file (cookies.txt or a Cookie header)."))]
+CookieNameOpt = Annotated[Optional[str], typer.Option(
+    "--cookie-name", show_default=False, metavar="NAME",
+    help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))]
 AllowInsecureOpt = Annotated[bool, typer.Option(
     "--allow-insecure", help="Allow sending credentials over plain HTTP to a non-loopback host.")]
 
@@ -36,13 +36,15 @@ AllowInsecureOpt = Annotated[bool, typer.Option(
 def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
     from stuckgen.cookies import configured_cookie
 
-    info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
+    info = configured_cookie(settings.cookie, settings.cookie_file, now=now, cookie_name=settings.cookie_name)
     return (info.header or None) if info else None, info
 
 
-def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecure: bool) -> Any:
+def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool,
+           timeline: bool = False) -> Any:
     """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
     from stuckgen import http as transport
+    from stuckgen.probe import DEFAULT_REPEAT
     from stuckgen.cli import _db
     from stuckgen.doctor import diagnose
 
@@ -59,12 +61,14 @@ def gather(settings: Any, *, out: Output, probe: bool, repeat: int, allow_insecu
     # The Vercel API may sit behind the operator's proxy; the deployment is called directly.
     vercel = (transport.client(timeout=timeout, trust_env=True)
               if settings.vercel_token and settings.vercel_project else None)
+    provider = transport.client(timeout=timeout) if settings.replicate_api_token else None
     try:
-        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, cookie_header=header,
-                        cookie_info=info, repeat=repeat, allow_insecure=allow_insecure, rules=_db.rules(settings),
+        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, timeline=timeline,
+                        provider_http=provider, cookie_header=header,
+                        cookie_info=info, repeat=repeat or DEFAULT_REPEAT, allow_insecure=allow_insecure, rules=_db.rules(settings),
                         now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
     finally:
-        for c in (http, vercel):
+        for c in (http, vercel, provider):
             if c is not None:
                 c.close()
         if conn is not None:
@@ -79,14 +83,14 @@ def doctor(
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
     cookie_file: CookieFileOpt = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-r", min=1, max=1000, metavar="N",
-                                        help="Probes per cell of the auth matrix (intermittent failures need several).")] = 3,
+    cookie_name: CookieNameOpt = None,
+    repeat: RepeatOpt = None,
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not call the deployment.")] = False,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
-                                               help="text | markdown | json. Default: text on a terminal, json in a pipe.")] = None,
+                                               help="text | markdown | json | html. Default: text on a terminal, json in a pipe; from -o NAME.md/.html.")] = None,
     output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH", show_default=False,
                                                   help="Write the report to this file (created owner-only) instead of stdout.")] = None,
     table: TableOpt = None,
@@ -112,21 +116,31 @@ def doctor(
     Examples:
       stuckgen doctor --url https://app.example.com --url https://app-git-feat.vercel.app
       stuckgen doctor --format markdown -o incident.md
+      stuckgen doctor --format html --output incident.html   (one page: timeline chart, findings, rows)
 
     Exit: 0 nothing wrong, 1 a warning or worse, 2 configuration error, 3 nothing could be reached.
     """
     from stuckgen.findings import Severity
     from stuckgen.render.doctor import doctor_json_lines, doctor_markdown_lines, doctor_text_lines
+    from stuckgen.render.html import doctor_html_lines
 
     params = dict(locals())
     params["base_url"] = ",".join(url) if url else None
     settings = settings_from(params)
     out = Output()
-    fmt = fmt or ("markdown" if output and output.endswith(".md") else default_format(None, tty=out.is_tty).replace("table", "text"))
-    if fmt not in ("text", "markdown", "json"):
-        raise ConfigError(f"--format: {fmt!r} is not one of text, markdown, json")
-    report = gather(settings, out=out, probe=not no_probe, repeat=repeat, allow_insecure=allow_insecure)
-    lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines}[fmt](report)
+    by_suffix = {".md": "markdown", ".html": "html", ".htm": "html"}
+    suffix = Path(output).suffix.lower() if output else ""
+    fmt = fmt or by_suffix.get(suffix) or default_format(None, tty=out.is_tty).replace("table", "text")
+    if fmt not in ("text", "markdown", "json", "html"):
+        raise ConfigError(f"--format: {fmt!r} is not one of text, markdown, json, html")
+    report = gather(settings, out=out, probe=not no_probe, repeat=repeat, allow_insecure=allow_insecure,
+                    timeline=fmt == "html")
+    lines = {"text": doctor_text_lines, "markdown": doctor_markdown_lines, "json": doctor_json_lines,
+             "html": doctor_html_lines}[fmt](report)
+    if fmt == "text" and not output:
+        from stuckgen.render.layout import wrap_lines
+
+        lines = wrap_lines(lines, out.width)  # between words, never inside a command to copy
     if output:
         write_private(Path(output), lines)
         out.note(f"report written to {output}")
@@ -139,6 +153,8 @@ def doctor(
                or bool(report.vercel.get("consulted")))
     if tried and not reached:
         return ExitCode.UNREACHABLE
+    if report.database.get("reachable") and report.database.get("table") is None:
+        return ExitCode.USAGE  # the report names the missing table or mapping; the configuration is wrong
     w = report.worst
     return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK
 
@@ -173,10 +189,12 @@ def check(
     max_stuck_rate: Annotated[Optional[str], typer.Option("--max-stuck-rate", metavar="RATE", show_default=False,
                                                           help="Fail when the stuck rate exceeds this (0.05 or 5%).")] = None,
     probe: Annotated[bool, typer.Option("--probe", help="Also run probe-auth against --url targets.")] = False,
+    repeat: RepeatOpt = None,
     url: UrlOpt = None,
     internal_secret: SecretOpt = None,
     cookie: CookieOpt = None,
     cookie_file: CookieFileOpt = None,
+    cookie_name: CookieNameOpt = None,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
     since: SinceOpt = None,
@@ -270,7 +288,7 @@ def check(
     if beat is not None:
         _report_ping(beat.start())
     try:
-        run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe,
+        run.code = _check(settings, run, max_stuck=max_stuck, max_stuck_rate=max_stuck_rate, probe=probe, repeat=repeat,
                           allow_insecure=allow_insecure, fmt=fmt, junit=junit, retrigger_after=retrigger_after,
                           fail_after=fail_after, max_attempts=max_attempts, remediate=remediate, wait=wait)
     except StuckgenError as exc:
@@ -341,6 +359,7 @@ def _write_metrics(path: str, run: "_CheckRun") -> None:
 
 
 def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: Optional[str], probe: bool,
+           repeat: Optional[int],
            allow_insecure: bool, fmt: Optional[str], junit: Optional[str], retrigger_after: Optional[str],
            fail_after: Optional[str], max_attempts: int, remediate: bool, wait: Optional[str]) -> int:
     from stuckgen.checks import evaluate, exit_code
@@ -360,9 +379,15 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
     policy, endpoint = _policy(settings, retrigger_after=retrigger_after, fail_after=fail_after,
                                max_attempts=max_attempts, act=remediate, allow_insecure=allow_insecure)
     wait_s = parse_duration(wait, option="--wait") if wait else 0.0
-    report = gather(settings, out=out, probe=probe, repeat=1, allow_insecure=allow_insecure)
+    if probe and not settings.base_url:
+        # A probe that cannot run must not leave a check that says "healthy".
+        raise ConfigError("--probe needs a deployment to probe", hint="pass --url URL or set STUCKGEN_BASE_URL")
+    report = gather(settings, out=out, probe=probe, repeat=repeat, allow_insecure=allow_insecure)
     if not report.database.get("reachable"):
         raise UnreachableError(report.database.get("error") or "the database could not be reached")
+    if report.database.get("table") is None:
+        # No table read means no row counted: never a pass.
+        raise SchemaError(report.database.get("error") or "the job table could not be read")
     rescued = None
     if policy is not None:
         if endpoint is not None and not settings.internal_secret:
@@ -378,7 +403,9 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
         out.lines(openmetrics_lines(result, checked_at=run.started, duration=time.time() - run.started,
                                     exit_code=code))
     else:
-        out.lines({"text": check_text_lines, "json": check_json_lines}[fmt](result))
+        from stuckgen.render.layout import wrap_lines
+
+        out.lines(wrap_lines(check_text_lines(result), out.width) if fmt == "text" else check_json_lines(result))
     if rescued is not None and rescued.retrigger is not None and rescued.retrigger.stopped:
         out.note(f"stuckgen: {rescued.retrigger.stopped}")
     if os.environ.get("GITHUB_ACTIONS") == "true":

@@ -68,7 +68,7 @@ def init(
     with conn:
         with _db.read_tx(conn, settings):
             proposal = propose(conn, table=chosen_table, db_schema=settings.db_schema,
-                               naive_tz=settings.naive_timezone)
+                               naive_tz=settings.naive_timezone, threshold=settings.threshold)
     text = toml_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      source=redact_dsn(settings.database_url))
     if target is None:
@@ -81,7 +81,7 @@ def init(
             out.note("nothing written")
             return ExitCode.OK
     _write(target, text)
-    inflight: list[str] = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
+    inflight = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
     out.note(f"wrote {target}: table {proposal.table!r}, in flight {', '.join(map(repr, inflight)) or 'none'}; "
              f"check it with `stuckgen schema`, then `stuckgen scan`")
     return ExitCode.OK

@@ -8,7 +8,7 @@ import typer
 
 from stuckgen.cli._app import (
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DebugOpt, EnvFileOpt, Output, app, default_format, env_help,
-    handle_errors, settings_from,
+    handle_errors, SecretOpt, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
 
@@ -25,20 +25,23 @@ def probe_auth(
     route: Annotated[Optional[str], typer.Option(
         "--route", metavar="PATH", show_default=False,
         help=env_help("route", "Path of the process route. Default /api/generate/process."))] = None,
-    internal_secret: Annotated[Optional[str], typer.Option(
-        "--secret", metavar="VALUE", show_default=False,
-        help=env_help("internal_secret", "The INTERNAL_API_SECRET to test (prefer the environment; never printed)."))] = None,
+    internal_secret: SecretOpt = None,
     cookie: Annotated[Optional[str], typer.Option(
         "--cookie", metavar="HEADER", show_default=False,
         help=env_help("cookie", "Session cookies as a Cookie header 'name=value; ...' (never printed)."))] = None,
     cookie_file: Annotated[Optional[str], typer.Option(
         "--cookie-file", metavar="PATH", show_default=False,
         help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))] = None,
+    cookie_name: Annotated[Optional[str], typer.Option(
+        "--cookie-name", metavar="NAME", show_default=False,
+        help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))] = None,
     bypass_secret: Annotated[Optional[str], typer.Option(
         "--bypass-secret", metavar="VALUE", show_default=False,
         help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
-    repeat: Annotated[int, typer.Option("--repeat", "-n", min=1, max=1000, metavar="N",
-                                        help="Send each probe this many times (failures may be intermittent).")] = 1,
+    repeat: Annotated[Optional[int], typer.Option(
+        "--repeat", "-n", min=1, max=1000, metavar="N", show_default=False,
+        help="Send each probe this many times. Default 10: enough to tell instances that disagree from a "
+             "consistent answer; a target is never called healthy on fewer than 2 answers per mode.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, metavar="N", help="Probes in flight at once.")] = 10,
     http_timeout: Annotated[Optional[str], typer.Option(
         "--timeout", metavar="DURATION", show_default=False,
@@ -75,7 +78,7 @@ def probe_auth(
     from stuckgen import http
     from stuckgen.cookies import configured_cookie
     from stuckgen.findings import Severity, analyze_probe
-    from stuckgen.probe import ProbeTarget, probe
+    from stuckgen.probe import DEFAULT_REPEAT, ProbeTarget, probe
     from stuckgen.render.probe import findings_table, probe_json_lines, probe_markdown_lines, probe_table
     from stuckgen.secrets import describe
 
@@ -87,9 +90,11 @@ def probe_auth(
     if not settings.base_url:
         raise ConfigError("no deployment to probe", hint="pass --url or set STUCKGEN_BASE_URL")
     targets = [ProbeTarget(url=u) for u in settings.base_url]
+    repeat = repeat or DEFAULT_REPEAT
 
     now = time.time()
-    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now)
+    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now,
+                                    cookie_name=settings.cookie_name)
 
     id_in_use = _id_checker(settings) if settings.database_url else None
     secret = settings.internal_secret
@@ -120,7 +125,11 @@ def probe_auth(
     elif fmt == "markdown":
         out.lines(probe_markdown_lines(matrix, findings))
     else:
-        out.out.print(probe_table(matrix))
+        table = probe_table(matrix, width=out.width)
+        out.out.print(table)
+        if table.left_out:
+            out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
+                          "widen the terminal, or use --format json)", markup=False)
         out.out.print()
         if findings:
             out.out.print(findings_table(findings))

@@ -10,7 +10,7 @@ from stuckgen.cli._app import (
     StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.cli.remediate import ClassOpt, IdsArg, OlderThanOpt, SinceOpt
-from stuckgen.errors import ConfigError
+from stuckgen.errors import ConfigError, ExitCode
 
 FORMATS = ("table", "json", "csv", "markdown")
 
@@ -179,7 +179,7 @@ def reconcile(
             if settle_opts is None:
                 render(out, fmt, result)
                 if result.interrupted:
-                    raise typer.Exit(130)
+                    raise typer.Exit(int(ExitCode.INTERRUPTED))
                 return int(result.exit_code)
             return _apply(out, fmt, conn, settings, mapping, rows, result, settle_opts, client, options, yes=yes)
 
@@ -213,15 +213,16 @@ def _access_token(settings: Any) -> str | None:
     from stuckgen.cookies import load_cookie_file, parse_cookies, session_token, split_header
 
     if settings.cookie:
-        info = parse_cookies(settings.cookie, now=time.time())
+        info = parse_cookies(settings.cookie, now=time.time(), cookie_name=settings.cookie_name)
     elif settings.cookie_file:
-        info = load_cookie_file(settings.cookie_file, now=time.time())
+        info = load_cookie_file(settings.cookie_file, now=time.time(), cookie_name=settings.cookie_name)
     else:
         return None
     if info.expired:
         raise ConfigError("the session cookie has expired: the sync route would answer 401",
                           hint="sign in again and export a fresh cookie")
-    _, token, _ = session_token(split_header(info.header)) if info.header else (None, None, [])
+    _, token, _ = (session_token(split_header(info.header), cookie_name=settings.cookie_name) if info.header
+                   else (None, None, []))
     if not token:
         raise ConfigError("the session cookie holds no Supabase access token (sb-<ref>-auth-token)")
     return token
@@ -237,7 +238,7 @@ def _apply(out: Output, fmt: str, conn: Any, settings: Any, mapping: Any, rows: 
     for line in reconcile_summary(result):
         out.note(line)
     if result.nothing_answered:
-        return 3
+        return int(ExitCode.UNREACHABLE)
     audit = audit_for(settings, mapping)
     op = operator_name(settings.operator)
     take, _ = settle.settleable(result.verdicts)
@@ -251,7 +252,7 @@ def _apply(out: Output, fmt: str, conn: Any, settings: Any, mapping: Any, rows: 
         outcome = settle.plan(result.verdicts, options=options, audit=audit.where, operator=op)
     render_settle(out, fmt, outcome)
     if outcome.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
     return int(outcome.exit_code)
 
 
@@ -280,3 +281,52 @@ def render_settle(out: Output, fmt: str, result: Any) -> None:
         out.out.print()
     for line in summary_lines(result):
         out.out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def retrigger_via_sync(out: Output, fmt: str, settings: Any, *, via: str, ids: Any, all_stuck: bool,
+                       older_than: Any, classes: Any, concurrency: int, tries: int, allow_insecure: bool,
+                       yes: bool) -> int:
+    """`retrigger --via sync`: the app's recovery route for provider rows, with retrigger's safety."""
+    from stuckgen import reconcile as core
+    from stuckgen import settle
+    from stuckgen.audit import new_run_id, operator_name
+    from stuckgen.cli import _db
+    from stuckgen.cli.remediate import _confirm, _selection, audit_for, http_client, prepare_audit
+
+    if via != "sync":
+        raise ConfigError(f"--via: {via!r} is not one of process, sync",
+                          hint="to replay the provider's webhook, use `stuckgen reconcile --apply --via webhook`")
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format: {fmt!r} is not one of table, json")
+    conn = _db.connect(settings)
+    # scan=None for now: the options are checked (URL, owner session) before anything is read.
+    settle_options(settings, scan=None, via="sync", signature="standard", concurrency=concurrency, tries=tries,
+                   allow_insecure=allow_insecure)
+    with conn:
+        with _db.read_tx(conn, settings):
+            mapping = _db.resolve_mapping(conn, settings)
+        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                     classes=classes)
+        options = settle_options(settings, scan=opts, via="sync", signature="standard", concurrency=concurrency,
+                                 tries=tries, allow_insecure=allow_insecure)
+        with _db.read_tx(conn, settings):
+            rows, without = core.prediction_ids(conn, mapping, selection.targets)
+        for r in selection.rejected:
+            out.note(f"{r.id}: {r.reason}")
+        if without:
+            out.note(f"{len(without)} selected row(s) carry no provider prediction id: the sync route would answer "
+                     f"400; not sent ({', '.join(without[:3])}{' ...' if len(without) > 3 else ''})")
+        verdicts = settle.unasked(rows)
+        audit = audit_for(settings, mapping)
+        op = operator_name(settings.operator)
+        if rows and _confirm(out, yes, f"Sync {len(rows)} row(s) through {options.url}?"):
+            prepare_audit(conn, settings, audit)
+            with http_client(settings, concurrency=concurrency) as client:
+                result = settle.settle_rows(client, conn, mapping, rows, verdicts, options=options, audit=audit,
+                                            run_id=new_run_id(), operator=op)
+        else:
+            result = settle.plan(verdicts, options=options, audit=audit.where, operator=op)
+    render_settle(out, fmt, result)
+    if result.interrupted:
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+    return int(result.exit_code)

@@ -1,24 +1,20 @@
 """`stuckgen retrigger`, `stuckgen fail`, `stuckgen undo` and `stuckgen history`.
 
 Dry run unless --yes; on a terminal without --yes, one question showing the
-count. SIGTERM is turned into KeyboardInterrupt here (and only here), so the core
+count. SIGTERM behaves like Ctrl-C (stuckgen.signals), so the core
 reports how far it got and every batch stays all or nothing.
 """
 
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app,
-    default_format, env_help, handle_errors, settings_from,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SecretOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
 
@@ -41,21 +37,11 @@ FormatOpt = Annotated[Optional[str], typer.Option(
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Rows per transaction.")]
 
 
-@contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM behaves like Ctrl-C for the duration of a command."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _sigterm_interrupts() -> Any:
+    """SIGTERM behaves like Ctrl-C for the duration of a command (stuckgen.signals)."""
+    from stuckgen.signals import sigterm_interrupts
 
-    def raise_interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    return sigterm_interrupts()
 
 
 def _confirm(out: Output, yes: bool, question: str) -> bool:
@@ -76,12 +62,18 @@ def _render(out: Output, fmt: str, result: Any) -> None:
             _note(out, line)
         return
     if result.outcomes:
-        table, hidden = result_table(result, max_rows=50 if out.is_tty else None)
+        table, hidden = result_table(result, max_rows=50 if out.is_tty else None, width=out.width)
         out.out.print(table)
+        if table.left_out:
+            out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
+                          "widen the terminal, or use --format json)", markup=False)
         if hidden:
             out.out.print(f"... and {hidden} more (see --format json)", markup=False)
         out.out.print()
-    for line in summary_lines(result):
+    from stuckgen.render.layout import wrap_lines
+
+    # Wrapped between words, never inside a command to copy (`stuckgen undo RUN_ID` stays on one line).
+    for line in wrap_lines(summary_lines(result), out.width):
         out.out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
@@ -261,8 +253,9 @@ def fail(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            _note(out, "nothing to do: no stuck rows match the filters")
-            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op))
+            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
+            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op,
+                                             dry_run=not yes))
             return ExitCode.OK
         options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
         # Before anything is promised: would the database take the values? (enum labels, CHECK, type)
@@ -296,7 +289,8 @@ def retrigger(
         "--route", show_default=False, metavar="PATH", help=env_help("route", "Path of the process route."))] = None,
     secret_header: Annotated[Optional[str], typer.Option(
         "--secret-header", show_default=False, metavar="HEADER",
-        help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET (the secret itself is read from the environment or .env, never a flag)."))] = None,
+        help=env_help("secret_header", "Header carrying the internal secret (--secret, INTERNAL_API_SECRET)."))] = None,
+    internal_secret: SecretOpt = None,
     body_template: Annotated[str, typer.Option(
         "--body-template", metavar="TEMPLATE", help="JSON body; {id} is replaced by the row id.")] = '{"generationId": "{id}"}',
     idempotency_header: Annotated[str, typer.Option(
@@ -314,6 +308,11 @@ def retrigger(
         help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))] = None,
     allow_insecure: Annotated[bool, typer.Option(
         "--allow-insecure", help="Allow sending the secret over plain HTTP to a non-loopback host.")] = False,
+    via: Annotated[str, typer.Option(
+        "--via", metavar="ROUTE",
+        help="process (the process route) or sync: the app's recovery route for provider rows, "
+             "POST /api/generations/{id}/sync, as the rows' owner (session cookie); it asks the provider "
+             "and settles the row.")] = "process",
     yes: YesOpt = False,
     fmt: FormatOpt = None,
     audit_table: AuditTableOpt = None,
@@ -345,6 +344,8 @@ def retrigger(
 
         stuckgen retrigger --all-stuck --class never-started --url https://app.example.com --wait 60s --yes
 
+        stuckgen retrigger --via sync --all-stuck --class awaiting-webhook --url https://app.example.com --yes
+
     Exit: 0 every row accepted (and, with --wait, moved on), 1 some were not, 2 usage
     error, 3 database or deployment unreachable, 130 interrupted.
     """
@@ -356,6 +357,12 @@ def retrigger(
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
+    if via != "process":
+        from stuckgen.cli.reconcile import retrigger_via_sync
+
+        return retrigger_via_sync(out, fmt, settings, via=via, ids=ids, all_stuck=all_stuck, older_than=older_than,
+                                  classes=cls, concurrency=concurrency, tries=tries, allow_insecure=allow_insecure,
+                                  yes=yes)
     endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure)
     secret = settings.internal_secret
     remediate.render_body(body_template, "x")
@@ -371,8 +378,9 @@ def retrigger(
         tname = remediate.table_name(mapping)
         n = len(selection.targets)
         if n == 0:
-            _note(out, "nothing to do: no stuck rows match the filters")
-            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op))
+            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
+            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op,
+                                             dry_run=not yes))
             return ExitCode.OK
         if not secret:
             out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
@@ -389,9 +397,7 @@ def retrigger(
                 result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
                                                   audit=audit, run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
                                                   rejected=selection.rejected)
-        _render(out, fmt, result)
-        if result.stopped:
-            _note(out, f"stuckgen: {result.stopped}")
+        _render(out, fmt, result)  # its summary says why the run stopped, once
     return _finish(result)
 
 

@@ -101,9 +101,12 @@ def scan(
                     out.note(line)
             else:
                 shown = limit if limit is not None else (50 if out.is_tty else None)
-                tbl, hidden = scan_table(run, max_rows=shown)
+                tbl, hidden = scan_table(run, max_rows=shown, width=out.width)
                 if run.summary.stuck:
                     out.out.print(tbl)
+                    if tbl.left_out:
+                        out.out.print(f"({', '.join(tbl.left_out)} left out at {out.width} columns: "
+                                      "widen the terminal, or use --format json)", markup=False)
                     if hidden:
                         out.out.print(f"... and {hidden} more (see --limit, or --format json)", markup=False)
                     out.out.print()

@@ -83,6 +83,8 @@ def show(
                                   default_schema=mapping.db_schema)
             story = load_story(conn, mapping, generation_id, options=opts, rules=_db.rules(settings), audit=audit,
                                redact=settings.secrets())
+        if settings.replicate_api_token:
+            story = _with_provider(conn, settings, mapping, story)
     if fmt == "json":
         out.lines(show_json_lines(story))
     elif fmt == "markdown":
@@ -91,3 +93,28 @@ def show(
         for part in show_renderables(story):
             out.out.print(part)
     return ExitCode.FINDINGS if story.stuck else ExitCode.OK
+
+
+def _with_provider(conn, settings, mapping, story):
+    """The story plus what the provider says about the row's prediction (when it carries one)."""
+    from dataclasses import replace
+    from datetime import datetime, timezone
+
+    from stuckgen import reconcile
+    from stuckgen.cli import _db
+    from stuckgen.cli.reconcile import provider_client, provider_options
+    from stuckgen.remediate import Target, coerce_id
+
+    if not mapping.has("webhook"):
+        return story
+    with _db.read_tx(conn, settings):
+        rows, _ = reconcile.prediction_ids(
+            conn, mapping, [Target(id=story.id, key=coerce_id(mapping, story.id),
+                                   cls=story.stuck.cls if story.stuck else None)])
+    if not rows:
+        return story
+    options = provider_options(settings, concurrency=1)
+    with provider_client(settings, concurrency=1) as client:
+        result = reconcile.reconcile_rows(client, rows, options=options, now=datetime.now(timezone.utc),
+                                          stuck_rows=1, without_prediction=0)
+    return replace(story, provider=result.verdicts[0]) if result.verdicts else story

@@ -13,7 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
-    MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
+    MapOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
     settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
@@ -45,6 +45,8 @@ def watch(
         "--probe", help="Also run probe-auth against --url and show the latest matrix.")] = False,
     probe_interval: Annotated[str, typer.Option(
         "--probe-interval", metavar="DURATION", help="Time between probe rounds (at least 30s).")] = "60s",
+    repeat: RepeatOpt = None,
+    internal_secret: SecretOpt = None,
     base_url: Annotated[Optional[list[str]], typer.Option(
         "--url", "-u", metavar="URL", show_default=False,
         help=env_help("base_url", "Deployment to probe with --probe (repeatable)."))] = None,
@@ -75,9 +77,9 @@ def watch(
     log. The first refresh is the baseline: later
     ones list rows that became stuck and rows that recovered (with their status
     now) since the start. With --probe, probe-auth runs every --probe-interval
-    (the secret, cookie and bypass secret come from the environment, as for
-    probe-auth) and its latest matrix is shown. Ctrl-C leaves with a one-line
-    summary on stderr. In a pipe it prints one JSON line per refresh instead.
+    (the secret from --secret or INTERNAL_API_SECRET; cookie and bypass secret
+    from the environment, as for probe-auth) and its latest matrix is shown.
+    Ctrl-C (or SIGTERM) leaves with a one-line summary on stderr. In a pipe it prints one JSON line per refresh instead.
 
     \b
     Examples:
@@ -85,8 +87,9 @@ def watch(
       stuckgen watch --probe --url https://app.example.com
       stuckgen watch --count 12 --interval 5s | jq -c '{stuck, by_class}'
 
-    Exit: 0 nothing stuck at the end, 1 rows stuck at the end, 2 configuration
-    error, 3 database unreachable.
+    Exit: 0 nothing stuck at the end of --count refreshes, 1 rows stuck then, 2
+    configuration error, 3 database unreachable, 130 stopped by Ctrl-C or SIGTERM
+    (after the one-line summary).
     """
     from stuckgen.cli import _db
     from stuckgen.durations import parse_duration
@@ -102,7 +105,7 @@ def watch(
     if every <= 0:
         raise ConfigError("--interval must be positive")
     probe_every = max(MIN_PROBE_INTERVAL, parse_duration(probe_interval, option="--probe-interval"))
-    prober = _Prober(settings, every=probe_every) if with_probe else None
+    prober = _Prober(settings, every=probe_every, repeat=repeat) if with_probe else None
     opts = _db.scan_options(settings)
     rules = _db.rules(settings)
     watcher = Watcher()
@@ -111,6 +114,7 @@ def watch(
     chans = _alerting.channels(settings, allow_insecure=allow_insecure)
     client = _alerting.http_client(settings) if chans else None
     conn = _db.connect(settings)  # the only connection, for the whole watch
+    interrupted = False
     try:
         with conn:
             mapping = None
@@ -150,7 +154,7 @@ def watch(
                     break
                 wait(every)
     except KeyboardInterrupt:
-        pass
+        interrupted = True  # Ctrl-C or SIGTERM: the summary below, then 130
     finally:
         if live is not None:
             live.stop()
@@ -160,26 +164,29 @@ def watch(
             client.close()
     if last is None:
         sys.stderr.write("watch: interrupted before the first refresh\n")
-        return ExitCode.OK
+        return ExitCode.INTERRUPTED
     sys.stderr.write(last.summary_line() + "\n")  # one line, unwrapped, whatever the terminal width
+    if interrupted:
+        return ExitCode.INTERRUPTED
     return ExitCode.FINDINGS if last.stuck else ExitCode.OK
 
 
 class _Prober:
     """probe-auth every ``every`` seconds against the configured targets; keeps only the latest matrix."""
 
-    def __init__(self, settings: Any, *, every: float) -> None:
+    def __init__(self, settings: Any, *, every: float, repeat: Optional[int] = None) -> None:
         from stuckgen import http
         from stuckgen.cookies import CookieInfo, configured_cookie
-        from stuckgen.probe import ProbeTarget
+        from stuckgen.probe import DEFAULT_REPEAT, ProbeTarget
 
         if not settings.base_url:
             raise ConfigError("--probe needs a deployment", hint="pass --url or set STUCKGEN_BASE_URL")
         self.settings = settings
         self.every = every
+        self.repeat = repeat or DEFAULT_REPEAT
         self.targets = [ProbeTarget(url=u) for u in settings.base_url]
         self.cookie_info: CookieInfo | None = configured_cookie(settings.cookie, settings.cookie_file,
-                                                                now=time.time())
+                                                                now=time.time(), cookie_name=settings.cookie_name)
         self.client = http.client(timeout=settings.http_timeout)
         self.last_run: float | None = None
         self.matrix: Any = None
@@ -201,7 +208,7 @@ class _Prober:
                 self.client, self.targets, route=s.route, secret=s.internal_secret,
                 cookie_header=self.cookie_info.header if self.cookie_info and self.cookie_info.header else None,
                 bypass_secret=s.bypass_secret, timeout=s.http_timeout, probe_id=probe_id,
-                secret_header=s.secret_header,
+                secret_header=s.secret_header, repeat=self.repeat,
             )
             self.last_run = time.monotonic()
             findings = analyze_probe(self.matrix, secret=s.internal_secret, cookie_info=self.cookie_info,

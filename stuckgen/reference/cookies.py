@@ -49,6 +49,7 @@ def make_session_cookie(
     metadata_padding: int = 0,
     key: str = REFERENCE_JWT_KEY,
     now: float | None = None,
+    cookie_name: str | None = None,
 ) -> dict[str, str]:
     """Cookies a browser would hold after signing in: name -> value.
 
@@ -64,6 +65,7 @@ def make_session_cookie(
     access_token = sign_jwt(
         {
             "aud": "authenticated",
+            "iss": f"https://{project_ref}.supabase.co/auth/v1",
             "exp": exp,
             "iat": issued,
             "sub": user_id,
@@ -82,7 +84,7 @@ def make_session_cookie(
         "user": {"id": user_id, "aud": "authenticated", "user_metadata": metadata},
     }
     value = "base64-" + _b64url(json.dumps(session, separators=(",", ":")).encode())
-    name = f"sb-{project_ref}-auth-token"
+    name = cookie_name or f"sb-{project_ref}-auth-token"
     if len(value) <= chunk_size:
         return {name: value}
     return {f"{name}.{i}": value[start : start + chunk_size] for i, start in enumerate(range(0, len(value), chunk_size))}

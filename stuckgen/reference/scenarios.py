@@ -148,6 +148,7 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             use_webhooks=True,
             webhook_secret_set=True,
+            planted="webhook-signature-rejected",
         ),
         Scenario(
             name="slow",

@@ -47,7 +47,7 @@ import httpx
 import psycopg
 from psycopg.types.json import Jsonb
 
-from stuckgen.cookies import decode_jwt_payload, session_token, split_header
+from stuckgen.cookies import decode_jwt_payload, parse_cookie_header, session_token
 from stuckgen.http import is_loopback
 from stuckgen.errors import ConfigError, DatabaseUnreachableError
 from stuckgen.reference.cookies import REFERENCE_JWT_KEY, make_session_cookie, verify_jwt_signature
@@ -80,7 +80,7 @@ def ensure_schema(dsn: str) -> None:
     """Create the reference tables if they are missing."""
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(SCHEMA_PATH.read_text())  # trusted file
+            conn.execute(SCHEMA_PATH.read_text())  # type: ignore[arg-type]  # trusted file
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachableError(f"cannot reach the database: {exc}") from exc
 
@@ -244,6 +244,7 @@ class ReferenceDeployment(ProviderRoutes):
         work_seconds: float = 0.3,
         heartbeat_interval: float = 0.1,
         project_ref: str = "refproj",
+        cookie_name: str | None = None,
         trigger_timeout: float = 1.0,
         trigger_backoff: float = 0.05,
         hang_seconds: float = 30.0,
@@ -264,6 +265,8 @@ class ReferenceDeployment(ProviderRoutes):
         self.work_seconds = work_seconds
         self.heartbeat_interval = heartbeat_interval
         self.project_ref = project_ref
+        # The app's storage key (auth.storageKey / cookieOptions.name); Supabase's default otherwise.
+        self.cookie_name = cookie_name or f"sb-{project_ref}-auth-token"
         self.trigger_timeout = trigger_timeout
         self.trigger_backoff = trigger_backoff
         self.hang_seconds = hang_seconds
@@ -333,8 +336,8 @@ class ReferenceDeployment(ProviderRoutes):
 
     def _origin(self, server: _Server) -> str:
         host, port = server.server_address[:2]
-        name = str(host)
-        return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
+        host = f"[{host}]" if ":" in str(host) else host
+        return f"http://{host}:{port}"
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, wake sleeping work, join every thread, close sockets and connections."""
@@ -385,9 +388,11 @@ class ReferenceDeployment(ProviderRoutes):
                 now=time.time() - 3660,
                 project_ref=self.project_ref,
                 metadata_padding=metadata_padding,
+                cookie_name=self.cookie_name,
             )
         return make_session_cookie(
-            user_id or self.user_id, expires_in=3600, project_ref=self.project_ref, metadata_padding=metadata_padding
+            user_id or self.user_id, expires_in=3600, project_ref=self.project_ref, metadata_padding=metadata_padding,
+            cookie_name=self.cookie_name,
         )
 
     def accepted_calls(self, generation_id: str) -> int:
@@ -518,13 +523,13 @@ class ReferenceDeployment(ProviderRoutes):
         return (body, True) if isinstance(body, dict) else (None, False)
 
     def _cookie_user(self, h: _Handler) -> str | None:
-        """The user id of a valid, unexpired session cookie for this project, else None."""
+        """The user id of a valid, unexpired session cookie for this project, else None.
+
+        Read the way @supabase/ssr reads it (``stuckgen.cookies.read_session``): the first
+        cookie of each name, chunks up to the first missing index, stale ones ignored.
+        """
         header = "; ".join(h.headers.get_all("cookie") or [])
-        prefix = f"sb-{self.project_ref}-auth-token"
-        pairs = [(n, v) for n, v in split_header(header) if n == prefix or n.startswith(prefix + ".")]
-        if not pairs:
-            return None
-        _, token, _ = session_token(pairs)
+        _, token, _ = session_token(parse_cookie_header(header), cookie_name=self.cookie_name)
         if token is None or not verify_jwt_signature(token, key=REFERENCE_JWT_KEY):
             return None
         claims = decode_jwt_payload(token) or {}
@@ -618,7 +623,7 @@ class ReferenceDeployment(ProviderRoutes):
             self._send_json(h, 400, {"error": "Invalid JSON body"}, path=path)
             return
         generation_id = str(uuid.uuid4())
-        extra: dict[str, Any] = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
+        extra = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
         parameters: dict[str, Any] = {
             "aspectRatio": "1:1",
             "numOutputs": 1,

@@ -56,6 +56,10 @@ class Outcome(StrEnum):
     NOT_ATTEMPTED = "not-attempted"
 
 
+# What a run did, and what a dry run promises: ``remediated`` counts only the first.
+DONE = frozenset({Outcome.FAILED, Outcome.RESTORED, Outcome.ACCEPTED})
+WOULD = frozenset({Outcome.WOULD_FAIL, Outcome.WOULD_TRIGGER, Outcome.WOULD_RESTORE})
+
 # What each outcome means, in the words the renderers use.
 OUTCOME_TEXT: dict[Outcome, str] = {
     Outcome.FAILED: "set to the failed status",
@@ -135,7 +139,13 @@ class RemediationResult:
 
     @property
     def remediated(self) -> int:
-        return sum(1 for o in self.outcomes if o.ok)
+        """Rows this run changed or triggered: never a dry run's promise, never an earlier run's work."""
+        return sum(1 for o in self.outcomes if o.outcome in DONE)
+
+    @property
+    def would_remediate(self) -> int:
+        """Rows a dry run would change or trigger."""
+        return sum(1 for o in self.outcomes if o.outcome in WOULD)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -150,7 +160,8 @@ class RemediationResult:
             "schema": RESULT_SCHEMA, "action": self.action, "run_id": self.run_id, "dry_run": self.dry_run,
             "table": self.table, "audit": self.audit, "operator": self.operator,
             "started_at": iso_utc(self.started_at), "finished_at": iso_utc(self.finished_at),
-            "selected": len(self.outcomes), "remediated": self.remediated, "counts": self.counts,
+            "selected": len(self.outcomes), "remediated": self.remediated,
+            "would_remediate": self.would_remediate, "counts": self.counts,
             "batches": {"done": self.batches_done, "total": self.batches_total},
             "interrupted": self.interrupted, "stopped": self.stopped, "stop_kind": self.stop_kind,
             "undo_of": self.undo_of, "notes": list(self.notes),

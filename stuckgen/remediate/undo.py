@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-
+from typing import Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AUDIT_SCHEMA, AUDIT_SCHEMA_V1, AuditLog, AuditRecord, TableAudit, require_run
-from stuckgen.db import Connection, transaction
+from stuckgen.db import transaction
 from stuckgen.errors import ConfigError, SchemaError, SelectionError
 from stuckgen.remediate.batches import apply_batches
 from stuckgen.remediate.fields import (
@@ -28,7 +28,7 @@ class UndoOptions:
     dry_run: bool = False
 
 
-def undo(conn: Connection, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new_run_id: str, operator: str,
+def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new_run_id: str, operator: str,
          options: UndoOptions = UndoOptions(), progress: Callable[[int], None] | None = None) -> RemediationResult:
     """Restore the previous values of the rows a ``fail`` run changed, by compare-and-set.
 
@@ -47,7 +47,8 @@ def undo(conn: Connection, mapping: SchemaMapping, run_id: str, *, audit: AuditL
             raise SelectionError(f"run {run_id} is a {kinds} run; only fail runs can be undone "
                                  "(a trigger cannot be taken back)")
         done_before = audit.undone_rows(conn, run_id)
-    total = -(-actions["fail"] // options.batch_size)
+    # Batches hold only rows still to restore: rows an earlier undo restored are reported, not batched.
+    total = -(-max(actions["fail"] - len(done_before), 0) // options.batch_size)
     outcomes: list[RowOutcome] = []
     notes: list[str] = []
 

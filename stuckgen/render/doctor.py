@@ -28,11 +28,13 @@ def doctor_document(r: DoctorReport) -> dict[str, Any]:
         "database": r.database,
         "summary": s.as_dict() if s is not None else None,
         "step_evidence": r.step_evidence,
+        "queues": [q.as_dict() for q in r.queues],
         "probe": None if r.probe_matrix is None else {
             "targets": [t.name for t in r.probe_matrix.targets],
             "cells": [{"target": c.target, "mode": c.mode, "answers": c.summary()} for c in r.probe_matrix.cells()],
         },
         "vercel": r.vercel,
+        "provider": r.provider,
         "findings": [{**finding_dict(x.finding), "support": round(x.support, 3)} for x in r.ranked],
         "worst": r.worst.label if r.worst is not None else None,
         "remediation": r.remediation,
@@ -52,7 +54,9 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
     yield ""
     yield "Database"
     if r.database.get("reachable"):
-        yield f"  reachable, PostgreSQL {r.database.get('server_version')}, table {r.database.get('table')}"
+        table = r.database.get("table")
+        where = f"table {table}" if table else f"table not read: {r.database.get('error')}"
+        yield f"  reachable, PostgreSQL {r.database.get('server_version')}, {where}"
         if r.database.get("pooler"):
             yield f"  {r.database['pooler']}"
     else:
@@ -84,6 +88,10 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
                        f"{r.vercel['secret_values_unreadable']} not readable with this token")
         else:
             yield f"  not consulted: {r.vercel.get('error')}"
+    if r.provider:
+        yield ""
+        yield "Provider (reconcile)"
+        yield from (f"  {line}" for line in provider_lines(r.provider))
     yield ""
     yield "Findings, most likely cause first"
     if not r.ranked:
@@ -122,6 +130,8 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
         ids = ", ".join(f"`{x.id}`" for x in s.before_window.rows[:5]) if s.before_window else ""
         yield (f"- **{s.stuck_before_window} more stuck since before the window**"
                + (f" (e.g. {ids})" if ids else "") + "; list them with `stuckgen scan --since all`.")
+    elif r.database.get("reachable"):
+        yield f"- The database answered but the job table was not read: {r.database.get('error')}."
     else:
         yield f"- The database was not consulted: {r.database.get('error')}."
     if top is not None and top.severity >= Severity.WARNING:
@@ -154,6 +164,8 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
         yield "|---|---|---|"
         for c in r.probe_matrix.cells():
             yield f"| {c.target} | {c.mode} | {c.summary()} |"
+    for line in provider_lines(r.provider):
+        yield f"- Provider: {line}"
     yield ""
     yield "Configuration (secrets shown as length and fingerprint only):"
     yield ""
@@ -180,3 +192,19 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
     yield ""
     for line in r.next_steps:
         yield f"- [ ] {line}"
+
+
+def provider_lines(p: dict[str, Any]) -> list[str]:
+    """The provider's side in a few lines (doctor's text and Markdown)."""
+    if not p:
+        return []
+    if not p.get("consulted"):
+        return [f"not consulted: {p.get('error')}"]
+    lines = [f"asked about {p.get('asked')} stuck provider row(s): "
+             + (", ".join(f"{k} {n}" for k, n in (p.get("counts") or {}).items()) or "no answer")]
+    if p.get("lost_callbacks_since"):
+        lines.append(f"callbacks lost since {p['lost_callbacks_since']}")
+    probe = p.get("webhook_probe")
+    if probe:
+        lines.append(f"webhook probe {probe['url']}: {probe['detail']}")
+    return lines

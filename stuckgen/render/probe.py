@@ -169,15 +169,13 @@ def probe_markdown_lines(matrix: ProbeMatrix, findings: Sequence[Finding]) -> It
         yield ""
 
 
-def probe_table(matrix: ProbeMatrix) -> Table:
-    """The terminal matrix: one row per target x mode, answers as counts, latency median/max."""
-    table = Table(show_edge=False, header_style="bold", pad_edge=False)
-    table.add_column("target", no_wrap=True)
-    table.add_column("mode", no_wrap=True)
-    table.add_column("answers", ratio=1)
-    table.add_column("median", justify="right", no_wrap=True)
-    table.add_column("max", justify="right", no_wrap=True)
-    table.add_column("vercel", no_wrap=True)
+def probe_table(matrix: ProbeMatrix, *, width: int | None = None) -> Any:
+    """The terminal matrix, fitted to ``width``: one row per target x mode, answers as counts (last, wrapping),
+    latency median/max; the vercel, max and median columns go first when the answers would be squeezed."""
+    from stuckgen.render.layout import fit_table
+
+    cells: list[dict[str, str]] = []
+    styles: dict[int, str] = {}
     previous = None
     for cell in matrix.cells():
         rs = cell.results
@@ -185,21 +183,23 @@ def probe_table(matrix: ProbeMatrix) -> Table:
         if any(r.html_auth_page or r.sso_nonce or r.sso_redirect for r in rs):
             markers.append("auth wall")
         if any(r.location and not r.sso_redirect for r in rs):
-            markers.append("-> " + next(r.location for r in rs if r.location and not r.sso_redirect))
+            markers.append("-> " + next(r.location for r in rs if r.location and not r.sso_redirect))  # type: ignore[operator]
         if not markers and any(r.vercel_id for r in rs):
             markers.append("x-vercel-id")
-        table.add_row(
-            cell.target if cell.target != previous else "",
-            cell.mode,
-            Text(cell.summary(), style=_answer_style(cell)),
-            f"{_ms(cell.latency_median)} ms" if cell.latency_median is not None else "-",
-            f"{_ms(cell.latency_max)} ms" if cell.latency_max is not None else "-",
-            ", ".join(markers),
-        )
+        styles[len(cells)] = _answer_style(cell)
+        cells.append({"target": cell.target if cell.target != previous else "", "mode": cell.mode,
+                      "median": f"{_ms(cell.latency_median)} ms" if cell.latency_median is not None else "-",
+                      "max": f"{_ms(cell.latency_max)} ms" if cell.latency_max is not None else "-",
+                      "vercel": ", ".join(markers), "answers": cell.summary()})
         previous = cell.target
     for mode, reason in matrix.skipped:
-        table.add_row("", mode, Text(f"skipped: {reason}", style="dim"), "", "", "")
-    return table
+        styles[len(cells)] = "dim"
+        cells.append({"target": "", "mode": mode, "median": "", "max": "", "vercel": "",
+                      "answers": f"skipped: {reason}"})
+    by_answer = {c["answers"]: styles[i] for i, c in enumerate(cells)}
+    return fit_table(cells, order=("target", "mode", "median", "max", "vercel"), required=("target", "mode"),
+                     drop=("vercel", "max", "median"), last="answers", width=width, right=("median", "max"),
+                     style=lambda col, v: by_answer.get(v, "") if col == "answers" else "")
 
 
 def _answer_style(cell: ProbeCell) -> str:

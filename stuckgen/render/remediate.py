@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from rich.table import Table
 
@@ -31,28 +32,28 @@ def result_json_lines(result: RemediationResult) -> Iterator[str]:
     yield from streamed_json(result.as_dict(rows=False), (o.as_dict() for o in result.outcomes))
 
 
-def result_table(result: RemediationResult, *, max_rows: int | None) -> tuple[Table, int]:
-    """Rows that need attention first, then the rest; (table, rows not shown)."""
+def result_table(result: RemediationResult, *, max_rows: int | None, width: int | None = None) -> tuple[Any, int]:
+    """Rows that need attention first, then the rest, fitted to ``width``; (renderable, rows not shown).
+
+    id, class and outcome are never cut; ``reason`` is last and wraps between words;
+    a retrigger's verify, try and http columns go first when they would squeeze it.
+    """
+    from stuckgen.render.layout import fit_table
+
     retrigger = result.action == "retrigger"
-    t = Table(show_edge=False, header_style="bold", pad_edge=False)
-    t.add_column("id", no_wrap=True)
-    t.add_column("class")
-    t.add_column("outcome", no_wrap=True)
-    if retrigger:
-        t.add_column("http", justify="right")
-        t.add_column("try", justify="right")
-        t.add_column("verify")
-    t.add_column("reason")
     ordered: Sequence[RowOutcome] = sorted(result.outcomes, key=lambda o: o.ok)
     shown = ordered if max_rows is None else ordered[:max_rows]
-    for o in shown:
-        style = _STYLE.get(o.outcome, "red" if not o.ok else "")
-        cells = [o.id, o.cls or "-", f"[{style}]{o.outcome}[/]" if style else o.outcome]
-        if retrigger:
-            cells += [str(o.http_status or "-"), str(o.attempt or "-"), o.verify or "-"]
-        cells.append(_escape(o.reason))
-        t.add_row(*cells)
-    return t, len(ordered) - len(shown)
+    cells = [{"id": o.id, "class": o.cls or "-", "outcome": o.outcome, "http": str(o.http_status or "-"),
+              "try": str(o.attempt or "-"), "verify": o.verify or "-", "reason": o.reason} for o in shown]
+    ok = {o.outcome: o.ok for o in shown}
+
+    def style(col: str, v: str) -> str:
+        return _STYLE.get(v, "red" if not ok.get(v, True) else "") if col == "outcome" else ""
+
+    order = ("id", "class", "outcome", *(("http", "try", "verify") if retrigger else ()))
+    fitted = fit_table(cells, order=order, required=("id", "class", "outcome"), drop=("verify", "try", "http"),
+                       last="reason", width=width, right=("http", "try"), style=style)
+    return fitted, len(ordered) - len(shown)
 
 
 def _escape(text: str) -> str:
@@ -66,15 +67,27 @@ def summary_lines(result: RemediationResult) -> list[str]:
     counts = result.counts
     n = len(result.outcomes)
     lines: list[str] = []
+    if not result.outcomes:
+        return ["nothing to do: no stuck rows match the filters; nothing was "
+                + ("sent" if result.action == "retrigger" else "written")]
+    earlier = counts.get("already-undone", 0)
+    if result.action == "undo" and not result.dry_run and earlier == n:
+        return [f"nothing to restore: all {n} row(s) of run {result.undo_of} were restored by an earlier undo"]
     if result.dry_run:
-        would = sum(1 for o in result.outcomes if o.outcome.startswith("would-"))
+        would = result.would_remediate
         verb = {"fail": "fail", "retrigger": "trigger", "undo": "restore"}[result.action]
         lines.append(f"dry run: would {verb} {would} of {n} selected row(s) in {result.table}; nothing was "
                      f"{'sent' if result.action == 'retrigger' else 'written'}. Pass --yes to act.")
+    elif result.run_id is None:  # --yes, but no selected row could be acted on
+        lines.append(f"nothing to do: none of the {n} selected row(s) in {result.table} can be "
+                     f"{_VERB[result.action]}; nothing was {'sent' if result.action == 'retrigger' else 'written'}")
     else:
         lines.append(f"run {result.run_id}: {_VERB[result.action]} {result.remediated} of {n} row(s) in "
                      f"{result.table} (operator {result.operator}, audit {result.audit})")
-    other = {k: v for k, v in counts.items() if k not in ("failed", "accepted", "restored") and not k.startswith("would-")}
+    other = {k: v for k, v in counts.items()
+             if k not in ("failed", "accepted", "restored", "already-undone") and not k.startswith("would-")}
+    if earlier:
+        lines.append(f"already restored by an earlier undo: {earlier}")
     if other:
         lines.append("not remediated: " + ", ".join(f"{v} {k}" for k, v in other.items()))
     if result.action == "retrigger" and not result.dry_run:

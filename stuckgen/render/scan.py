@@ -61,15 +61,16 @@ def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
         yield buf.getvalue()
 
 
-def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Any, int]:
-    """A rich Table of the first ``max_rows`` rows; returns it and how many rows were left out."""
-    from rich.table import Table
-    from rich.text import Text
+def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None, width: int | None = None) -> tuple[Any, int]:
+    """What the terminal shows of the first ``max_rows`` rows, fitted to ``width``; and how many were left out.
 
-    table = Table(title=None, show_edge=False, header_style="bold", pad_edge=False)
-    for col, kw in (("id", {"no_wrap": True}), ("class", {"no_wrap": True}), ("quiet", {"justify": "right"}),
-                    ("created", {"no_wrap": True}), ("last step", {}), ("why", {"ratio": 1})):
-        table.add_column(col, **kw)
+    id, class and quiet are always there and never wrap; ``why`` is last and wraps
+    between words; ``created`` and then ``last step`` are left out when keeping
+    them would squeeze ``why`` (at 80 columns: the compact layout, why under each row).
+    """
+    from stuckgen.render.layout import fit_table
+
+    cells: list[dict[str, str]] = []
     hidden = 0
     for i, row in enumerate(rows):
         if max_rows is not None and i >= max_rows:
@@ -77,12 +78,13 @@ def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None) -> tuple[Any, 
             continue
         # The failed trigger's error excerpt repeats what `why` says (its HTTP status); JSON keeps it.
         notes = [n for n in row.notes if not n.startswith("process:trigger-failed")]
-        why = row.why + "".join(f"; {n}" for n in notes)
-        table.add_row(
-            row.id, Text(row.cls, style=CLASS_STYLE.get(row.cls, "")), format_duration(row.quiet_seconds),
-            _short_time(row.created_at), row.last_step or "-", why,
-        )
-    return table, hidden
+        cells.append({"id": row.id, "class": row.cls, "quiet": format_duration(row.quiet_seconds),
+                      "created": _short_time(row.created_at), "last step": row.last_step or "-",
+                      "why": row.why + "".join(f"; {n}" for n in notes)})
+    fitted = fit_table(cells, order=("id", "class", "quiet", "created", "last step"), required=("id", "class", "quiet"),
+                       drop=("created", "last step"), last="why", width=width, right=("quiet",),
+                       style=lambda col, v: CLASS_STYLE.get(v, "") if col == "class" else "")
+    return fitted, hidden
 
 
 def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Iterator[str]:
@@ -112,7 +114,7 @@ def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Itera
                 yield f"  {hour.strftime('%Y-%m-%d %H:00')}  {n:>6}  {bar}"
     yield from before_window_lines(s, since=since)
     if s.truncated:
-        yield "Output cut at --limit; counts above cover the rows shown."
+        yield "The list stops at --limit; the counts above cover every stuck row."
 
 
 def before_window_lines(s: Summary, *, since: float | None, indent: str = "") -> Iterator[str]:

@@ -140,8 +140,12 @@ def _field_rows(story: GenerationStory, g: dict[str, Any]) -> list[tuple[str, st
         ("user", story.user_id or "-"),
         ("error", story.error or "-"),
     ]
+    if story.provider_id:
+        rows.append(("provider id", story.provider_id + (f"  {story.provider_page}" if story.provider_page else "")))
     if story.stuck and story.stuck.trigger_status is not None:
         rows.append(("failed trigger", f"HTTP {story.stuck.trigger_status} x{story.stuck.trigger_failures}"))
+    if story.provider is not None:
+        rows.append(("provider", f"{story.provider.verdict}: {story.provider.detail}"))
     return rows
 
 

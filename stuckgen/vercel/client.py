@@ -30,7 +30,6 @@ from stuckgen.vercel.records import (
     VercelProject,
     _aware,
     _target_key,
-    _obj,
     _text,
 )
 
@@ -68,7 +67,7 @@ def _api_error(body: bytes) -> _ApiError:
         return _ApiError()
     if not isinstance(data, dict):
         return _ApiError()
-    err = _obj(data.get("error")) or data
+    err = data.get("error") if isinstance(data.get("error"), Mapping) else data
     code, message = _text(err.get("code")), _text(err.get("message"))
     line = " ".join(": ".join(p for p in (code, message) if p).split())[:200]
     return _ApiError(code=code, line=line, invalid_token=err.get("invalidToken") is True)

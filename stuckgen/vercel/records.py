@@ -26,11 +26,6 @@ def _target_key(target: str) -> tuple[int, str]:
     return (_TARGET_ORDER.index(target) if target in _TARGET_ORDER else len(_TARGET_ORDER), target)
 
 
-def _obj(value: Any) -> Mapping[str, Any]:
-    """``value`` when it is a JSON object, else an empty one: answers are read without trusting their shape."""
-    return value if isinstance(value, Mapping) else {}
-
-
 def _text(value: Any) -> str | None:
     """A non-empty string, or None for anything else (the API sends null, "" or omits)."""
     if isinstance(value, str) and value.strip():
@@ -216,13 +211,13 @@ class VercelDeployment:
         uid = _text(raw.get("uid")) or _text(raw.get("id"))
         if uid is None:
             return None
-        meta = _obj(raw.get("meta"))
+        meta = raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {}
         state = _text(raw.get("state")) or _text(raw.get("readyState"))
         substate = _text(raw.get("readySubstate"))
         url = _text(raw.get("url"))
         if url is not None:
             url = url.removeprefix("https://").removeprefix("http://").rstrip("/")
-        custom = _obj(raw.get("customEnvironment"))
+        custom = raw.get("customEnvironment") if isinstance(raw.get("customEnvironment"), Mapping) else {}
         custom_id = _text(custom.get("id"))
         return cls(
             uid=uid,
@@ -293,7 +288,7 @@ class VercelProject:
     def from_json(cls, raw: Any) -> "VercelProject | None":
         if not isinstance(raw, Mapping):
             return None
-        targets = _obj(raw.get("targets"))
+        targets = raw.get("targets") if isinstance(raw.get("targets"), Mapping) else {}
         production = VercelDeployment.from_json(targets.get("production"))
         if production is not None and production.target != "production":
             production = replace(production, target="production")
