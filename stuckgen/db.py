@@ -47,6 +47,16 @@ def check_dsn(dsn: str | None) -> dict[str, Any]:
     return params
 
 
+def describe_target(dsn: str) -> str:
+    """``database app on db.example.com:5432 as postgres``: where a write would go, never the password."""
+    params = check_dsn(dsn)
+    host = params.get("host") or params.get("hostaddr") or "the local socket"
+    port = params.get("port") or "5432"
+    db = params.get("dbname") or params.get("user") or "(default)"
+    user = params.get("user") or "(current user)"
+    return f"database {db} on {host}:{port} as {user}"
+
+
 def is_transaction_pooler(params: dict[str, Any]) -> bool:
     """Supabase's transaction pooler listens on 6543; PgBouncer users often name it."""
     port = str(params.get("port") or "")

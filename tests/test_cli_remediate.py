@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -290,3 +291,63 @@ def test_sigterm_during_fail_leaves_whole_batches_and_reports_how_far_it_got(db)
         failed = c.execute("SELECT count(*) FROM generations WHERE status = 'failed'").fetchone()[0]
         audited = c.execute("SELECT count(*) FROM stuckgen.audit").fetchone()[0]
     assert failed == audited == doc["counts"]["failed"] == 20 * doc["batches"]["done"]
+
+
+def _on_a_terminal(cmd: list[str], cwd, answer: bytes) -> tuple[str, str, int]:
+    """Run ``cmd`` with stdin/stdout/stderr on a pseudo-terminal; answer the first [y/N] question.
+
+    Returns (everything before the question, everything after, exit code).
+    """
+    import pty
+    import select
+
+    m, s = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STUCKGEN_") and k != "DATABASE_URL"}
+    env.update(COLUMNS="100", LINES="50")
+    p = subprocess.Popen(cmd, stdin=s, stdout=s, stderr=s, cwd=cwd, env=env, close_fds=True)
+    os.close(s)
+    before, after = b"", b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"[y/N]" not in before and time.monotonic() < deadline and p.poll() is None:
+            if select.select([m], [], [], 0.2)[0]:
+                before += os.read(m, 65536)
+        os.write(m, answer)
+        while time.monotonic() < deadline:
+            if not select.select([m], [], [], 0.2)[0]:
+                if p.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(m, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            after += chunk
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(m)
+    return before.decode(errors="replace"), after.decode(errors="replace"), p.returncode
+
+
+def test_on_a_terminal_the_plan_and_the_target_come_before_the_question(stuck, tmp_path):
+    from psycopg.conninfo import conninfo_to_dict
+
+    dsn, _ = stuck
+    p = conninfo_to_dict(dsn)
+    url = f"postgresql://{p.get('user', 'postgres')}:Env-Passw0rd-77@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
+    (tmp_path / ".env").write_text(f"DATABASE_URL={url}\n")
+    exe = str(Path(sys.executable).parent / "stuckgen")
+    before, after, code = _on_a_terminal([exe, "fail", "--all-stuck"], tmp_path, b"n\n")
+    assert code == 0, before + after
+    ids = [i for i, st in statuses(dsn).items() if st == "processing"]
+    assert ids and all(i in before for i in ids), "every row is shown before the question"
+    assert f"target: database {p['dbname']} on {p.get('host', '127.0.0.1')}:{p.get('port', 5432)}" in before
+    assert "table public.generations" in before and "comes from ./.env" in before
+    assert before.rindex("[y/N]") > max(before.index(i) for i in ids)
+    assert "Env-Passw0rd-77" not in before + after
+    assert "would fail 6 of 6" in after and not any(i in after for i in ids), "no second copy of the rows"
+    assert set(statuses(dsn).values()) == {"processing", "completed"}, "nothing was written"

@@ -44,16 +44,55 @@ def _sigterm_interrupts() -> Any:
     return sigterm_interrupts()
 
 
-def _confirm(out: Output, yes: bool, question: str) -> bool:
-    """--yes acts; a terminal gets one question; anything else is a dry run."""
+def _confirm(out: Output, yes: bool, question: str, *, settings: Any = None, table: str | None = None,
+             plan: Any = None) -> bool:
+    """--yes acts; a terminal gets one question; anything else is a dry run.
+
+    Before the question: the rows (``plan``, a dry-run result) and where the write goes
+    (database, host, table; never the password), and whether that came from ./.env.
+    """
     if yes:
         return True
-    if sys.stdin.isatty() and out.err.is_terminal:
+    if _asks(out):
+        if plan is not None and plan.outcomes:
+            from stuckgen.render.remediate import result_table
+
+            tbl, hidden = result_table(plan, max_rows=50, width=out.width)
+            out.err.print(tbl)
+            if hidden:
+                out.err.print(f"... and {hidden} more", markup=False)
+        for line in target_lines(settings, table):
+            out.note(line)
         return typer.confirm(question, default=False, err=True)
     return False
 
 
-def _render(out: Output, fmt: str, result: Any) -> None:
+def _asks(out: Output) -> bool:
+    """Whether a command without --yes asks (a terminal on both ends) instead of a silent dry run."""
+    return sys.stdin.isatty() and out.err.is_terminal
+
+
+def target_lines(settings: Any, table: str | None) -> list[str]:
+    """Where a write would go, and from which configuration (never a password)."""
+    from pathlib import Path
+
+    from stuckgen.db import describe_target
+
+    if settings is None or not settings.database_url:
+        return []
+    lines = [f"target: {describe_target(settings.database_url)}" + (f", table {table}" if table else "")]
+    src = settings.sources.get("database_url", "")
+    if src.startswith(".env ") and settings.env_file and Path(settings.env_file).resolve() == (Path.cwd() / ".env").resolve():
+        lines.append(f"note: the database URL comes from ./.env ({src.removeprefix('.env ')}) in "
+                     f"{Path.cwd()}: run from an app's repository, that is the app's own configuration, "
+                     "often production's")
+    elif src:
+        lines.append(f"(database URL from {src})")
+    return lines
+
+
+def _render(out: Output, fmt: str, result: Any, *, rows: bool = True) -> None:
+    """The result; ``rows=False`` when the rows were just shown above a question."""
     from stuckgen.render.remediate import result_json_lines, result_table, summary_lines
 
     if fmt == "json":
@@ -61,7 +100,7 @@ def _render(out: Output, fmt: str, result: Any) -> None:
         for line in summary_lines(result):
             _note(out, line)
         return
-    if result.outcomes:
+    if result.outcomes and rows:
         table, hidden = result_table(result, max_rows=50 if out.is_tty else None, width=out.width)
         out.out.print(table)
         if table.left_out:
@@ -260,9 +299,11 @@ def fail(
         options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
         # Before anything is promised: would the database take the values? (enum labels, CHECK, type)
         remediate.check_fail_writes(conn, mapping, selection.targets, options=options)
-        if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?"):
-            result = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
-            _render(out, fmt, result)
+        preview = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
+        if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?", settings=settings,
+                        table=tname, plan=preview):
+            result = preview
+            _render(out, fmt, result, rows=not _asks(out))
             return int(result.exit_code)
         prepare_audit(conn, settings, audit)
         with out.progress("failing", total=n, estimate=n) as bar:
@@ -384,9 +425,11 @@ def retrigger(
             return ExitCode.OK
         if not secret:
             out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
-        if not _confirm(out, yes, f"Trigger {n} row(s) at {endpoint}?"):
-            result = remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op)
-            _render(out, fmt, result)
+        preview = remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op)
+        if not _confirm(out, yes, f"Trigger {n} row(s) of {tname} at {endpoint}?", settings=settings, table=tname,
+                        plan=preview):
+            result = preview
+            _render(out, fmt, result, rows=not _asks(out))
             return int(result.exit_code)
         prepare_audit(conn, settings, audit)
         options = retrigger_options(settings, endpoint=endpoint, scan=opts, allow_insecure=allow_insecure,
@@ -452,12 +495,14 @@ def undo(
         base = dict(batch_size=batch_size, statement_timeout=settings.statement_timeout,
                     lock_timeout=settings.lock_timeout)
         acting = yes
-        if not yes and sys.stdin.isatty() and out.err.is_terminal:
+        if not yes and _asks(out):
             preview = remediate.undo(conn, mapping, run_id, options=remediate.UndoOptions(dry_run=True, **base), **common)
             n = sum(1 for o in preview.outcomes if o.outcome == "would-restore")
-            acting = n > 0 and typer.confirm(f"Restore {n} row(s) changed by run {run_id}?", default=False, err=True)
+            acting = n > 0 and _confirm(out, False, f"Restore {n} row(s) of {remediate.table_name(mapping)} changed "
+                                                     f"by run {run_id}?", settings=settings,
+                                        table=remediate.table_name(mapping), plan=preview)
             if not acting:
-                _render(out, fmt, preview)
+                _render(out, fmt, preview, rows=n == 0)
                 return int(preview.exit_code)
         if acting:
             prepare_audit(conn, settings, audit)
