@@ -821,6 +821,39 @@ def test_custom_environment_variables_and_deployments() -> None:
     assert "dpl_6StagingEnv" in text_of(missing)
 
 
+def test_gather_lists_custom_environment_deployments_by_slug(api: respx.MockRouter, vc: VercelClient) -> None:
+    only_shared = {"envs": [e for e in recorded("env_custom_environment.json")["envs"]]}
+    api.get(ENV_PATH).mock(return_value=httpx.Response(200, json=only_shared))
+    api.get(f"/v9/projects/{PROJECT}").mock(return_value=httpx.Response(200, json=recorded("project.json")))
+    api.get(f"/v9/projects/{PROJECT}/custom-environments").mock(
+        return_value=httpx.Response(200, json=recorded("custom_environments.json")))
+    staging = [d for d in recorded("deployments_custom_environment.json")["deployments"]
+               if d["uid"] == "dpl_6StagingEnv"]
+    for d in staging:
+        d.pop("customEnvironment")  # even when the list leaves it out, the slug asked for names it
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        target = request.url.params.get("target")
+        return httpx.Response(200, json={"deployments": staging if target == "staging" else []})
+
+    route = api.get("/v6/deployments").mock(side_effect=answer)
+    evidence = vc.gather()
+    assert [c.request.url.params["target"] for c in route.calls] == ["production", "preview", "staging"]
+    dep = next(d for d in evidence.deployments if d.uid == "dpl_6StagingEnv")
+    assert dep.target == "env_8staging4custom" and dep.environment == "staging"
+    assert evidence.custom_environments == (("env_8staging4custom", "staging"),)
+
+
+def test_custom_environment_without_deployments_is_named_not_judged() -> None:
+    env_items = [v for v in envs(*recorded("env_custom_environment.json")["envs"]) if v.id == "Cs4tAg1NgX8eNv2q"]
+    findings = analyze(env_items, [], custom_environments=[("env_8staging4custom", "staging")])
+    text = text_of(findings)
+    # Before, such a variable was "not set for any target".
+    assert "INTERNAL_API_SECRET is set for: custom environment staging (all branches)" in text
+    assert "env_8staging4custom" not in text
+    assert not [f for f in findings if f.target == "env_8staging4custom"]
+
+
 def test_staged_production_deployment_is_not_blamed_for_the_onset() -> None:
     dep_items = deps(*recorded("deployments_staged.json")["deployments"])
     assert [d.staged for d in dep_items] == [True, False, False]

@@ -148,7 +148,7 @@ def analyze_evidence(evidence: VercelEvidence, **options: Any) -> list[Finding]:
     """``analyze_vercel`` over what ``VercelClient.gather`` fetched."""
     return analyze_vercel(evidence.envs, evidence.deployments, project=evidence.project,
                           project_error=evidence.project_error, hidden_production=evidence.hidden_production,
-                          **options)
+                          custom_environments=evidence.custom_environments, **options)
 
 
 def analyze_vercel(
@@ -164,6 +164,7 @@ def analyze_vercel(
     project: VercelProject | None = None,
     project_error: str | None = None,
     hidden_production: int = 0,
+    custom_environments: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
     """Findings from a project's variables, deployments and settings, ranked most severe first.
 
@@ -173,10 +174,13 @@ def analyze_vercel(
     Custom environments that have deployments are judged like the targets in use.
     """
     proj = _Project.build(envs, deployments, info=project, hidden_production=hidden_production)
+    in_use = set(proj.labels)  # custom environments that have deployments
+    for env_id, slug in custom_environments:
+        proj.labels.setdefault(env_id, slug)
     when = _aware(onset) if onset is not None else None
     local = ValueDigest.of(local_secret) if local_secret else None
     findings: list[Finding] = []
-    wanted = {t.strip().lower() for t in targets_in_use if t.strip()} | set(proj.labels)
+    wanted = {t.strip().lower() for t in targets_in_use if t.strip()} | in_use
     targets = sorted(wanted, key=_target_key)
 
     for target in targets:

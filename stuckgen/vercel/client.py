@@ -271,8 +271,38 @@ class VercelClient:
         # "development" is the developers' own machines.
         for target in sorted({t.lower() for t in targets} & {"production", "preview"}, key=_target_key):
             deployments.extend(self.list_deployments(target=target, live_before=onset))
+        # Custom environments: only when a variable is scoped to one (the CLI lists their
+        # deployments with target=<slug>); a token that may not list them loses only these.
+        custom_ids = {t for v in envs for t in v.targets if t not in ("production", "preview", "development")}
+        environments: list[tuple[str, str]] = []
+        if custom_ids:
+            try:
+                environments = self.list_custom_environments()
+            except StuckgenError:
+                environments = []
+            seen = {d.uid for d in deployments}
+            for env_id, slug in environments:
+                for d in self.list_deployments(target=slug, live_before=onset):
+                    if d.uid not in seen:
+                        seen.add(d.uid)
+                        deployments.append(d if d.environment else replace(d, target=env_id, environment=slug))
         return VercelEvidence(envs=tuple(envs), deployments=tuple(deployments), project=project,
-                              project_error=project_error, hidden_production=hidden)
+                              project_error=project_error, hidden_production=hidden,
+                              custom_environments=tuple(environments))
+
+    def list_custom_environments(self) -> list[tuple[str, str]]:
+        """(id, slug) of the project's custom environments (``GET /v9/projects/{idOrName}/custom-environments``)."""
+        data = self._get_json(f"/v9/projects/{quote(self.project, safe='')}/custom-environments", {},
+                              what="custom environments")
+        items = data.get("environments")
+        if not isinstance(items, list):
+            raise self._unexpected("custom environments", "no 'environments' list")
+        out: list[tuple[str, str]] = []
+        for raw in items:
+            if isinstance(raw, Mapping) and _text(raw.get("id")):
+                env_id = str(raw["id"]).lower()  # variables' customEnvironmentIds are compared lower-cased
+                out.append((env_id, _text(raw.get("slug")) or env_id))
+        return out
 
     # -- transport
 

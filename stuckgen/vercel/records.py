@@ -323,3 +323,4 @@ class VercelEvidence:
     project: VercelProject | None = None
     project_error: str | None = None  # why the project (bypass secrets, production) could not be read
     hidden_production: int = 0  # hiddenProductionEnvCount: production variables this token may not see
+    custom_environments: tuple[tuple[str, str], ...] = ()  # (id, slug) of the project's custom environments
