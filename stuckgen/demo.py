@@ -115,8 +115,15 @@ def _write_env_file(path: Path, values: dict[str, str]) -> None:
                 fh.write(f"{k}='{v}'\n")
 
 
+def demo_tuning(threshold: float) -> dict[str, str]:
+    """The settings the demo judges with, as environment variables: its env file carries them,
+    so `stuckgen scan --env-file demo.env` finds what the demo found (a 3 s threshold, not 2 min)."""
+    return {"STUCKGEN_THRESHOLD": f"{threshold:g}s", "STUCKGEN_SINCE": "1h"}
+
+
 @contextmanager
 def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | None = None,
+                     threshold: float | None = None,
                      progress: Callable[[str], None] = lambda _m: None) -> Iterator[DemoEnvironment]:
     """Start PostgreSQL (embedded unless ``database_url``) and the reference deployment."""
     from stuckgen.reference import ReferenceDeployment, make_session_cookie
@@ -145,7 +152,8 @@ def demo_environment(*, scenario: str = DEFAULT_SCENARIO, database_url: str | No
                         pulled = secret + "\n" if get_scenario(scenario).secret_value_transform == "trailing-newline" else secret
                         _write_env_file(env_file, {"DATABASE_URL": dsn, "STUCKGEN_BASE_URL": dep.url,
                                                    "INTERNAL_API_SECRET": pulled, "STUCKGEN_COOKIE": cookie,
-                                                   "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or "", **provider_env})
+                                                   "STUCKGEN_BYPASS_SECRET": dep.bypass_secret or "", **provider_env,
+                                                   **(demo_tuning(threshold) if threshold is not None else {})})
                         fresh = make_session_cookie(dep.user_id, expires_in=3600, project_ref=dep.project_ref)
                         env = DemoEnvironment(dsn=dsn, url=dep.url, scenario=scenario, workdir=workdir, env_file=env_file,
                                               traffic_cookie="; ".join(f"{k}={v}" for k, v in fresh.items()),
@@ -234,7 +242,8 @@ def settings_for(env: DemoEnvironment, *, threshold: float) -> Any:
 
     from stuckgen.reference.scenarios import get_scenario
 
-    flags: dict[str, Any] = {"threshold": f"{threshold}s", "since": "1h"}
+    tuning = demo_tuning(threshold)  # the same values the env file carries
+    flags: dict[str, Any] = {"threshold": tuning["STUCKGEN_THRESHOLD"], "since": tuning["STUCKGEN_SINCE"]}
     if get_scenario(env.scenario).use_webhooks:
         # The demo compresses time (seconds, not minutes): the app's 30-minute webhook grace
         # would hide every lost callback it just made.

@@ -84,7 +84,7 @@ def _run(out: Output, scenario: str, *, database_url: str | None, generations: i
     from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
     from stuckgen.render.doctor import doctor_text_lines
 
-    with demo_environment(scenario=scenario, database_url=database_url,
+    with demo_environment(scenario=scenario, database_url=database_url, threshold=threshold,
                           progress=lambda m: out.note(f"  {m} ...")) as env:
         settings = settings_for(env, threshold=threshold)
         out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
@@ -111,7 +111,8 @@ def _run(out: Output, scenario: str, *, database_url: str | None, generations: i
                     f"  stuckgen scan --env-file {env.env_file}\n"
                     f"  stuckgen probe-auth --env-file {env.env_file} --repeat 10\n"
                     f"  stuckgen doctor --env-file {env.env_file} --format markdown\n"
-                    f"(the file holds DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET and a session cookie; "
+                    f"(the file holds DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET, a session cookie and the "
+                    f"demo's threshold ({threshold:g}s) and window; "
                     f"it is readable by you only and removed on exit)")
                 while True:
                     time.sleep(3600)
