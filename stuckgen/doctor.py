@@ -540,6 +540,8 @@ def diagnose(
             for f in vf:
                 support = _probe_support(f, report.summary) + 0.1 if f.severity >= Severity.WARNING else 0.2
                 ranked.append(RankedFinding(support=support, finding=f))
+            step("reading the runtime logs")
+            ranked += _runtime_log_findings(report, client, ev.deployments, route=settings.route)
         except StuckgenError as exc:
             report.vercel = {"consulted": False, "error": exc.message}
             ranked.append(RankedFinding(support=0.1, finding=Finding(
@@ -594,6 +596,53 @@ def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_
                                             "detail": probe.detail, "signed": probe.signed}
     return [RankedFinding(support=s, finding=f)
             for s, f in reconcile.provider_findings(result, probe, stuck_total=report.summary.stuck)]
+
+
+def _log_deployments(deployments: Sequence[Any], limit: int = 3) -> list[Any]:
+    """The deployments whose runtime logs are read: the most recent ready ones (production first)."""
+    ready = [d for d in deployments if (d.state or "").upper() == "READY"]
+    ready.sort(key=lambda d: (d.target != "production", -(d.created_at.timestamp() if d.created_at else 0)))
+    return ready[:limit]
+
+
+def _runtime_log_findings(report: DoctorReport, client: Any, deployments: Sequence[Any], *,
+                          route: str) -> list[RankedFinding]:
+    """Count each recent deployment's calls of the process route by status, and its timeouts, from Vercel's logs."""
+    from stuckgen.vercel.logs import count_calls
+
+    counted = []
+    for d in _log_deployments(deployments):
+        try:
+            logs = client.runtime_logs(d.uid)
+        except StuckgenError as exc:
+            report.vercel["runtime_logs_error"] = exc.message
+            break
+        counted.append(count_calls(logs, route, deployment=d.url or d.uid))
+    report.vercel["runtime_logs"] = [c.as_dict() for c in counted]
+    out: list[RankedFinding] = []
+    stuck = report.summary.stuck if report.summary is not None else 0
+    by = report.summary.by_class if report.summary is not None else {}
+    for c in counted:
+        refused = sum(n for s, n in c.by_status.items() if s in (401, 403))
+        if c.total and refused * 2 >= c.total:
+            explained = (by.get("trigger-failed", 0) + by.get("never-started", 0)) / stuck if stuck else 0.0
+            out.append(RankedFinding(support=0.4 + explained, finding=Finding(
+                id="platform-logs-refused", severity=Severity.ERROR, target=c.deployment,
+                title=c.line(),
+                evidence=(", ".join(f"HTTP {s} x{n}" for s, n in sorted(c.by_status.items())) + f" of {c.total} calls",
+                          "source: Vercel's runtime logs of the deployment (what the route itself answered)"),
+                fix="the deployment refuses its own trigger: see the secret findings above (INTERNAL_API_SECRET for "
+                    "this deployment's target), then retrigger")))
+        if c.timeouts:
+            share = by.get("stalled", 0) / stuck if stuck else 0.0
+            out.append(RankedFinding(support=0.2 + share, finding=Finding(
+                id="platform-logs-timeouts", severity=Severity.WARNING, target=c.deployment,
+                title=f"{c.timeouts} invocations of {route} on {c.deployment} were stopped at the function's maximum "
+                      f"duration ({c.timeout_seconds:g} s): their workers are dead, not slow",
+                evidence=(c.line(),),
+                fix="raise maxDuration for the process route or split the work; rows whose worker started more than "
+                    "that long ago can be re-run safely")))
+    return out
 
 
 def _pooler(conn: Any, settings: Any) -> str | None:

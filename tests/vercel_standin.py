@@ -35,6 +35,7 @@ class VercelStandIn:
     project_body: dict[str, Any] = field(default_factory=lambda: recorded("project.json"))
     deployments: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "production": recorded("deployments_production.json"), "preview": recorded("deployments_preview.json")})
+    runtime_logs: dict[str, str] = field(default_factory=dict)  # deployment id -> NDJSON (application/stream+json)
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
     url: str = ""
 
@@ -50,10 +51,19 @@ class VercelStandIn:
             return (200, body) if body is not None else (404, {"error": {"code": "not_found", "message": "x"}})
         if path == f"/v9/projects/{self.project}":
             return 200, self.project_body
+        if path.startswith(f"/v1/projects/{self.project}/deployments/") and path.endswith("/runtime-logs"):
+            return 200, RawLines(self.runtime_logs.get(path.split("/")[5], ""))
         if path == "/v6/deployments":
             target = (query.get("target") or ["preview"])[0]
             return 200, self.deployments.get(target, {"deployments": []})
         return 404, {"error": {"code": "not_found", "message": "no such route"}}
+
+
+@dataclass(frozen=True)
+class RawLines:
+    """A streamed answer: lines of JSON sent as they are."""
+
+    text: str
 
 
 @contextmanager
@@ -62,9 +72,10 @@ def vercel_standin(state: VercelStandIn) -> Iterator[VercelStandIn]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             parts = urlsplit(self.path)
             status, body = state.answer(parts.path, parse_qs(parts.query), self.headers.get("authorization"))
-            raw = json.dumps(body).encode()
+            stream = isinstance(body, RawLines)
+            raw = body.text.encode() if isinstance(body, RawLines) else json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-type", "application/stream+json" if stream else "application/json; charset=utf-8")
             self.send_header("content-length", str(len(raw)))
             self.end_headers()
             self.wfile.write(raw)

@@ -86,6 +86,10 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
             if "secret_values_compared" in r.vercel:
                 yield (f"  secret values: {r.vercel['secret_values_compared']} compared, "
                        f"{r.vercel['secret_values_unreadable']} not readable with this token")
+            for c in r.vercel.get("runtime_logs") or []:
+                yield f"  runtime logs of {c['deployment']}: {_calls_line(c)}"
+            if r.vercel.get("runtime_logs_error"):
+                yield f"  runtime logs not read: {r.vercel['runtime_logs_error']}"
         else:
             yield f"  not consulted: {r.vercel.get('error')}"
     if r.provider:
@@ -208,3 +212,11 @@ def provider_lines(p: dict[str, Any]) -> list[str]:
     if probe:
         lines.append(f"webhook probe {probe['url']}: {probe['detail']}")
     return lines
+
+
+def _calls_line(c: dict[str, Any]) -> str:
+    """``/api/generate/process: HTTP 401 x31, 202 x1; 1 timed out after 300 s``."""
+    parts = [f"{c['route']}: " + (", ".join(f"HTTP {s} x{n}" for s, n in c["by_status"].items()) or "no calls")]
+    if c.get("timeouts"):
+        parts.append(f"{c['timeouts']} timed out after {c['timeout_seconds']:g} s")
+    return "; ".join(parts)

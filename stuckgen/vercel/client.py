@@ -356,6 +356,61 @@ class VercelClient:
             asked.add(cursor)
             params["until"] = cursor
 
+    def runtime_logs(self, deployment_id: str, *, max_lines: int = 20000) -> list[Any]:
+        """The deployment's runtime log lines (``GET /v1/projects/{id}/deployments/{id}/runtime-logs``).
+
+        The answer is ``application/stream+json``: one JSON object per line, and the
+        connection may stay open for new lines. Reading stops at ``max_lines``, at
+        the body cap, or when no line came for the client's read timeout: what was
+        read is what Vercel still keeps.
+        """
+        from stuckgen.vercel.logs import parse_runtime_log_line
+
+        path = (f"/v1/projects/{quote(self.project, safe='')}/deployments/"
+                f"{quote(deployment_id, safe='')}/runtime-logs")
+        what = f"the runtime logs of deployment {deployment_id}"
+        url = self.base_url + path
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/stream+json"}
+        host = urlsplit(self.base_url).netloc
+        lines: list[Any] = []
+        size = 0
+        try:
+            with self._http.stream("GET", url, params=self._scope(), headers=headers) as response:
+                if not 200 <= response.status_code < 300:
+                    body = self._read_capped(response, what=what)
+                    raise self._status_error(response.status_code, body, what=what)
+                try:
+                    for raw in response.iter_lines():
+                        size += len(raw)
+                        line = parse_runtime_log_line(raw, deployment=deployment_id)
+                        if line is not None:
+                            lines.append(line)
+                        if len(lines) >= max_lines or size > self.max_body_bytes:
+                            break
+                except httpx.ReadTimeout:
+                    pass  # the stream stayed open with nothing new: the history has been read
+        except httpx.TimeoutException as exc:
+            raise self._error(VercelUnreachableError, f"the Vercel API ({host}) did not answer in time while reading {what}",
+                              hint="raise --http-timeout if the API is slow") from exc
+        except httpx.RequestError as exc:
+            raise self._error(VercelUnreachableError,
+                              f"cannot reach the Vercel API ({host}) while reading {what}: {type(exc).__name__}") from exc
+        return lines
+
+    def _status_error(self, status: int, body: bytes, *, what: str) -> StuckgenError:
+        """The named error for a non-2xx answer (the same words as every other read)."""
+        error = _api_error(body)
+        suffix = f": {error.line}" if error.line else ""
+        if status == 401 or (status == 403 and error.invalid_token):
+            return self._error(ConfigError, f"the Vercel token was rejected (HTTP {status}{suffix}) while reading {what}",
+                               hint="check VERCEL_TOKEN and VERCEL_TEAM_ID")
+        if status in (403, 404):
+            return self._error(ConfigError, f"the Vercel API refused to return {what} in {self.account} (HTTP {status}{suffix})",
+                               hint="check that the token may read this project's logs, and the deployment id")
+        if 400 <= status < 500:
+            return self._error(ConfigError, f"the Vercel API refused to return {what} (HTTP {status}{suffix})")
+        return self._error(VercelUnreachableError, f"the Vercel API answered HTTP {status} while reading {what}{suffix}")
+
     def _get_json(self, path: str, params: dict[str, str], *, what: str) -> dict[str, Any]:
         url = self.base_url + path
         query = dict(params)
