@@ -311,3 +311,12 @@ def test_no_cookie_value_appears_in_any_output(cases: dict[str, Case], db: str, 
     assert "cookie" in blob
     for value in values:
         assert value not in blob and value[:24] not in blob
+
+
+def test_json_document_carries_the_notes_and_duplicates(cases: dict[str, Case]) -> None:
+    from stuckgen.render.probe import cookie_dict
+
+    stale = cookie_dict(ours(cases["stale-chunk"])[1])
+    dup = cookie_dict(ours(cases["duplicate"])[1])
+    assert stale is not None and any("stale chunk" in n for n in stale["notes"]) and stale["chunks"] == 2
+    assert dup is not None and dup["duplicates"] == [KEY]

@@ -8,7 +8,8 @@ JSON shape (v1)::
     {"schema": "stuckgen.probe/v1",
      "route": "/api/generate/process", "probe_id": "<uuid>", "repeat": N,
      "secret": "64 chars, sha256:1a2b3c4d" | "not set",
-     "cookie": {"auth_cookie", "project_ref", "chunks", "size", "expires_in_seconds", "problems"} | null,
+     "cookie": {"auth_cookie", "project_ref", "chunks", "size", "expires_in_seconds", "problems",
+                "notes", "duplicates"} | null,
      "elapsed_seconds": float,
      "targets": [{"target", "url", "answered",
                   "cells": [{"mode", "sent", "statuses": {"401": 3}, "failures": {"timeout": 1},
@@ -91,6 +92,8 @@ def cookie_dict(info: CookieInfo | None, *, now: float | None = None) -> dict[st
             (round(info.seconds_to_expiry) if info.seconds_to_expiry is not None else None)
         ),
         "problems": list(info.problems),
+        "notes": list(info.notes),  # odd but harmless to @supabase/ssr (stale chunks, a custom name)
+        "duplicates": list(info.duplicates),  # names given twice with different values
     }
 
 
