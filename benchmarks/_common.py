@@ -66,3 +66,41 @@ def median_time(cmd: list[str], *, runs: int = 5, env: dict[str, str] | None = N
         times.append(t)
         peaks.append(rss)
     return statistics.median(times), max(peaks)
+
+
+SERVER_DSN = os.environ.get("STUCKGEN_BENCH_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def kept_database(name: str) -> tuple[str, bool]:
+    """(dsn, created) of a database that outlives the run, so a large seed is paid once (``--db``)."""
+    with psycopg.connect(SERVER_DSN, autocommit=True) as c:
+        exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
+        if not exists:
+            c.execute(f'CREATE DATABASE "{name}"')
+    dsn = make_conninfo(**{**conninfo_to_dict(SERVER_DSN), "dbname": name})
+    if not exists:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(SCHEMA_SQL)
+    return dsn, not exists
+
+
+def grow_completed(dsn: str, rows: int, *, max_age_hours: float = 20.0, chunk: int = 250_000) -> int:
+    """Add completed rows until the table holds ``rows``, by copying completed rows on the server.
+
+    Generating rows in Python costs ~1 ms each on a busy machine (a million take tens of
+    minutes); copies of realistic rows with new ids and creation times spread over the
+    window are as heavy for a scan and cost only the server's writes.
+    """
+    with psycopg.connect(dsn, autocommit=True) as c:
+        have = c.execute("SELECT count(*) FROM generations").fetchone()[0]
+        while have < rows:
+            n = min(chunk, rows - have)
+            c.execute(
+                "INSERT INTO generations (id, session_id, user_id, model_id, prompt, negative_prompt, parameters, "
+                "status, cost, created_at) "
+                "SELECT gen_random_uuid(), session_id, user_id, model_id, prompt, negative_prompt, parameters, status, "
+                "cost, (now() AT TIME ZONE 'UTC') - random() * make_interval(secs => %s * 3600.0) "
+                "FROM (SELECT * FROM generations WHERE status = 'completed' LIMIT %s) s", (max_age_hours, n))
+            have = c.execute("SELECT count(*) FROM generations").fetchone()[0]
+        c.execute("VACUUM ANALYZE generations")
+    return have

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg import errors as pgerrors
 from psycopg.conninfo import conninfo_to_dict
 
@@ -123,25 +125,39 @@ def _ms(seconds: float) -> str:
     return f"{math.ceil(seconds * 1000)}ms"
 
 
-def _set_local(conn: psycopg.Connection, *, statement_timeout: float, lock_timeout: float) -> None:
+def _set_local(conn: psycopg.Connection, *, statement_timeout: float, lock_timeout: float,
+               extra: Mapping[str, str] | None = None) -> None:
     # SET LOCAL, not connection options: a transaction-mode pooler hands each
     # transaction a different server connection, so settings must live in the transaction.
-    conn.execute(
-        "SELECT set_config('statement_timeout', %s, true), set_config('lock_timeout', %s, true), "
-        "set_config('TimeZone', 'UTC', true), set_config('application_name', %s, true)",
-        (_ms(statement_timeout), _ms(lock_timeout), APPLICATION_NAME),
-    )
+    names = ["statement_timeout", "lock_timeout", "TimeZone", "application_name", *(extra or {})]
+    values = [_ms(statement_timeout), _ms(lock_timeout), "UTC", APPLICATION_NAME, *(extra or {}).values()]
+    conn.execute(sql.SQL("SELECT {}").format(sql.SQL(", ").join(
+        sql.SQL("set_config({}, %s, true)").format(sql.Literal(n)) for n in names)), values)
 
 
 @contextmanager
 def transaction(conn: psycopg.Connection, *, read_only: bool, statement_timeout: float = 30.0,
-                lock_timeout: float = 5.0) -> Iterator[psycopg.Connection]:
-    """One transaction (READ ONLY when asked) with timeouts; database errors become ours."""
+                lock_timeout: float = 5.0, extra: Mapping[str, str] | None = None) -> Iterator[psycopg.Connection]:
+    """One transaction (READ ONLY when asked) with timeouts; database errors become ours.
+
+    ``extra``: more settings for this transaction only (``{"jit": "off"}``). Two round trips
+    before the work: ``BEGIN READ ONLY`` (or ``READ WRITE``) and one ``set_config`` for all settings.
+    """
     with translate_errors():
-        with conn.transaction():
-            conn.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
-            _set_local(conn, statement_timeout=statement_timeout, lock_timeout=lock_timeout)
-            yield conn
+        outside = conn.info.transaction_status == TransactionStatus.IDLE
+        before = conn.read_only
+        if outside:
+            conn.read_only = read_only  # psycopg puts it in the BEGIN it sends
+        try:
+            with conn.transaction():
+                if not outside:
+                    conn.execute("SET TRANSACTION READ ONLY" if read_only else "SET TRANSACTION READ WRITE")
+                _set_local(conn, statement_timeout=statement_timeout, lock_timeout=lock_timeout, extra=extra)
+                yield conn
+        finally:
+            # Only this transaction: a later implicit one must not inherit READ ONLY.
+            if outside and conn.info.transaction_status == TransactionStatus.IDLE:
+                conn.read_only = before
 
 
 def read_tx(conn: psycopg.Connection, settings: Any) -> Any:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from decimal import ROUND_HALF_UP, Decimal
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
@@ -158,8 +159,8 @@ class StuckRow:
             "why": self.why,
             "created_at": iso_utc(self.created_at),
             "last_sign_of_life": iso_utc(self.last_sign_of_life),
-            "quiet_seconds": round(self.quiet_seconds, 3),
-            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
+            "quiet_seconds": round_ms(self.quiet_seconds),
+            "age_seconds": None if self.age_seconds is None else round_ms(self.age_seconds),
             "heartbeat_at": iso_utc(self.heartbeat_at),
             "last_step": self.last_step,
             "trigger_status": self.trigger_status,
@@ -170,6 +171,18 @@ class StuckRow:
             "user_id": self.user_id,
             "notes": list(self.notes),
         }
+
+
+def round_ms(seconds: float) -> float:
+    """Seconds to the millisecond, half away from zero on the exact microsecond value.
+
+    ``round(x, 3)`` rounds the binary float (12.3455 may go down); this is what PostgreSQL's
+    numeric ``round`` does, so a row rendered by the server (scan_render) reads the same.
+    """
+    return float(Decimal(repr(seconds)).quantize(_MS, ROUND_HALF_UP))
+
+
+_MS = Decimal("0.001")
 
 
 
@@ -237,13 +250,14 @@ class Summary:
             "stuck": self.stuck,
             "by_class": {c: self.by_class.get(c, 0) for c in _class_order(self.by_class)},
             "trigger_statuses": {str(k): v for k, v in sorted(self.trigger_statuses.items())},
-            "created_in_window": self.created_in_window,
+            "created_in_window": None if self.created_in_window is None else int(self.created_in_window),
+            "created_in_window_estimated": isinstance(self.created_in_window, Estimate),
             "stuck_rate": None if self.stuck_rate is None else round(self.stuck_rate, 6),
             "stuck_before_window": self.stuck_before_window,
             "before_window": None if self.before_window is None else self.before_window.as_dict(),
             "oldest": None if self.oldest is None else {
                 "id": self.oldest.id, "created_at": iso_utc(self.oldest.created_at),
-                "quiet_seconds": round(self.oldest.quiet_seconds, 3)},
+                "quiet_seconds": round_ms(self.oldest.quiet_seconds)},
             "onset": iso_utc(self.onset),
             "per_hour": [{"hour": iso_utc(h), "stuck": n} for h, n in sorted(self.per_hour.items())],
             "truncated": self.truncated,
@@ -274,8 +288,14 @@ def last_sign_sql(m: SchemaMapping, opts: ScanOptions) -> sql.Composable:
     return sql.SQL("coalesce({})").format(sql.SQL(", ").join(parts))
 
 
-def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
-    """The scan statement: stuck rows with their evidence, quietest-longest first."""
+def build_scan_query(m: SchemaMapping, opts: ScanOptions, *, extra: Sequence[sql.Composable] = (),
+                     ordered: bool = True) -> sql.Composed:
+    """The scan statement: stuck rows with their evidence, quietest-longest first.
+
+    ``extra``: more output columns over row ``g`` (scan_render adds the rule that matched);
+    ``ordered=False`` leaves the order (and the limit) to an enclosing query, which orders by
+    ``last_sign`` and ``key`` (the id as stored, so a uuid or an integer sorts as itself).
+    """
     tz = opts.naive_timezone
     last_sign = last_sign_sql(m, opts)
     created = m.timestamp("created", naive_tz=tz)
@@ -315,8 +335,13 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions) -> sql.Composed:
     job_state, join = _job_state_sql(m, tz)
     selects.append(sql.SQL("{} AS job_state").format(job_state))
     selects.append(sql.SQL("now() AS db_now"))
+    selects.append(sql.SQL("{} AS key").format(m.raw("id")))
+    selects.extend(extra)
 
     where = where_stuck(m, opts)
+    if not ordered:
+        return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where}").format(
+            sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where)
     limit = sql.SQL("LIMIT {}").format(sql.Literal(opts.limit)) if opts.limit is not None else sql.SQL("")
     return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where} ORDER BY {ls} ASC NULLS FIRST, {id} {limit}").format(
         sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where, ls=last_sign,
@@ -345,36 +370,59 @@ def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Compo
     return state, join
 
 
-def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composable) -> sql.Composable:
-    """``rule.matches`` as a SQL condition over row ``g``; ``steps`` is the text[] of its step names.
+class RuleFacts(NamedTuple):
+    """What ``Rule`` conditions test, as SQL expressions; None: the field is not mapped (unknown)."""
+
+    steps: sql.Composable | None      # text[] of the step names in the log
+    last_step: sql.Composable         # text, at most 200 characters (NULL when unmapped)
+    heartbeat: sql.Composable | None  # boolean: a heartbeat was ever written
+    outputs: sql.Composable | None    # boolean: outputs exist
+    webhook: sql.Composable | None    # boolean: a provider prediction id is set
+    job_state: sql.Composable         # text: unclaimed, lock-expired, locked (NULL: no job)
+
+
+def row_facts(m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composable) -> RuleFacts:
+    """The facts read from row ``g`` of the generations table."""
+    return RuleFacts(
+        steps=steps if m.has("step_log") else None,
+        last_step=sql.SQL("left({}, 200)").format(m.text("last_step")),
+        heartbeat=sql.SQL("({} IS NOT NULL)").format(m.text("heartbeat")) if m.has("heartbeat") else None,
+        outputs=sql.SQL("EXISTS (SELECT 1 FROM {t} o WHERE o.{k} = {id})").format(
+            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id"))
+        if m.outputs.present else None,
+        webhook=sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
+        job_state=job_state,
+    )
+
+
+def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable | None = None,
+             job_state: sql.Composable | None = None, facts: RuleFacts | None = None) -> sql.Composable:
+    """``rule.matches`` as a SQL condition: over row ``g`` (``steps`` is the text[] of its step
+    names), or over ``facts`` (scan_render tests the scan's evidence columns).
 
     Same three-valued reading as ``Rule.matches``: a condition on a field the
     mapping does not have is unknown, and an unknown condition does not hold.
     """
+    if facts is None:
+        assert steps is not None and job_state is not None
+        facts = row_facts(m, steps=steps, job_state=job_state)
     conds: list[sql.Composable] = []
-    logged = m.has("step_log")
     if rule.steps_any:
-        conds.append(sql.SQL("({} && {}::text[])").format(steps, sql.Literal(list(rule.steps_any)))
-                     if logged else sql.SQL("false"))
+        conds.append(sql.SQL("({} && {}::text[])").format(facts.steps, sql.Literal(list(rule.steps_any)))
+                     if facts.steps is not None else sql.SQL("false"))
     if rule.steps_none:
-        conds.append(sql.SQL("NOT ({} && {}::text[])").format(steps, sql.Literal(list(rule.steps_none)))
-                     if logged else sql.SQL("false"))
+        conds.append(sql.SQL("NOT ({} && {}::text[])").format(facts.steps, sql.Literal(list(rule.steps_none)))
+                     if facts.steps is not None else sql.SQL("false"))
     if rule.last_step_in:
-        conds.append(sql.SQL("coalesce(left({}, 200) = ANY({}::text[]), false)").format(
-            m.text("last_step"), sql.Literal(list(rule.last_step_in))))
-    facts = {
-        "heartbeat": sql.SQL("({} IS NOT NULL)").format(m.text("heartbeat")) if m.has("heartbeat") else None,
-        "outputs": sql.SQL("EXISTS (SELECT 1 FROM {t} o WHERE o.{k} = {id})").format(
-            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id"))
-        if m.outputs.present else None,
-        "webhook": sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
-    }
-    for attr, fact in facts.items():
+        conds.append(sql.SQL("coalesce({} = ANY({}::text[]), false)").format(
+            facts.last_step, sql.Literal(list(rule.last_step_in))))
+    for attr in ("heartbeat", "outputs", "webhook"):
         want = getattr(rule, attr)
+        fact = getattr(facts, attr)
         if want is not None:
             conds.append(sql.SQL("false") if fact is None else fact if want else sql.SQL("NOT {}").format(fact))
     if rule.job:
-        conds.append(sql.SQL("coalesce({} = ANY({}::text[]), false)").format(job_state, sql.Literal(list(rule.job))))
+        conds.append(sql.SQL("coalesce({} = ANY({}::text[]), false)").format(facts.job_state, sql.Literal(list(rule.job))))
     return sql.SQL(" AND ").join(conds) if conds else sql.SQL("true")
 
 
@@ -387,7 +435,7 @@ def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -
     if m.has("step_log"):
         lateral = sql.SQL(
             "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
-            "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '') AS steps) s").format(a=step_log_array(m))
+            "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '') AS steps OFFSET 0) s").format(a=step_log_array(m))
     whens = sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state), sql.Literal(r.cls))
         for r in rules)
@@ -426,7 +474,7 @@ class BeforeWindowRow:
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "class": self.cls, "created_at": iso_utc(self.created_at),
-                "quiet_seconds": round(self.quiet_seconds, 3)}
+                "quiet_seconds": round_ms(self.quiet_seconds)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -516,15 +564,58 @@ _SAFE_TYPES = {"uuid": "uuid", "text": "text", "character varying": "varchar", "
                "integer": "integer", "smallint": "smallint", "numeric": "numeric", "character": "bpchar"}
 
 
-def build_window_counts(m: SchemaMapping, opts: ScanOptions) -> sql.Composed | None:
-    """One pass for both: rows created in the window, and stuck rows created before it."""
+# Above this many rows (the planner's estimate) the window's row count is sampled: an exact count
+# reads every row of the window, so on a large table it cost more than the scan of the stuck rows
+# (which the partial index makes cheap) and grew with the table.
+COUNT_SAMPLE_ROWS = 20_000
+EXACT_COUNT_MAX_ROWS = 20 * COUNT_SAMPLE_ROWS
+
+
+class Estimate(int):
+    """A count estimated from a sample of the table (shown as ``~N``); otherwise an int."""
+
+
+def window_count_sql(m: SchemaMapping, opts: ScanOptions, *,
+                     sample_pct: float | None = None) -> tuple[sql.Composable, sql.Composable] | None:
+    """Two scalar subqueries: rows created in the window, and stuck rows created before it.
+
+    ``sample_pct``: count the window's rows in a block sample of this percentage of the table
+    (the caller scales it up); the stuck rows before the window are counted exactly (the
+    partial index serves them). None without a window or a created time.
+    """
     if opts.since is None or not m.has("created"):
         return None
-    return sql.SQL(
-        "SELECT count(*) FILTER (WHERE {c} >= now() - make_interval(secs => {s})), "
-        "count(*) FILTER (WHERE {c} < now() - make_interval(secs => {s}) AND {w}) FROM {t} g"
-    ).format(t=m.qualified(), w=where_stuck(m, opts, window=False),
-             c=m.timestamp("created", naive_tz=opts.naive_timezone), s=sql.Literal(opts.since))
+    c = m.timestamp("created", naive_tz=opts.naive_timezone)
+    s = sql.Literal(opts.since)
+    sample = sql.SQL("TABLESAMPLE SYSTEM ({})").format(sql.Literal(sample_pct)) if sample_pct is not None \
+        else sql.SQL("")
+    created = sql.SQL("(SELECT count(*) FROM {t} g {sample} WHERE {c} >= now() - make_interval(secs => {s}))").format(
+        t=m.qualified(), sample=sample, c=c, s=s)
+    before = sql.SQL("(SELECT count(*) FROM {t} g WHERE {c} < now() - make_interval(secs => {s}) AND {w})").format(
+        t=m.qualified(), w=where_stuck(m, opts, window=False), c=c, s=s)
+    return created, before
+
+
+def sample_pct(m: SchemaMapping) -> float | None:
+    """The block-sample percentage for counting the window's rows; None: count them all."""
+    if m.row_estimate > EXACT_COUNT_MAX_ROWS:
+        return min(100.0, 100.0 * COUNT_SAMPLE_ROWS / m.row_estimate)
+    return None
+
+
+def scaled_count(n: int | None, pct: float | None) -> int | None:
+    """A count over a block sample scaled back (unbiased: each block is in it with probability pct/100)."""
+    if n is None or pct is None:
+        return n
+    return Estimate(round(n * 100.0 / pct))
+
+
+def build_window_counts(m: SchemaMapping, opts: ScanOptions, *, sample_pct: float | None = None) -> sql.Composed | None:
+    """Rows created in the window, and stuck rows created before it (see window_count_sql)."""
+    exprs = window_count_sql(m, opts, sample_pct=sample_pct)
+    if exprs is None:
+        return None
+    return sql.SQL("SELECT {}, {}").format(*exprs)
 
 
 # -- classification ----------------------------------------------------------------------------
@@ -592,14 +683,20 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
 
 
 def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
-    """(rows created in the window, stuck rows created before it); (None, None) without a window."""
+    """(rows created in the window, stuck rows created before it); (None, None) without a window.
+
+    On a table of more than EXACT_COUNT_MAX_ROWS rows the first is an ``Estimate`` from a block
+    sample of about COUNT_SAMPLE_ROWS rows (a few percent off at worst; the stuck rate says ``~``),
+    so the count costs the same on 1M rows as on 5M.
+    """
     from psycopg.rows import tuple_row
 
-    q = build_window_counts(mapping, options)
+    pct = sample_pct(mapping)
+    q = build_window_counts(mapping, options, sample_pct=pct)
     if q is None:
         return None, None
     row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
-    return row[0], row[1]
+    return scaled_count(row[0], pct), row[1]
 
 
 def window_facts(conn: Any, mapping: SchemaMapping, options: ScanOptions,
@@ -625,7 +722,9 @@ class ScanRun:
     """
 
     def __init__(self, conn: Any, mapping: SchemaMapping, options: ScanOptions,
-                 rules: Sequence[Rule] = DEFAULT_RULES, *, fetch_size: int = 2000) -> None:
+                 rules: Sequence[Rule] = DEFAULT_RULES, *, fetch_size: int = 2000,
+                 on_row: Callable[[], None] | None = None) -> None:
+        self.on_row = on_row  # called per row read (progress)
         self.conn = conn
         self.mapping = mapping
         self.options = options
@@ -665,6 +764,8 @@ class ScanRun:
             cur.itersize = self.fetch_size
             cur.execute(query)
             for rec in cur:
+                if self.on_row is not None:
+                    self.on_row()
                 row = _row_to_stuck(rec, self.mapping, self.rules)
                 if want and row.cls not in want:
                     continue

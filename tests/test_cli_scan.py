@@ -168,7 +168,11 @@ def test_closed_output_pipe_ends_quietly_with_141(db, tmp_path):
     assert "Traceback" not in err and "internal error" not in err
 
 
-def test_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it(db):
+def test_slow_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it(db, monkeypatch):
+    from stuckgen.cli import scan as scan_cli
+
+    # Every scan counts as slow here; on a real table "slow" is over SLOW_SCAN_SECONDS.
+    monkeypatch.setattr(scan_cli, "SLOW_SCAN_SECONDS", 0.0)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("""INSERT INTO generations (id, session_id, user_id, model_id, prompt, parameters, status, created_at)
             SELECT gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 'm', 'p',
@@ -182,12 +186,17 @@ def test_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it
     ddl = next(line.strip() for line in r.stderr.splitlines() if "CREATE INDEX CONCURRENTLY" in line)
     assert ddl == ('CREATE INDEX CONCURRENTLY "generations_inflight_created_at_idx" ON "public"."generations" '
                    "(\"created_at\") WHERE \"status\" IN ('processing', 'queued');")
+    s = runner.invoke(app, ["schema", "-d", db, "-f", "json"])
+    assert s.exit_code == 0 and json.loads(s.stdout)["index_advice"] == ddl, "schema gives the same advice"
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(ddl)
         conn.execute("ANALYZE generations")
     r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
     assert r.exit_code == 1 and "CREATE INDEX" not in r.stderr, "with the index in place the advice goes away"
     assert json.loads(r.stdout)["summary"]["stuck"] == 3
+    s = runner.invoke(app, ["schema", "-d", db, "-f", "json"])
+    assert json.loads(s.stdout)["index_advice"] is None
+
 
 
 def test_scan_limit_shortens_the_list_never_the_counts(seeded):
@@ -204,3 +213,17 @@ def test_scan_limit_shortens_the_list_never_the_counts(seeded):
     assert f"{full['stuck']} stuck of" in r.stdout and "counts above cover every stuck row" in r.stdout, r.stdout
     r = runner.invoke(app, ["scan", "-d", seeded, "-f", "json", "-n", str(full["stuck"])])
     assert json.loads(r.stdout)["summary"]["truncated"] is False  # nothing was left out
+
+
+def test_a_fast_scan_runs_no_explain(db, monkeypatch):
+    from stuckgen import scan as scan_core
+    from stuckgen.cli import scan as scan_cli
+
+    calls = []
+    monkeypatch.setattr(scan_core, "explain_advice", lambda *a, **k: calls.append(a) or None)
+    monkeypatch.setattr(scan_cli, "SLOW_SCAN_SECONDS", 3600.0)
+    with psycopg.connect(db, autocommit=True) as conn:
+        seed(conn, {"never-started": 3})
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json"])
+    assert r.exit_code == 1, r.output
+    assert calls == [], "EXPLAIN is paid only when the scan was slow"

@@ -101,13 +101,15 @@ def _render(out: Output, fmt: str, result: Any, *, rows: bool = True) -> None:
             _note(out, line)
         return
     if result.outcomes and rows:
-        table, hidden = result_table(result, max_rows=50 if out.is_tty else None, width=out.width)
+        from stuckgen.render import TERMINAL_ROWS
+
+        table, hidden = result_table(result, max_rows=TERMINAL_ROWS if out.is_tty else None, width=out.width)
         out.out.print(table)
         if table.left_out:
             out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
                           "widen the terminal, or use --format json)", markup=False)
         if hidden:
-            out.out.print(f"... and {hidden} more (see --format json)", markup=False)
+            out.out.print(f"{hidden:,} more; use --format json", markup=False)
         out.out.print()
     from stuckgen.render.layout import wrap_lines
 
@@ -154,7 +156,9 @@ def _selection(conn: Any, settings: Any, mapping: Any, *, ids: list[str] | None,
     opts = remediation_scan_options(
         settings, classes=tuple(classes or ()),
         older_than=parse_duration(older_than, option="--older-than") if older_than else None)
-    with _db.read_tx(conn, settings):
+    from stuckgen.cli._progress import Ticker
+
+    with _db.read_tx(conn, settings), Ticker("selecting stuck rows"):
         selection = select_rows(conn, mapping, opts, ids=tuple(ids or ()), all_stuck=all_stuck,
                                 rules=_db.rules(settings))
     return selection, opts

@@ -1,7 +1,7 @@
 """`stuckgen scan` and `stuckgen schema`."""
 
 
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Annotated, Any, Optional
 
 import typer
@@ -14,15 +14,8 @@ from stuckgen.cli._app import (
 from stuckgen.errors import ConfigError, ExitCode
 
 FORMATS = ("table", "json", "csv")
-
-
-def _count_on_own_connection(settings: Any, mapping: Any, opts: Any, rules: Any) -> tuple[Any, ...]:
-    from stuckgen.cli import _db
-    from stuckgen.scan import window_facts
-
-    conn = _db.connect(settings)
-    with conn, _db.read_tx(conn, settings):
-        return window_facts(conn, mapping, opts, rules)
+# A scan slower than this gets an EXPLAIN afterwards, to advise the index that makes it cheap.
+SLOW_SCAN_SECONDS = 1.0
 
 
 @app.command()
@@ -64,8 +57,11 @@ def scan(
     Exit: 0 none stuck, 1 stuck rows found, 2 configuration error, 3 database unreachable.
     """
     from stuckgen.cli import _db
+    from stuckgen.cli._progress import Ticker
+    from stuckgen.render import TERMINAL_ROWS
     from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table, summary_lines
-    from stuckgen.scan import ScanRun, explain_advice
+    from stuckgen.scan import before_window, explain_advice
+    from stuckgen.scan_render import RenderedScan
 
     settings = settings_from(locals())
     out = Output()
@@ -74,44 +70,57 @@ def scan(
         raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     opts = _db.scan_options(settings, classes=tuple(cls or ()), limit=limit)
     conn = _db.connect(settings)
-    with conn, ThreadPoolExecutor(max_workers=1) as pool:
+    # Rows streamed to the terminal itself would mix with a progress line; a table is printed at the end.
+    ticker = Ticker("scanning", enabled=None if (fmt == "table" or not out.is_tty) else False)
+    with conn:
         with _db.read_tx(conn, settings):
             mapping = _db.resolve_mapping(conn, settings)
             for w in mapping.warnings:
                 out.note(f"note: {w}")
-            run = ScanRun(conn, mapping, opts, _db.rules(settings))
-            # The window count reads the whole window; on its own connection it overlaps the scan.
-            counts = pool.submit(_count_on_own_connection, settings, mapping, opts, run.rules)
-            advice = explain_advice(conn, mapping, opts)
-            if advice:
-                out.note(f"note: the scan reads all of {mapping.table} (no index serves the in-flight statuses); this partial index makes it cheap:\n  {advice}")
+            shown = limit if limit is not None else (TERMINAL_ROWS if out.is_tty else None)
+            # PostgreSQL classifies and writes each row, and counts the window in the same statement;
+            # Python passes the lines through (scan_render).
+            run = RenderedScan(conn, mapping, opts, _db.rules(settings), fmt=fmt, shown=shown, on_rows=ticker.add)
             meta = {"table": mapping.table, "threshold_seconds": opts.threshold, "since_seconds": opts.since,
                     "inflight_statuses": list(opts.inflight_statuses)}
 
-            def summary() -> Any:
-                if run.summary.database_now is None:  # no row carried the database's clock
-                    run.summary.database_now = conn.execute("SELECT now()").fetchone()[0]
-                return run.apply_counts(counts.result())
+            def summary() -> Any:  # complete once the rows are read (the statement's last row)
+                s = run.summary
+                if s.stuck_before_window and s.before_window is None:  # named by class and id
+                    run.apply_counts((s.created_in_window, s.stuck_before_window,
+                                      before_window(conn, mapping, opts, run.rules)))
+                return s
 
-            if fmt == "json":
-                out.lines(scan_json_lines(run, summary, meta))
-            elif fmt == "csv":
-                out.lines(scan_csv_lines(run))
+            started = time.monotonic()
+            with ticker:
+                if fmt == "json":
+                    out.lines(scan_json_lines(run, summary, meta))
+                elif fmt == "csv":
+                    out.lines(scan_csv_lines(run))
+                else:
+                    tbl, _ = scan_table(run, max_rows=None, width=out.width)
+                summary()
+            if fmt == "csv":
                 for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.note(line)
-            else:
-                shown = limit if limit is not None else (50 if out.is_tty else None)
-                tbl, hidden = scan_table(run, max_rows=shown, width=out.width)
+            elif fmt == "table":
                 if run.summary.stuck:
                     out.out.print(tbl)
                     if tbl.left_out:
                         out.out.print(f"({', '.join(tbl.left_out)} left out at {out.width} columns: "
                                       "widen the terminal, or use --format json)", markup=False)
-                    if hidden:
-                        out.out.print(f"... and {hidden} more (see --limit, or --format json)", markup=False)
+                    hidden = run.summary.stuck - min(run.summary.stuck, shown if shown is not None else run.summary.stuck)
+                    if hidden and limit is None:  # with --limit the summary says the list stops there
+                        out.out.print(f"{hidden:,} more; use --limit or --format json", markup=False)
                     out.out.print()
                 for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.out.print(line, markup=False)
+            # EXPLAIN costs a planning round trip: pay it only when the scan was slow enough to need an index.
+            if time.monotonic() - started >= SLOW_SCAN_SECONDS:
+                advice = explain_advice(conn, mapping, opts)
+                if advice:
+                    out.note(f"note: the scan reads all of {mapping.table} (no index serves the in-flight statuses); "
+                             f"this partial index makes it cheap:\n  {advice}")
     return ExitCode.FINDINGS if run.summary.stuck or run.summary.stuck_before_window else ExitCode.OK
 
 
@@ -134,6 +143,8 @@ def schema(
 
     Each logical field maps to a column, a key inside a JSON column, or nothing
     (which lowers what scan can conclude). Override with --map or [mapping] in stuckgen.toml.
+    On a large table it also checks (EXPLAIN) that an index serves the stuck-row scan,
+    and prints the partial index that would.
 
     \b
     Example:
@@ -149,6 +160,7 @@ def schema(
     from stuckgen.durations import format_duration
 
     from stuckgen.cli import _db
+    from stuckgen.scan import explain_advice
 
     settings = settings_from(locals())
     out = Output()
@@ -162,6 +174,7 @@ def schema(
             from stuckgen.discover import census as take_census
 
             cen = take_census(conn, m, naive_tz=settings.naive_timezone)
+            advice = explain_advice(conn, m, _db.scan_options(settings))
     inflight = list(settings.inflight_statuses)
     if fmt == "json":
         doc = {
@@ -175,6 +188,7 @@ def schema(
             "inflight_statuses": inflight,
             "census": cen.as_dict(),
             "census_notes": census_notes(cen, inflight),
+            "index_advice": advice,
         }
         out.lines([json.dumps(doc, indent=2)])
         return ExitCode.OK
@@ -206,6 +220,9 @@ def schema(
     out.out.print(c)
     for note in census_notes(cen, inflight):
         out.out.print(f"note: {note}", markup=False)
+    if advice:
+        out.out.print(f"note: the stuck-row scan reads all of {m.table} (no index serves the in-flight statuses); "
+                      f"this partial index makes it cheap:\n  {advice}", markup=False, soft_wrap=True)
     return ExitCode.OK
 
 

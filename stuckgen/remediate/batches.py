@@ -109,8 +109,10 @@ def apply_batches(conn: Any, batches: Iterable[Sequence[Any]], apply: Callable[[
                 if batch is None:
                     break
                 try:
+                    # jit off: a batch statement's row estimates (CTEs over unnest) are wildly high,
+                    # which makes PostgreSQL JIT-compile it: hundreds of ms for ms of work.
                     with transaction(conn, read_only=False, statement_timeout=statement_timeout,
-                                     lock_timeout=lock_timeout):
+                                     lock_timeout=lock_timeout, extra={"jit": "off"}):
                         outcomes, records = apply(batch)
                 except StuckgenError:
                     if deferred.forced:  # our own cancel after a repeated Ctrl-C: the batch rolled back

@@ -17,7 +17,7 @@ from stuckgen.remediate.fields import (
     columns_snapshot, fields_from_keys, fields_restore, fields_snapshot, ids_param,
 )
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
-from stuckgen.remediate.select import check_remediable, coerce_id, no_jit, table_name
+from stuckgen.remediate.select import check_remediable, coerce_id, table_name
 from stuckgen.schema import SchemaMapping
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +89,6 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
         params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
                   "run": new_run_id, "op": operator, "tname": tname, "of": run_id}
         stmt = _undo_statement(mapping, snap=snap, sets=sets, audit=audit, dry_run=options.dry_run)
-        no_jit(conn)
         rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
         by_id = {rec.row_id: rec for rec in batch}
         outs: list[RowOutcome] = []

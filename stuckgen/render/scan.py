@@ -11,8 +11,8 @@ from typing import Any
 
 
 from stuckgen.durations import format_duration
-from stuckgen.render import streamed_json
-from stuckgen.scan import StuckRow, Summary
+from stuckgen.render import RawJSON, streamed_json
+from stuckgen.scan import Estimate, StuckRow, Summary
 
 SCAN_SCHEMA = "stuckgen.scan/v1"
 
@@ -27,19 +27,22 @@ CLASS_STYLE = {
 }
 
 
-def scan_json_lines(rows: Iterable[StuckRow], summary: Callable[[], Summary], meta: dict[str, Any]) -> Iterator[str]:
+def scan_json_lines(rows: Iterable[StuckRow | str], summary: Callable[[], Summary], meta: dict[str, Any]) -> Iterator[str]:
     """One JSON document, streamed: the header, one line per row, then the summary.
 
     Shape (v1): {"schema", "generated_at", "table", "threshold_seconds", "since_seconds",
     "rows": [row...], "summary": {...}}. Rows are written as they arrive, so memory
-    does not grow with the number of stuck rows.
+    does not grow with the number of stuck rows. A row is a ``StuckRow``, or its JSON
+    already written by the database (``scan_render``).
     """
     rows = _started(rows)
     head = {"schema": SCAN_SCHEMA, "generated_at": _now_iso(), **meta}
-    yield from streamed_json(head, (row.as_dict() for row in rows), tail=lambda: {"summary": summary().as_dict()})
+    # A row is a StuckRow, or its JSON already written by the database (scan_render).
+    items = (RawJSON(row) if isinstance(row, str) else row.as_dict() for row in rows)
+    yield from streamed_json(head, items, tail=lambda: {"summary": summary().as_dict()})
 
 
-def _started(rows: Iterable[StuckRow]) -> Iterator[StuckRow]:
+def _started(rows: Iterable[Any]) -> Iterator[Any]:
     """Fetch the first row before any output: a statement the database rejects
     (a mapped column of the wrong type) then fails with nothing written on stdout."""
     it = iter(rows)
@@ -47,18 +50,20 @@ def _started(rows: Iterable[StuckRow]) -> Iterator[StuckRow]:
     return itertools.chain((first,), it) if first is not None else iter(())
 
 
-def scan_csv_lines(rows: Iterable[StuckRow]) -> Iterator[str]:
-    rows = _started(rows)
+def csv_row(row: StuckRow) -> str:
+    """One CSV line (no line end) of ``CSV_COLUMNS``; a field holding a line break is quoted."""
+    d = row.as_dict()
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="")
-    w.writerow(CSV_COLUMNS)
-    yield buf.getvalue()
+    # "\r\n" as the terminator makes the writer quote fields with CR or LF; it is cut off again.
+    csv.writer(buf, lineterminator="\r\n").writerow(["" if d[c] is None else d[c] for c in CSV_COLUMNS])
+    return buf.getvalue()[:-2]
+
+
+def scan_csv_lines(rows: Iterable[StuckRow | str]) -> Iterator[str]:
+    rows = _started(rows)
+    yield ",".join(CSV_COLUMNS)
     for row in rows:
-        d = row.as_dict()
-        buf.seek(0)
-        buf.truncate()
-        w.writerow(["" if d[c] is None else d[c] for c in CSV_COLUMNS])
-        yield buf.getvalue()
+        yield row if isinstance(row, str) else csv_row(row)
 
 
 def scan_table(rows: Iterable[StuckRow], *, max_rows: int | None, width: int | None = None) -> tuple[Any, int]:
@@ -95,7 +100,8 @@ def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Itera
     else:
         rate = ""
         if s.stuck_rate is not None:
-            rate = f" of {s.created_in_window} created in {window} ({s.stuck_rate:.1%})"
+            approx = "~" if isinstance(s.created_in_window, Estimate) else ""
+            rate = f" of {approx}{s.created_in_window} created in {window} ({approx}{s.stuck_rate:.1%})"
         else:
             rate = f" (created in {window})"
         yield f"{s.stuck} stuck{rate}, quiet for more than {format_duration(threshold)}."
