@@ -282,7 +282,7 @@ class RenderedScan:
                     if rec[2] is None:  # the summary row: the last one
                         self._summarize(rec, by_class, statuses, pct)
                         continue
-                    if cap is not None and rec[2] > cap:
+                    if rec[4] is None:  # past the list's end, written by the server: counted, not sent
                         continue
                     row = self._python_row(rec)
                     # Python's reading wins for this row; keep the summary's counts in step with it.
@@ -292,6 +292,8 @@ class RenderedScan:
                         statuses[row.trigger_status] += 1
                     if rec[3] is not None:
                         statuses[int(rec[3])] -= 1
+                    if cap is not None and rec[2] > cap:  # counted, not listed
+                        continue
                     yield row if self.fmt == "table" else (
                         json.dumps(row.as_dict()) if self.fmt == "json" else csv_row(row))
 
