@@ -111,3 +111,19 @@ def test_check_policy_dry_run_refuses_too(shots):
     r = runner.invoke(app, ["check", "-d", dsn, *HD, "--fail-after", "1h"])
     assert r.exit_code == 2, r.output
     assert "not a label of the enum" in r.stderr
+
+
+def test_undo_dry_run_refuses_a_previous_value_a_constraint_added_since_forbids(checked, tmp_path):
+    dsn, rows = checked
+    r = runner.invoke(app, ["fail", "--all-stuck", "-d", dsn, "--failed-status", "errored", "--yes", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    run_id = json.loads(r.stdout)["run_id"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE generations DROP CONSTRAINT generations_status_check")
+        conn.execute("ALTER TABLE generations ADD CONSTRAINT no_processing CHECK (status <> 'processing')")
+    for extra in ([], ["--yes"]):
+        r = runner.invoke(app, ["undo", run_id, "-d", dsn, *extra])
+        assert r.exit_code == 2, r.output
+        assert "undo would write 'processing'" in r.stderr and "no_processing" in r.stderr
+    with psycopg.connect(dsn) as conn:
+        assert {s for (s,) in conn.execute("SELECT status FROM generations")} == {"errored"}

@@ -84,6 +84,7 @@ def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new
             fields = fields_from_keys(mapping, names)
             snap, sets = fields_snapshot(fields), fields_restore(fields, mapping.qualified())
         keys = [coerce_id(mapping, rec.row_id) for rec in batch]
+        _check_restores(conn, mapping, batch, names, keys)
         from psycopg.types.json import Jsonb
 
         params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
@@ -175,3 +176,22 @@ def _undo_statement(m: SchemaMapping, *, snap: sql.Composable, sets: sql.Composa
                              cur=sql.SQL("CASE WHEN u.id IS NOT NULL THEN c.cur END"), chk=sql.SQL("u.chk"),
                              join=sql.SQL("LEFT JOIN upd u ON u.id = v.id")))
     return sql.Composed(parts)
+
+
+def _check_restores(conn: Any, mapping: SchemaMapping, batch: Sequence[AuditRecord], names: Sequence[str],
+                    keys: Sequence[Any]) -> None:
+    """WriteRefusedError before a batch whose previous values the column would now refuse (an enum
+    label gone, a CHECK added since the run): the dry run says so instead of promising the restore."""
+    from stuckgen.remediate.validate import check_writes
+
+    for name in names:
+        if "." in name or name not in mapping.columns:
+            continue  # a key inside a JSON column: any JSON value goes back
+        by_value: dict[str, list[Any]] = {}
+        for rec, key in zip(batch, keys):
+            value = (rec.previous or {}).get(name)
+            if isinstance(value, str):
+                by_value.setdefault(value, []).append(key)
+        for value, rows in sorted(by_value.items()):
+            check_writes(conn, mapping, [("the column back to accept it (the run's previous values are restored "
+                                          "as recorded)", name, value)], keys=rows, action="undo")
