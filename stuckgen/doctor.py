@@ -82,6 +82,8 @@ class DoctorReport:
     provider_results: str | None = None  # how the app gets provider results back (setting or evidence)  # the scan's window (stuck rows before it are still reported)
     stuck_sample: list[Any] = field(default_factory=list)  # first StuckRows
     waiting_rows: list[Any] = field(default_factory=list)  # awaiting-webhook StuckRows (<= 200) to ask the provider about
+    sample_rows: list[Any] = field(default_factory=list)  # the sampled StuckRows (for per-row follow-up reads)
+    dead_workers: list[Any] = field(default_factory=list)  # deadline.DeadWorker dicts (with --max-duration)
     step_evidence: list[str] = field(default_factory=list)
     probe_matrix: Any = None
     probe_findings: list[Finding] = field(default_factory=list)
@@ -365,6 +367,7 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         report.since_seconds = opts.since
         report.stuck_sample = rows[:20]
         report.waiting_rows = [r for r in rows if r.cls == "awaiting-webhook"][:200]
+        report.sample_rows = rows
         advice = explain_advice(conn, mapping, opts)
         version = conn.execute("SHOW server_version").fetchone()[0]
         exposed = _audit_exposed(conn, settings, mapping.db_schema)
@@ -467,6 +470,11 @@ def diagnose(
         if not _trigger_notices_apply(settings, report.mapping, report.summary):
             # No process route in this app's evidence: notices about its secret and URL are noise.
             ranked = [r for r in ranked if r.finding.id not in ("secret-not-configured", "no-target")]
+
+    # -- provably dead workers: started longer ago than the function may run -------------------
+    max_duration = settings.values.get("max_duration")
+    if max_duration:
+        ranked += _deadline_findings(report, settings, conn, float(max_duration))
 
     # -- the provider: how the stuck provider rows really ended --------------------------------
     if conn is not None and provider_http is not None and report.summary is not None and report.summary.stuck:
@@ -596,6 +604,39 @@ def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_
                                             "detail": probe.detail, "signed": probe.signed}
     return [RankedFinding(support=s, finding=f)
             for s, f in reconcile.provider_findings(result, probe, stuck_total=report.summary.stuck)]
+
+
+def _deadline_findings(report: DoctorReport, settings: Any, conn: Any, max_duration: float) -> list[RankedFinding]:
+    """Stalled rows whose worker started more than max_duration + grace ago; a threshold that is too short."""
+    from stuckgen import db as dbmod
+    from stuckgen import deadline
+
+    out: list[RankedFinding] = []
+    warning = deadline.threshold_warning(float(settings.threshold), max_duration)
+    if warning:
+        out.append(RankedFinding(support=0.05, finding=Finding(
+            id="threshold-below-max-duration", severity=Severity.INFO, title=warning,
+            evidence=(f"--threshold {settings.threshold:g} s, --max-duration {max_duration:g} s",),
+            fix="raise --threshold, or read stalled rows younger than the maximum duration as possibly alive")))
+    stalled = [r.id for r in report.sample_rows if r.cls == "stalled"] if conn is not None else []
+    if not stalled or report.mapping is None:
+        return out
+    with dbmod.read_tx(conn, settings):
+        dead = deadline.dead_workers(conn, report.mapping, stalled, max_duration=max_duration,
+                                     naive_tz=settings.naive_timezone)
+    report.dead_workers = [d.as_dict() for d in dead.values()]
+    if dead:
+        n = len(dead)
+        ex = list(dead.values())[:3]
+        out.append(RankedFinding(support=0.3 + n / max(report.summary.stuck, 1), finding=Finding(
+            id="timed-out", severity=Severity.WARNING,
+            title=f"{n} stalled generations are provably dead: their workers started longer ago than the "
+                  f"function's maximum duration ({max_duration:g} s)",
+            evidence=tuple(f"{d.id}: {d.evidence}" for d in ex) + (f"{n} of {len(stalled)} stalled rows",),
+            fix="no worker can still be running them, so a new trigger cannot duplicate a live run: "
+                "`stuckgen retrigger ID... --yes`; find why workers outlive the limit (raise maxDuration or split "
+                "the work)")))
+    return out
 
 
 def _log_deployments(deployments: Sequence[Any], limit: int = 3) -> list[Any]:

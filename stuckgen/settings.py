@@ -175,6 +175,9 @@ OPTIONS: dict[str, Option] = {o.name: o for o in (
          help="give up waiting for a row lock after this (remediation never waits on a worker)"),
     _opt("connect_timeout", 10.0, _duration("--connect-timeout"), help="give up connecting to the database after this"),
     _opt("http_timeout", 10.0, _duration("--http-timeout"), help="timeout of each HTTP request (probe, retrigger, APIs)"),
+    _opt("max_duration", None, _duration("--max-duration"),
+         help="the worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled row whose worker "
+              "started longer ago than this plus a minute is provably dead"),
     _opt("table", "generations", _str, help="the job table (case-sensitive: a Prisma model Shot is \"Shot\")"),
     _opt("db_schema", None, _str, help="PostgreSQL schema of the table (default: the current schema)"),
     _opt("inflight_statuses", ("processing", "queued"), _list,

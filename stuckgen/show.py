@@ -84,6 +84,7 @@ class GenerationStory:
     provider_id: str | None = None  # the provider's prediction id: what to look the job up by
     provider_page: str | None = None
     provider: Any = None  # reconcile.Verdict: what the model provider says (with a token configured)
+    dead_worker: Any = None  # deadline.DeadWorker: the worker started longer ago than the function may run
 
     @property
     def verdict(self) -> str:
@@ -126,6 +127,7 @@ class GenerationStory:
                 "actions": [{k: v for k, v in a.as_dict().items() if k != "schema"} for a in self.actions]},
             "database_now": iso_utc(self.database_now),
             "provider": self.provider.as_dict() if self.provider is not None else None,
+            "dead_worker": self.dead_worker.as_dict() if self.dead_worker is not None else None,
         }
 
 

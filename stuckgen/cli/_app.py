@@ -119,6 +119,10 @@ RepeatOpt = Annotated[Optional[int], typer.Option(
     "--repeat", "-r", min=1, max=1000, metavar="N", show_default=False,
     help="Probes per mode and target. Default 10: enough to tell instances that disagree from a consistent "
          "answer; a target is never called healthy on fewer than 2 answers per mode.")]
+MaxDurationOpt = Annotated[Optional[str], typer.Option(
+    "--max-duration", show_default=False, metavar="DURATION",
+    help=env_help("max_duration", "The worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled "
+                                  "row whose worker started longer ago (plus a minute) is named timed-out, provably dead."))]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 

@@ -12,6 +12,7 @@ import typer
 from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
+    MaxDurationOpt,
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt,
     TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
@@ -102,6 +103,7 @@ def doctor(
     connect_timeout: ConnectTimeoutOpt = None,
     env_file: EnvFileOpt = None,
     config: ConfigOpt = None,
+    max_duration: MaxDurationOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Gather every piece of evidence and rank the causes of stuck generations.

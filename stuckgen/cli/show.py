@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from stuckgen.cli._app import (
+    MaxDurationOpt,
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
     settings_from,
@@ -43,6 +44,7 @@ def show(
     connect_timeout: ConnectTimeoutOpt = None,
     env_file: EnvFileOpt = None,
     config: ConfigOpt = None,
+    max_duration: MaxDurationOpt = None,
     debug: DebugOpt = False,
 ) -> int:
     """Show one generation's whole story: fields, verdict, step-log timeline, outputs, queue job, actions.
@@ -85,6 +87,16 @@ def show(
                                redact=settings.secrets())
         if settings.replicate_api_token:
             story = _with_provider(conn, settings, mapping, story)
+        if settings.max_duration and story.stuck is not None:
+            from dataclasses import replace
+
+            from stuckgen.deadline import dead_workers
+
+            with _db.read_tx(conn, settings):
+                dead = dead_workers(conn, mapping, [story.id], max_duration=float(settings.max_duration),
+                                    naive_tz=settings.naive_timezone)
+            if story.id in dead:
+                story = replace(story, dead_worker=dead[story.id])
     if fmt == "json":
         out.lines(show_json_lines(story))
     elif fmt == "markdown":

@@ -35,6 +35,7 @@ def doctor_document(r: DoctorReport) -> dict[str, Any]:
         },
         "vercel": r.vercel,
         "provider": r.provider,
+        "dead_workers": r.dead_workers,
         "findings": [{**finding_dict(x.finding), "support": round(x.support, 3)} for x in r.ranked],
         "worst": r.worst.label if r.worst is not None else None,
         "remediation": r.remediation,

@@ -146,6 +146,8 @@ def _field_rows(story: GenerationStory, g: dict[str, Any]) -> list[tuple[str, st
         rows.append(("failed trigger", f"HTTP {story.stuck.trigger_status} x{story.stuck.trigger_failures}"))
     if story.provider is not None:
         rows.append(("provider", f"{story.provider.verdict}: {story.provider.detail}"))
+    if story.dead_worker is not None:
+        rows.append(("worker", f"timed-out: {story.dead_worker.evidence}"))
     return rows
 
 
