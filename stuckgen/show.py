@@ -85,6 +85,7 @@ class GenerationStory:
     provider_page: str | None = None
     provider: Any = None  # reconcile.Verdict: what the model provider says (with a token configured)
     dead_worker: Any = None  # deadline.DeadWorker: the worker started longer ago than the function may run
+    platform_logs: tuple[Any, ...] | None = None  # vercel.logs.RuntimeLog near the trigger (with a Vercel token)
 
     @property
     def verdict(self) -> str:
@@ -128,6 +129,7 @@ class GenerationStory:
             "database_now": iso_utc(self.database_now),
             "provider": self.provider.as_dict() if self.provider is not None else None,
             "dead_worker": self.dead_worker.as_dict() if self.dead_worker is not None else None,
+            "platform_logs": None if self.platform_logs is None else [x.as_dict() for x in self.platform_logs],
         }
 
 

@@ -94,3 +94,38 @@ def test_doctor_counts_the_refused_calls_and_the_timeouts_from_the_logs(tmp_path
     text = "\n".join([*doctor_text_lines(report), *doctor_json_lines(report)])
     assert "runtime logs of genapp-p9o8i7u6y-acme.vercel.app: /api/generate/process: HTTP 202 x2, HTTP 401 x31" in text
     assert TOKEN not in text
+
+
+def test_show_prints_the_platforms_lines_around_the_rows_trigger(db, tmp_path: Path) -> None:
+    import json
+    import uuid
+
+    import psycopg
+    from psycopg.types.json import Jsonb
+    from typer.testing import CliRunner
+
+    from stuckgen.cli import app
+    from tests.vercel_standin import VercelStandIn, vercel_standin
+
+    gid = str(uuid.UUID(int=1000, version=4))  # the first generation of the recorded incident
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO generations (id, session_id, user_id, model_id, prompt, parameters, status, created_at) "
+            "VALUES (%s, gen_random_uuid(), gen_random_uuid(), 'flux-dev', 'p', %s, 'processing', "
+            "'2025-12-17 10:41:07.000')",
+            (gid, Jsonb({"lastStep": "process:trigger-failed-http", "debugLogs": [
+                {"at": "2025-12-17T10:41:07.190Z", "step": "process:trigger-failed-http", "status": 401}]})))
+    state = VercelStandIn(token=TOKEN, runtime_logs={DEPLOYMENT: FIXTURE})
+    with vercel_standin(state) as standin:
+        env = {"STUCKGEN_DATABASE_URL": db, "VERCEL_TOKEN": TOKEN, "VERCEL_PROJECT_ID": PROJECT,
+               "VERCEL_TEAM_ID": TEAM, "STUCKGEN_VERCEL_API_URL": standin.url}
+        r = CliRunner().invoke(app, ["show", gid, "-f", "json"], env=env)
+        md = CliRunner().invoke(app, ["show", gid, "-f", "markdown"], env=env)
+    assert r.exit_code == 1, r.output
+    lines = json.loads(r.stdout)["platform_logs"]
+    first = lines[:3]
+    assert [x["status"] for x in first if x["path"] == "/api/generate/process"] == [401]
+    assert any(f"[{gid}] Failed to trigger processing: 401 Unauthorized" in x["message"] for x in first)
+    assert all(x["deployment"] == "genapp-p9o8i7u6y-acme.vercel.app" for x in lines)
+    assert "| platform log | 10:41:07 POST /api/generate/process HTTP 401" in md.stdout
+    assert TOKEN not in r.output + md.output

@@ -87,6 +87,8 @@ def show(
                                redact=settings.secrets())
         if settings.replicate_api_token:
             story = _with_provider(conn, settings, mapping, story)
+        if settings.vercel_token and settings.vercel_project and story.created_at is not None:
+            story = _with_platform_logs(out, settings, story)
         if settings.max_duration and story.stuck is not None:
             from dataclasses import replace
 
@@ -130,3 +132,31 @@ def _with_provider(conn, settings, mapping, story):
         result = reconcile.reconcile_rows(client, rows, options=options, now=datetime.now(timezone.utc),
                                           stuck_rows=1, without_prediction=0)
     return replace(story, provider=result.verdicts[0]) if result.verdicts else story
+
+
+def _with_platform_logs(out, settings, story):
+    """The story plus Vercel's runtime log lines around its trigger: the process route's answers, the row's own lines."""
+    from dataclasses import replace
+
+    from stuckgen import http as transport
+    from stuckgen.doctor import _log_deployments
+    from stuckgen.errors import StuckgenError
+    from stuckgen.vercel import VercelClient
+    from stuckgen.vercel.logs import near
+
+    at = story.created_at
+    found = []
+    try:
+        with transport.client(timeout=settings.http_timeout, trust_env=True) as http:
+            vc = VercelClient(http, token=settings.vercel_token, project=settings.vercel_project,
+                              team=settings.vercel_team, base_url=settings.vercel_api_url)
+            deployments = [*vc.list_deployments(target="production", live_before=at),
+                           *vc.list_deployments(target="preview", live_before=at)]
+            for d in _log_deployments([d for d in deployments if d.created_at is None or d.created_at <= at]):
+                for x in near(vc.runtime_logs(d.uid), at, before=5, after=120):
+                    if story.id in x.message or (x.path == settings.route and x.source == "request"):
+                        found.append(replace(x, deployment=d.url or d.uid))
+    except StuckgenError as exc:
+        out.note(f"note: Vercel's runtime logs not read: {exc.message}")
+        return story
+    return replace(story, platform_logs=tuple(sorted(found, key=lambda x: x.at)))

@@ -148,6 +148,10 @@ def _field_rows(story: GenerationStory, g: dict[str, Any]) -> list[tuple[str, st
         rows.append(("provider", f"{story.provider.verdict}: {story.provider.detail}"))
     if story.dead_worker is not None:
         rows.append(("worker", f"timed-out: {story.dead_worker.evidence}"))
+    for x in (story.platform_logs or ())[:8]:
+        status = f"HTTP {x.status}" if x.status else x.level
+        rows.append(("platform log", f"{x.at:%H:%M:%S} {x.method or ''} {x.path or ''} {status}"
+                                     f"{': ' + x.message[:100] if x.message else ''} ({x.deployment})"))
     return rows
 
 
