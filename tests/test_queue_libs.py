@@ -247,3 +247,16 @@ def test_pg_boss_jobs_are_never_written(queues, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     r = runner.invoke(app, ["jobs", "-d", dsn, "--retry", ids["pgboss"]["dead_consumer"], "--yes"])
     assert r.exit_code == 2 and "pg-boss itself" in r.stderr
+
+
+def test_scan_of_the_apps_table_points_at_stuck_library_jobs(queues_with_app_table, tmp_path, monkeypatch):
+    dsn, _ = queues_with_app_table
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["scan", "-d", dsn, "-f", "json"])
+    assert r.exit_code == 0 and "stuckgen jobs" not in r.stderr
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    r = runner.invoke(app, ["scan", "-d", dsn, "-f", "json"])
+    assert r.exit_code == 0, r.output  # the app's own table has nothing stuck
+    assert "graphile-worker holds 3 stuck job(s)" in r.stderr and "pg-boss holds 2 stuck job(s)" in r.stderr
+    assert json.loads(r.stdout)["rows"] == []

@@ -77,6 +77,11 @@ def scan(
             mapping = _db.resolve_mapping(conn, settings)
             for w in mapping.warnings:
                 out.note(f"note: {w}")
+            from stuckgen.queues import queue_census
+
+            for q in queue_census(conn, threshold=opts.threshold):
+                if q.stuck:  # a job-queue library beside the app's table, by its own rules
+                    out.note(f"note: {q.library} holds {q.stuck} stuck job(s) in {q.table}; see `stuckgen jobs`")
             shown = limit if limit is not None else (TERMINAL_ROWS if out.is_tty else None)
             # PostgreSQL classifies and writes each row, and counts the window in the same statement;
             # Python passes the lines through (scan_render).
