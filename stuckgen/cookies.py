@@ -319,7 +319,7 @@ def read_session(pairs: Sequence[tuple[str, str]] | Mapping[str, str], *, cookie
                                f"{' + '.join('.' + n.rsplit('.', 1)[1] for n in names)} and stops there, "
                                "which is not a whole session")
             notes = [n for n in notes if not n.startswith("stale chunk")]
-        read = SessionRead(storage_key=key, chunks=tuple(names), token=token if session else None,
+        read = SessionRead(storage_key=key, chunks=tuple(names), token=token if isinstance(token, str) and session else None,
                            problems=tuple(problems), notes=tuple(notes), duplicates=tuple(dups))
         if session is not None:
             others = [c for c in candidates if c != key and _combine(jar, c)[0] is not None and not custom]
@@ -370,13 +370,13 @@ def parse_cookies(text: str, *, now: float, cookie_name: str | None = None) -> C
         claims = decode_jwt_payload(read.token)
         if claims is None:
             problems.append("the access_token is not a decodable JWT")
-    exp = claims.get("exp") if claims else None
-    if claims is not None and (
-        not isinstance(exp, (int, float)) or isinstance(exp, bool)
-        or not math.isfinite(exp) or abs(exp) > 1e13
-    ):
+    raw_exp = claims.get("exp") if claims else None
+    exp: float | None = None
+    if isinstance(raw_exp, (int, float)) and not isinstance(raw_exp, bool) and math.isfinite(raw_exp) \
+            and abs(raw_exp) <= 1e13:
+        exp = float(raw_exp)
+    elif claims is not None:
         problems.append("the access_token has no plausible numeric exp")
-        exp = None
     sub = claims.get("sub") if claims else None
     ref = project_ref_of(claims, read.storage_key)
     named = _AUTH_NAME.fullmatch(read.storage_key or "")

@@ -67,7 +67,8 @@ def _api_error(body: bytes) -> _ApiError:
         return _ApiError()
     if not isinstance(data, dict):
         return _ApiError()
-    err = data.get("error") if isinstance(data.get("error"), Mapping) else data
+    inner = data.get("error")
+    err: Mapping[str, Any] = inner if isinstance(inner, Mapping) else data
     code, message = _text(err.get("code")), _text(err.get("message"))
     line = " ".join(": ".join(p for p in (code, message) if p).split())[:200]
     return _ApiError(code=code, line=line, invalid_token=err.get("invalidToken") is True)

@@ -33,6 +33,11 @@ def _text(value: Any) -> str | None:
     return None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (the API sends null or omits)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _ms_time(value: Any) -> datetime | None:
     """Epoch milliseconds (number or numeric string) as an aware UTC datetime; None if unusable."""
     if isinstance(value, bool):
@@ -211,13 +216,13 @@ class VercelDeployment:
         uid = _text(raw.get("uid")) or _text(raw.get("id"))
         if uid is None:
             return None
-        meta = raw.get("meta") if isinstance(raw.get("meta"), Mapping) else {}
+        meta = _mapping(raw.get("meta"))
         state = _text(raw.get("state")) or _text(raw.get("readyState"))
         substate = _text(raw.get("readySubstate"))
         url = _text(raw.get("url"))
         if url is not None:
             url = url.removeprefix("https://").removeprefix("http://").rstrip("/")
-        custom = raw.get("customEnvironment") if isinstance(raw.get("customEnvironment"), Mapping) else {}
+        custom = _mapping(raw.get("customEnvironment"))
         custom_id = _text(custom.get("id"))
         return cls(
             uid=uid,
@@ -288,7 +293,7 @@ class VercelProject:
     def from_json(cls, raw: Any) -> "VercelProject | None":
         if not isinstance(raw, Mapping):
             return None
-        targets = raw.get("targets") if isinstance(raw.get("targets"), Mapping) else {}
+        targets = _mapping(raw.get("targets"))
         production = VercelDeployment.from_json(targets.get("production"))
         if production is not None and production.target != "production":
             production = replace(production, target="production")
