@@ -189,7 +189,7 @@ def test_hostile_identifiers_and_values_are_quoted_never_executed(db, tmp_path):
     (tmp_path / "stuckgen.toml").unlink()
     r = runner.invoke(app, ["fail", "--all-stuck", "-d", db, "--yes", "-f", "json", "--failed-status", HOSTILE,
                             "--reason", HOSTILE, "--audit-table", 'audit"; DROP TABLE generations; --'])
-    assert r.exit_code in (0, 1), r.stderr
+    assert r.exit_code == 0, (r.exit_code, r.stderr)
     assert {"generations", hostile_table, 'audit"; DROP TABLE generations; --'} <= tables()
     with psycopg.connect(db, autocommit=True) as c:
         assert c.execute("SELECT count(*) FROM generations WHERE status = %s", (HOSTILE,)).fetchone()[0] >= 2
@@ -206,7 +206,7 @@ def test_audit_file_is_owner_only_even_with_a_permissive_umask(db, tmp_path):
     finally:
         os.umask(old)
     assert r.exit_code == 0, r.stderr
-    assert r2.exit_code in (0, 1), r2.stderr
+    assert r2.exit_code == 0, (r2.exit_code, r2.stderr)  # the stuck rows were just failed: nothing left
     for name in ("a.jsonl", "r.md"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
 
