@@ -53,8 +53,10 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from stuckgen.db import Connection, scalar
 from stuckgen.errors import AuditWriteError, ConfigError, SelectionError
 from stuckgen.durations import iso_utc
+
 
 AUDIT_SCHEMA = "stuckgen.audit/v2"
 AUDIT_SCHEMA_V1 = "stuckgen.audit/v1"
@@ -153,31 +155,31 @@ class AuditLog(ABC):
         """Human description: ``table public.stuckgen_audit`` / ``file /var/log/x.jsonl``."""
 
     @abstractmethod
-    def prepare(self, conn: Any) -> None:
+    def prepare(self, conn: Connection) -> None:
         """Create the table or file when missing (only called before a real run)."""
 
     @abstractmethod
-    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+    def append(self, conn: Connection, records: Sequence[AuditRecord]) -> None:
         """Write records (a table: in the caller's open transaction; a file: appended and fsynced)."""
 
     @abstractmethod
-    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+    def attempts(self, conn: Connection, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
         """Triggers per row that may have started work (COUNTED_TRIGGER_OUTCOMES), across runs."""
 
     @abstractmethod
-    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+    def run_pages(self, conn: Connection, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
         """The run's records with this action and outcome, a page at a time (bounded memory)."""
 
     @abstractmethod
-    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+    def run_actions(self, conn: Connection, run_id: str) -> dict[str, int]:
         """Records of the run per action (empty: no such run)."""
 
     @abstractmethod
-    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+    def undone_rows(self, conn: Connection, run_id: str) -> set[str]:
         """Row ids an earlier ``undo`` of this run already restored."""
 
     @abstractmethod
-    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+    def runs(self, conn: Connection, *, limit: int = 20) -> list[RunSummary]:
         """The most recent runs, newest first."""
 
 
@@ -210,11 +212,11 @@ class TableAudit(AuditLog):
     def where(self) -> str:
         return f"table {self.schema}.{self.table}"
 
-    def _regclass(self, conn: Any, schema: str, table: str) -> bool:
+    def _regclass(self, conn: Connection, schema: str, table: str) -> bool:
         ident = sql.Identifier(schema, table).as_string(conn)
-        return bool(conn.execute("SELECT to_regclass(%s) IS NOT NULL", (ident,)).fetchone()[0])
+        return bool(scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (ident,)))
 
-    def exists(self, conn: Any) -> bool:
+    def exists(self, conn: Connection) -> bool:
         if not self._resolved:
             self._resolved = True
             if (self._legacy and not self._regclass(conn, self.schema, self.table)
@@ -222,7 +224,7 @@ class TableAudit(AuditLog):
                 self.schema, self.table = self._legacy
         return self._regclass(conn, self.schema, self.table)
 
-    def prepare(self, conn: Any) -> None:
+    def prepare(self, conn: Connection) -> None:
         if self.exists(conn):
             self._harden(conn, created=False)
             return
@@ -251,7 +253,7 @@ class TableAudit(AuditLog):
             ) from exc
         self._harden(conn, created=True)
 
-    def _harden(self, conn: Any, *, created: bool) -> None:
+    def _harden(self, conn: Connection, *, created: bool) -> None:
         """Row-level security with no policy; no privileges for PUBLIC or Supabase's API roles.
 
         On a table created elsewhere (the old default) this runs only where this role owns it:
@@ -276,7 +278,7 @@ class TableAudit(AuditLog):
         for stmt in stmts:
             conn.execute(stmt)
 
-    def readable_by(self, conn: Any) -> list[str]:
+    def readable_by(self, conn: Connection) -> list[str]:
         """API roles (anon, authenticated) that could read this table through the Data API today."""
         if not self.exists(conn):
             return []
@@ -293,7 +295,7 @@ class TableAudit(AuditLog):
         return sql.SQL("INSERT INTO {t} ({cols}) {sel}").format(
             t=self.ident, cols=sql.SQL(", ").join(sql.Identifier(c) for c in COLUMNS), sel=select)
 
-    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+    def append(self, conn: Connection, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
         q = sql.SQL("INSERT INTO {t} ({cols}) VALUES ({ph})").format(
@@ -306,7 +308,7 @@ class TableAudit(AuditLog):
                                  Jsonb({**r.detail, "schema": r.schema}))
                                 for r in records])
 
-    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+    def attempts(self, conn: Connection, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
         if not row_ids or not self.exists(conn):
             return {}
         q = sql.SQL("SELECT row_id, count(*) FROM {t} WHERE table_name = %s AND action = 'retrigger' "
@@ -323,7 +325,7 @@ class TableAudit(AuditLog):
                            at=r["at"], operator=r["operator"], outcome=r["outcome"], previous=r["previous"],
                            new=r["new"], check=r["check_hash"], detail=detail, schema=schema)
 
-    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+    def run_pages(self, conn: Connection, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
         from stuckgen.db import transaction
 
         q = sql.SQL("SELECT * FROM {t} WHERE run_id = %s AND action = %s AND outcome = %s AND id > %s "
@@ -340,20 +342,20 @@ class TableAudit(AuditLog):
             last = rows[-1]["id"]
             yield [self.record(r) for r in rows]
 
-    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+    def run_actions(self, conn: Connection, run_id: str) -> dict[str, int]:
         if not self.exists(conn):
             return {}
         q = sql.SQL("SELECT action, count(*) FROM {t} WHERE run_id = %s GROUP BY action").format(t=self.ident)
         return {r[0]: int(r[1]) for r in conn.execute(q, (run_id,)).fetchall()}
 
-    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+    def undone_rows(self, conn: Connection, run_id: str) -> set[str]:
         if not self.exists(conn):
             return set()
         q = sql.SQL("SELECT row_id FROM {t} WHERE action = 'undo' AND outcome = 'restored' "
                     "AND detail->>'undo_of' = %s").format(t=self.ident)
         return {r[0] for r in conn.execute(q, (run_id,)).fetchall()}
 
-    def last_notifications(self, conn: Any, *, table: str) -> list[AuditRecord]:
+    def last_notifications(self, conn: Connection, *, table: str) -> list[AuditRecord]:
         """The last delivered ``notify`` record per incident key and channel (stuckgen.notify's state)."""
         if not self.exists(conn):
             return []
@@ -362,7 +364,7 @@ class TableAudit(AuditLog):
                     "ORDER BY row_id, detail->>'channel', id DESC").format(t=self.ident)
         return [self.record(r) for r in conn.cursor(row_factory=dict_row).execute(q, (table,)).fetchall()]
 
-    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+    def runs(self, conn: Connection, *, limit: int = 20) -> list[RunSummary]:
         if not self.exists(conn):
             return []
         q = sql.SQL(
@@ -404,7 +406,7 @@ class FileAudit(AuditLog):
     def where(self) -> str:
         return f"file {self.path}"
 
-    def prepare(self, conn: Any) -> None:
+    def prepare(self, conn: Connection) -> None:
         self._open().close()
 
     def _open(self) -> Any:
@@ -414,7 +416,7 @@ class FileAudit(AuditLog):
             raise ConfigError(f"--audit-file: cannot open {self.path}: {exc.strerror}") from exc
         return os.fdopen(fd, "ab")
 
-    def append(self, conn: Any, records: Sequence[AuditRecord]) -> None:
+    def append(self, conn: Connection, records: Sequence[AuditRecord]) -> None:
         if not records:
             return
         data = "".join(json.dumps(r.as_dict(), default=str, separators=(",", ":")) + "\n" for r in records)
@@ -453,7 +455,7 @@ class FileAudit(AuditLog):
         except OSError as exc:
             raise ConfigError(f"--audit-file: cannot read {self.path}: {exc.strerror}") from exc
 
-    def attempts(self, conn: Any, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
+    def attempts(self, conn: Connection, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
         wanted = set(row_ids)
         out: dict[str, int] = {}
         for r in self._records():
@@ -462,7 +464,7 @@ class FileAudit(AuditLog):
                 out[r.row_id] = out.get(r.row_id, 0) + 1
         return out
 
-    def run_pages(self, conn: Any, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
+    def run_pages(self, conn: Connection, run_id: str, *, action: str, outcome: str, page: int = 500) -> Iterator[list[AuditRecord]]:
         buf: list[AuditRecord] = []
         for r in self._records():
             if r.run_id == run_id and r.action == action and r.outcome == outcome:
@@ -473,18 +475,18 @@ class FileAudit(AuditLog):
         if buf:
             yield buf
 
-    def run_actions(self, conn: Any, run_id: str) -> dict[str, int]:
+    def run_actions(self, conn: Connection, run_id: str) -> dict[str, int]:
         out: dict[str, int] = {}
         for r in self._records():
             if r.run_id == run_id:
                 out[r.action] = out.get(r.action, 0) + 1
         return out
 
-    def undone_rows(self, conn: Any, run_id: str) -> set[str]:
+    def undone_rows(self, conn: Connection, run_id: str) -> set[str]:
         return {r.row_id for r in self._records()
                 if r.action == "undo" and r.outcome == "restored" and r.detail.get("undo_of") == run_id}
 
-    def last_notifications(self, conn: Any, *, table: str) -> list[AuditRecord]:
+    def last_notifications(self, conn: Connection, *, table: str) -> list[AuditRecord]:
         """The last delivered ``notify`` record per incident key and channel (stuckgen.notify's state)."""
         last: dict[tuple[str, str], AuditRecord] = {}
         for r in self._records():
@@ -492,7 +494,7 @@ class FileAudit(AuditLog):
                 last[(r.row_id, str(r.detail.get("channel")))] = r
         return list(last.values())
 
-    def runs(self, conn: Any, *, limit: int = 20) -> list[RunSummary]:
+    def runs(self, conn: Connection, *, limit: int = 20) -> list[RunSummary]:
         groups: dict[tuple[str, str, str, str, str], list[Any]] = {}
         for r in self._records():
             key = (r.run_id, r.action, r.operator, r.table, r.outcome)
@@ -514,7 +516,7 @@ def audit_log(*, audit_file: str | None, audit_table: str | None, default_schema
     return TableAudit(audit_table, default_schema=default_schema, legacy=legacy)
 
 
-def require_run(log: AuditLog, conn: Any, run_id: str) -> dict[str, int]:
+def require_run(log: AuditLog, conn: Connection, run_id: str) -> dict[str, int]:
     """The run's actions; SelectionError when the log has no such run."""
     actions = log.run_actions(conn, run_id)
     if not actions:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import psycopg
 from psycopg import sql
@@ -23,6 +23,12 @@ from stuckgen.errors import (
     ConfigError, DatabaseAuthError, DatabaseQueryError, DatabaseTimeoutError, DatabaseUnreachableError, StuckgenError,
 )
 from stuckgen.secrets import describe_dsn, malformed_reason, scrub, dsn_secrets
+
+if TYPE_CHECKING:
+    from stuckgen.settings import Settings
+
+# The connection every core function receives (tuple rows unless a cursor asks for dicts).
+Connection: TypeAlias = "psycopg.Connection[Any]"
 
 APPLICATION_NAME = "stuckgen"
 # libpq's messages for an option value it cannot use (port, sslmode, ...), raised before connecting.
@@ -64,6 +70,14 @@ def is_transaction_pooler(params: dict[str, Any]) -> bool:
     port = str(params.get("port") or "")
     host = str(params.get("host") or "")
     return port == "6543" or "pooler" in host or "pgbouncer" in host
+
+
+def scalar(conn: Connection | psycopg.Cursor[Any], query: Any, params: Any = None) -> Any:
+    """The first column of the first row ``query`` returns; DatabaseQueryError when it returns none."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise DatabaseQueryError("the database returned no row where one was expected")
+    return row[0]
 
 
 def connect(dsn: str | None, *, connect_timeout: float = 10.0, application_name: str = APPLICATION_NAME) -> psycopg.Connection:
@@ -109,9 +123,9 @@ def _is_auth_failure(exc: psycopg.Error) -> bool:
     return getattr(exc, "sqlstate", None) in ("28P01", "28000") or bool(_AUTH_WORDS.search(str(exc)))
 
 
-def _safe_line(exc: BaseException, dsn: str) -> str:
+def _safe_line(exc: BaseException, dsn: str | None) -> str:
     """The first line of a driver error, with every secret of the DSN scrubbed out."""
-    return scrub(_first_line(exc), dsn_secrets(dsn))
+    return scrub(_first_line(exc), dsn_secrets(dsn) if dsn else [])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -160,7 +174,7 @@ def transaction(conn: psycopg.Connection, *, read_only: bool, statement_timeout:
                 conn.read_only = before
 
 
-def read_tx(conn: psycopg.Connection, settings: Any) -> Any:
+def read_tx(conn: Connection, settings: Settings) -> Any:
     """A READ ONLY transaction with the settings' statement and lock timeouts."""
     return transaction(conn, read_only=True, statement_timeout=settings.statement_timeout,
                        lock_timeout=settings.lock_timeout)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stuckgen.db import scalar
 from stuckgen.errors import ConfigError, DatabaseUnreachableError, StuckgenError
 
 DEFAULT_SCENARIO = "intermittent"  # the incident: some internal triggers get 401
@@ -102,7 +103,7 @@ def _fresh_database(server_dsn: str) -> tuple[str, Callable[[], None]]:
         except psycopg.Error:
             pass
 
-    return make_conninfo(**params), drop
+    return make_conninfo("", **params), drop
 
 
 def _write_env_file(path: Path, values: dict[str, str]) -> None:
@@ -230,7 +231,7 @@ def wait_until_stuck(dsn: str, *, ids: list[str], threshold: float, timeout: flo
                         created_at AT TIME ZONE 'UTC') > now() - make_interval(secs => %s)"""
     with psycopg.connect(dsn, autocommit=True) as c:
         while time.monotonic() < deadline:
-            pending = c.execute(q, (ids, threshold)).fetchone()[0]
+            pending = scalar(c, q, (ids, threshold))
             if pending == 0:
                 return
             tick(max(0.0, deadline - time.monotonic()))

@@ -18,8 +18,10 @@ from typing import Any
 
 from psycopg import sql
 
+from stuckgen.db import Connection, scalar
 from stuckgen.errors import SchemaError
 from stuckgen.schema import MappingConfig, SchemaMapping, resolve
+
 
 # -- vocabularies -------------------------------------------------------------------------------
 
@@ -96,7 +98,7 @@ class Column:
     not_null: bool
 
 
-def _catalog(conn: Any, db_schema: str) -> dict[str, list[Column]]:
+def _catalog(conn: Connection, db_schema: str) -> dict[str, list[Column]]:
     rows = conn.execute(
         "SELECT c.table_name, c.column_name, c.data_type, c.udt_name, c.is_nullable = 'NO' "
         "FROM information_schema.columns c JOIN information_schema.tables t "
@@ -108,7 +110,7 @@ def _catalog(conn: Any, db_schema: str) -> dict[str, list[Column]]:
     return out
 
 
-def _estimates(conn: Any, db_schema: str) -> dict[str, int]:
+def _estimates(conn: Connection, db_schema: str) -> dict[str, int]:
     rows = conn.execute(
         "SELECT c.relname, greatest(c.reltuples, coalesce(s.n_live_tup, 0))::bigint FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
@@ -116,7 +118,7 @@ def _estimates(conn: Any, db_schema: str) -> dict[str, int]:
     return {r[0]: int(r[1]) for r in rows}
 
 
-def enum_labels(conn: Any, db_schema: str, table: str, column: str) -> tuple[str, ...] | None:
+def enum_labels(conn: Connection, db_schema: str, table: str, column: str) -> tuple[str, ...] | None:
     """The labels of an enum column in their declared order; None when the column is no enum."""
     rows = conn.execute(
         "SELECT e.enumlabel FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
@@ -171,7 +173,7 @@ class Candidate:
     reasons: tuple[str, ...]
 
 
-def candidates(conn: Any, db_schema: str) -> list[Candidate]:
+def candidates(conn: Connection, db_schema: str) -> list[Candidate]:
     """Job-table candidates in ``db_schema``, best first."""
     cat = _catalog(conn, db_schema)
     est = _estimates(conn, db_schema)
@@ -252,7 +254,7 @@ class Census:
 MAX_VALUES = 60
 
 
-def census(conn: Any, mapping: SchemaMapping, *, naive_tz: str = "UTC") -> Census:
+def census(conn: Connection, mapping: SchemaMapping, *, naive_tz: str = "UTC") -> Census:
     """Counts per status value (overall, last day) and the newest sign of life in each."""
     from stuckgen.scan import ScanOptions, last_sign_sql
 
@@ -266,7 +268,7 @@ def census(conn: Any, mapping: SchemaMapping, *, naive_tz: str = "UTC") -> Censu
         "extract(epoch FROM now() - max({ls}))::float8, now() FROM {t} g GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {n}"
     ).format(s=m.raw("status"), c=created, ls=last, t=m.qualified(), n=sql.Literal(MAX_VALUES))
     rows = conn.execute(q).fetchall()
-    labels = enum_labels(conn, m.db_schema, m.table, status.column) if not status.path else None
+    labels = enum_labels(conn, m.db_schema, m.table, status.column) if status.column and not status.path else None
     values: list[ValueCount] = []
     now = rows[0][4] if rows else None
     seen = set()
@@ -284,7 +286,7 @@ def census(conn: Any, mapping: SchemaMapping, *, naive_tz: str = "UTC") -> Censu
                   enum=labels, values=tuple(values), total=sum(v.rows for v in values), database_now=now)
 
 
-def statuses_unseen(conn: Any, mapping: SchemaMapping, statuses: Sequence[str]) -> tuple[str, ...]:
+def statuses_unseen(conn: Connection, mapping: SchemaMapping, statuses: Sequence[str]) -> tuple[str, ...]:
     """The given statuses that no row holds: a typo in the in-flight statuses finds nothing, forever.
 
     One EXISTS per status, so a status that occurs costs a short read; only an absent one
@@ -334,12 +336,12 @@ class Proposal:
     queues: tuple[Any, ...] = ()  # queues.QueueCensus of graphile-worker / pg-boss found beside the table
 
 
-def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None,
+def propose(conn: Connection, *, table: str | None = None, db_schema: str | None = None,
             naive_tz: str = "UTC", threshold: float = 120.0) -> Proposal:
     """Inspect the database and propose a configuration; SchemaError when no job table is found."""
     from stuckgen.queues import queue_census
 
-    schema_name = db_schema or conn.execute("SELECT current_schema()").fetchone()[0]
+    schema_name = db_schema or scalar(conn, "SELECT current_schema()")
     cands = candidates(conn, schema_name)
     cat = _catalog(conn, schema_name)
     queues = tuple(queue_census(conn, threshold=threshold))
@@ -390,7 +392,7 @@ def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None
         top.append(Choice("inflight_statuses", [], "no status value is a known in-flight word: fill this in"))
     naive = [n for n, f in m.fields.items() if f.present and not f.path and f.data_type == "timestamp without time zone"]
     if naive:
-        server_tz = conn.execute("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'").fetchone()[0]
+        server_tz = scalar(conn, "SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
         top.append(Choice("naive_timezone", naive_tz,
                           f"{', '.join(naive)} {'is' if len(naive) == 1 else 'are'} timestamp without time zone; "
                           f"Prisma and most ORMs write UTC there whatever the server's TimeZone ({server_tz}), "
@@ -432,8 +434,8 @@ def propose(conn: Any, *, table: str | None = None, db_schema: str | None = None
             mapping_choices.append(Choice(name, f.describe(), why))
         else:
             mapping_choices.append(Choice(name, "none", _MISSING.get(name, "not found")))
-    for name, why in _side_tables(conn, schema_name, table, m, cat):
-        mapping_choices.append(Choice(name, why[0], why[1]))
+    for side, (spec, reason) in _side_tables(conn, schema_name, table, m, cat):
+        mapping_choices.append(Choice(side, spec, reason))
     if len(prov) > 1:
         notes.append("other provider id columns: " + ", ".join(f"{n!r} ({w})" for n, w in prov[1:]))
     other_status = [s.name for s in statuses if s.name != status.name]
@@ -471,7 +473,7 @@ def _pick(cen: Census, role: str) -> str | None:
     return exact or max(vals, key=lambda v: v.rows).value
 
 
-def _side_tables(conn: Any, db_schema: str, table: str, m: SchemaMapping,
+def _side_tables(conn: Connection, db_schema: str, table: str, m: SchemaMapping,
                  cat: Mapping[str, Sequence[Column]]) -> list[tuple[str, tuple[str, str]]]:
     """Tables whose foreign key points at the job table: a queue (lock columns) or outputs (a URL)."""
     rows = conn.execute(
@@ -547,20 +549,20 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
         for c in p.others:
             lines.append(f"#   {c.table}: {', '.join(c.reasons)}")
     lines.append("")
-    for c in p.top:
-        lines += _comment(f"{c.key}: {c.why}")
-        if c.value is None and c.key == "provider_results":
+    for top in p.top:
+        lines += _comment(f"{top.key}: {top.why}")
+        if top.value is None and top.key == "provider_results":
             lines.append('# provider_results = "webhook"  # or "sync", "polling", "none"')
-        elif c.value is None:
-            lines.append(f"# {c.key} = \"\"")
+        elif top.value is None:
+            lines.append(f"# {top.key} = \"\"")
         else:
-            lines.append(f"{c.key} = {_toml_value(c.value)}")
+            lines.append(f"{top.key} = {_toml_value(top.value)}")
         lines.append("")
     lines.append("[mapping]")
     lines.append("# Where each field lives: a column, column.json.key, or \"none\".")
-    for c in p.mapping:
-        lines += _comment(f"{c.key}: {c.why}")
-        lines.append(f"{c.key} = {_toml_value(c.value)}")
+    for choice in p.mapping:
+        lines += _comment(f"{choice.key}: {choice.why}")
+        lines.append(f"{choice.key} = {_toml_value(choice.value)}")
     return "\n".join(lines) + "\n"
 
 

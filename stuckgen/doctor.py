@@ -11,11 +11,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stuckgen.db import scalar
 from stuckgen.errors import SchemaError, StuckgenError
 from stuckgen.findings import Finding, Severity
 from stuckgen.secrets import describe, hygiene_problems
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
+    from stuckgen.settings import Settings
+
 
 # What each class most likely means, and what to do about it.
 CLASS_CAUSES: dict[str, tuple[str, str]] = {
@@ -103,7 +109,7 @@ class DoctorReport:
         return max((r.finding.severity for r in self.ranked), default=None)
 
 
-def config_facts(settings: Any) -> list[ConfigFact]:
+def config_facts(settings: Settings) -> list[ConfigFact]:
     """What is set and where from; secrets as length and fingerprint only."""
     from stuckgen.db import check_dsn, is_transaction_pooler
     from stuckgen.secrets import redact_dsn
@@ -137,7 +143,7 @@ def config_facts(settings: Any) -> list[ConfigFact]:
     return facts
 
 
-def _config_findings(settings: Any) -> list[RankedFinding]:
+def _config_findings(settings: Settings) -> list[RankedFinding]:
     out: list[RankedFinding] = []
     secret = settings.values.get("internal_secret")
     if secret:
@@ -164,7 +170,7 @@ def _config_findings(settings: Any) -> list[RankedFinding]:
     return out
 
 
-def _unseen_statuses(conn: Any, settings: Any, mapping: Any) -> RankedFinding | None:
+def _unseen_statuses(conn: Connection, settings: Any, mapping: Any) -> RankedFinding | None:
     """A finding when configured in-flight statuses occur in no row (defaults are not judged:
     ``queued`` is legitimately absent where the app has no queue)."""
     from stuckgen.discover import census, statuses_unseen
@@ -188,7 +194,7 @@ def _unseen_statuses(conn: Any, settings: Any, mapping: Any) -> RankedFinding | 
             "statuses the table holds; stuckgen schema shows them all"))
 
 
-def _audit_exposed(conn: Any, settings: Any, schema: str) -> tuple[str, list[str]] | None:
+def _audit_exposed(conn: Connection, settings: Any, schema: str) -> tuple[str, list[str]] | None:
     """(table, roles) when the audit table can be read through Supabase's Data API roles."""
     from stuckgen.audit import TableAudit, audit_log
 
@@ -331,7 +337,7 @@ def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
                                         -r.support, -int(r.finding.severity), r.finding.id))
 
 
-def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Sequence[Any] | None,
+def _read_database(conn: Connection, settings: Any, report: DoctorReport, *, rules: Sequence[Any] | None,
                    sample_rows: int, step: Callable[[str], None], timeline: bool = False) -> list[RankedFinding]:
     """Mapping, scan and step-log evidence; fills ``report`` and returns the findings. SchemaError passes up."""
     from stuckgen import db as dbmod
@@ -347,7 +353,7 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         report.mapping = mapping
         run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
         run.count_window()
-        rows = []
+        rows: list[Any] = []
         from collections import Counter
 
         from stuckgen import timeline as tl
@@ -356,8 +362,9 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         for r in run:
             if len(rows) < sample_rows:
                 rows.append(r)
-            if timeline and (r.created_at or r.last_sign_of_life) is not None:
-                stuck_minutes[tl.minute(r.created_at or r.last_sign_of_life)] += 1
+            at = r.created_at or r.last_sign_of_life
+            if timeline and at is not None:
+                stuck_minutes[tl.minute(at)] += 1
         if timeline:
             step_s, buckets = tl.query(conn, mapping, since=opts.since, naive_tz=opts.naive_timezone,
                                        completed_status=settings.values.get("completed_status") or "completed",
@@ -369,7 +376,7 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
         report.waiting_rows = [r for r in rows if r.cls == "awaiting-webhook"][:200]
         report.sample_rows = rows
         advice = explain_advice(conn, mapping, opts)
-        version = conn.execute("SHOW server_version").fetchone()[0]
+        version = scalar(conn, "SHOW server_version")
         exposed = _audit_exposed(conn, settings, mapping.db_schema)
         unseen = _unseen_statuses(conn, settings, mapping)
         from stuckgen.queues import queue_census
@@ -406,9 +413,9 @@ def _read_database(conn: Any, settings: Any, report: DoctorReport, *, rules: Seq
 
 
 def diagnose(
-    settings: Any,
+    settings: Settings,
     *,
-    conn: Any | None,
+    conn: Connection | None,
     db_error: str | None = None,
     db_fix: str | None = None,
     http: Any | None = None,
@@ -456,7 +463,7 @@ def diagnose(
         except SchemaError as exc:
             # Report what could be gathered (configuration, server, probe, Vercel) and name the gap.
             with dbmod.read_tx(conn, settings):
-                version = conn.execute("SHOW server_version").fetchone()[0]
+                version = scalar(conn, "SHOW server_version")
             report.database = {"reachable": True, "server_version": version, "table": None, "error": exc.message}
             missing = exc.message.startswith("table ")
             ranked.append(RankedFinding(support=1.0, finding=Finding(
@@ -564,7 +571,7 @@ def diagnose(
     return report
 
 
-def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_http: Any, rows: Sequence[Any], *,
+def _provider_evidence(report: DoctorReport, settings: Any, conn: Connection, provider_http: Any, rows: Sequence[Any], *,
                        http: Any | None, allow_insecure: bool, step: Callable[[str], None]) -> list[RankedFinding]:
     """Ask the provider about the stuck provider rows (at most 200) and probe the webhook route when callbacks were lost."""
     from datetime import timezone
@@ -606,7 +613,7 @@ def _provider_evidence(report: DoctorReport, settings: Any, conn: Any, provider_
             for s, f in reconcile.provider_findings(result, probe, stuck_total=report.summary.stuck)]
 
 
-def _deadline_findings(report: DoctorReport, settings: Any, conn: Any, max_duration: float) -> list[RankedFinding]:
+def _deadline_findings(report: DoctorReport, settings: Any, conn: Connection | None, max_duration: float) -> list[RankedFinding]:
     """Stalled rows whose worker started more than max_duration + grace ago; a threshold that is too short."""
     from stuckgen import db as dbmod
     from stuckgen import deadline
@@ -619,7 +626,7 @@ def _deadline_findings(report: DoctorReport, settings: Any, conn: Any, max_durat
             evidence=(f"--threshold {settings.threshold:g} s, --max-duration {max_duration:g} s",),
             fix="raise --threshold, or read stalled rows younger than the maximum duration as possibly alive")))
     stalled = [r.id for r in report.sample_rows if r.cls == "stalled"] if conn is not None else []
-    if not stalled or report.mapping is None:
+    if conn is None or not stalled or report.mapping is None:
         return out
     with dbmod.read_tx(conn, settings):
         dead = deadline.dead_workers(conn, report.mapping, stalled, max_duration=max_duration,
@@ -686,7 +693,7 @@ def _runtime_log_findings(report: DoctorReport, client: Any, deployments: Sequen
     return out
 
 
-def _pooler(conn: Any, settings: Any) -> str | None:
+def _pooler(conn: Connection, settings: Any) -> str | None:
     """How a transaction-mode pooler shows itself: the port, or a server backend that changes per transaction."""
     from stuckgen import db as dbmod
 
@@ -694,7 +701,7 @@ def _pooler(conn: Any, settings: Any) -> str | None:
     pids, server_port = set(), None
     for _ in range(3):
         with dbmod.read_tx(conn, settings):
-            pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone()
+            pid, server_port = conn.execute("SELECT pg_backend_pid(), inet_server_port()").fetchone() or (None, None)
             pids.add(pid)
     if len(pids) > 1:
         return f"transaction-mode pooler detected (transactions ran on different server connections); {handled}"

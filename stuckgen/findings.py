@@ -168,7 +168,7 @@ def analyze_probe(
         wall = [r for rs in plain.values() for r in rs if kind(r) == "wall"]
         # The app's own answers: behind the wall, only the bypass probes reach it.
         view = bypass if (wall and bypass) else plain
-        view = {m: [r for r in rs if kind(r) not in ("wall", "platform")] for m, rs in view.items()}
+        view = {m: tuple(r for r in rs if kind(r) not in ("wall", "platform")) for m, rs in view.items()}
 
         def answered(mode: str) -> list[ProbeResult]:
             return [r for r in view.get(mode, []) if r.answered]

@@ -30,13 +30,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from stuckgen import __version__
 from stuckgen.errors import ConfigError, StuckgenError
 from stuckgen.findings import Severity
 from stuckgen.secrets import scrub
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 DEFAULT_PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 NOTIFY_SCHEMA = "stuckgen.notify/v1"
@@ -225,7 +228,7 @@ class StateStore:
         self.audit = audit
         self.operator = operator
 
-    def load(self, conn: Any, scope: Scope) -> dict[tuple[str, str], Told]:
+    def load(self, conn: Connection, scope: Scope) -> dict[tuple[str, str], Told]:
         out: dict[tuple[str, str], Told] = {}
         for r in self.audit.last_notifications(conn, table=scope.table):
             d = r.detail
@@ -238,7 +241,7 @@ class StateStore:
                                                           count=int(d.get("count") or 0))
         return out
 
-    def save(self, conn: Any, deliveries: Sequence[Delivery]) -> None:
+    def save(self, conn: Connection, deliveries: Sequence[Delivery]) -> None:
         from stuckgen.audit import AuditRecord, new_run_id
 
         if not deliveries:
@@ -498,7 +501,7 @@ class NotifyResult:
                 "state_error": self.state_error}
 
 
-def notify(conn: Any, client: Any, *, channels: Sequence[Channel], store: StateStore, scope: Scope,
+def notify(conn: Connection, client: Any, *, channels: Sequence[Channel], store: StateStore, scope: Scope,
            incidents: Sequence[Incident], observed: Callable[[str], bool] = lambda _c: True,
            report: Mapping[str, Any] | None = None, secrets: Sequence[str] = (),
            write_tx: Callable[[], Any], read_tx: Callable[[], Any], backoff: float = 0.5) -> NotifyResult:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from stuckgen.audit import AuditLog, new_run_id
-from stuckgen.db import transaction
+from stuckgen.db import Connection, transaction
 from stuckgen.durations import format_duration
 from stuckgen.errors import ConfigError, ExitCode
 from stuckgen.remediate import (
@@ -97,7 +97,7 @@ class PolicyResult:
                 "remediate": self.acted, "retrigger": one(self.retrigger), "fail": one(self.fail)}
 
 
-def select(conn: Any, mapping: SchemaMapping, policy: Policy, scan: ScanOptions, *,
+def select(conn: Connection, mapping: SchemaMapping, policy: Policy, scan: ScanOptions, *,
            rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[Selection | None, Selection | None]:
     """(rows to retrigger, rows to fail): stuck past each limit; a row past both goes to fail only.
 
@@ -114,7 +114,7 @@ def select(conn: Any, mapping: SchemaMapping, policy: Policy, scan: ScanOptions,
     return to_retrigger, to_fail
 
 
-def apply(conn: Any, mapping: SchemaMapping, policy: Policy, *, scan: ScanOptions, audit: AuditLog, operator: str,
+def apply(conn: Connection, mapping: SchemaMapping, policy: Policy, *, scan: ScanOptions, audit: AuditLog, operator: str,
           act: bool, client: Any = None, retrigger: RetriggerOptions | None = None,
           fail: FailOptions | None = None, rules: Sequence[Rule] = DEFAULT_RULES,
           statement_timeout: float = 30.0) -> PolicyResult:

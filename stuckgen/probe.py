@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -336,7 +337,7 @@ def _send_one(
     known: list[str | None],
 ) -> ProbeResult:
     started = time.perf_counter()
-    base = {"target": target.name, "mode": mode.name, "attempt": attempt}
+    base: dict[str, Any] = {"target": target.name, "mode": mode.name, "attempt": attempt}
     try:
         request = client.build_request("POST", url, json=body, headers=headers, timeout=httpx.Timeout(timeout))
         # The client's jar keeps what earlier answers set (a session the app's

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stuckgen.db import Connection, scalar
+
 GRAPHILE_LOCK_EXPIRY_SECONDS = 4 * 3600.0  # graphile-worker's resetLockedAt
 
 
@@ -61,11 +63,11 @@ _PGBOSS_MEANING = {
 }
 
 
-def _present(conn: Any, regclass: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (regclass,)).fetchone()[0]
+def _present(conn: Connection, regclass: str) -> bool:
+    return scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (regclass,))
 
 
-def graphile_census(conn: Any, *, threshold: float, examples: int = 3) -> QueueCensus | None:
+def graphile_census(conn: Connection, *, threshold: float, examples: int = 3) -> QueueCensus | None:
     if not _present(conn, "graphile_worker._private_jobs"):
         return None
     rows = conn.execute(
@@ -82,7 +84,7 @@ def graphile_census(conn: Any, *, threshold: float, examples: int = 3) -> QueueC
                        meaning=_GRAPHILE_MEANING)
 
 
-def pgboss_census(conn: Any, *, threshold: float, examples: int = 3) -> QueueCensus | None:
+def pgboss_census(conn: Connection, *, threshold: float, examples: int = 3) -> QueueCensus | None:
     if not _present(conn, "pgboss.job"):
         return None
     rows = conn.execute(
@@ -99,7 +101,7 @@ def pgboss_census(conn: Any, *, threshold: float, examples: int = 3) -> QueueCen
                        examples={r[0]: list(r[2]) for r in rows}, meaning=_PGBOSS_MEANING)
 
 
-def queue_census(conn: Any, *, threshold: float = 120.0) -> list[QueueCensus]:
+def queue_census(conn: Connection, *, threshold: float = 120.0) -> list[QueueCensus]:
     """Every job-queue library found in the database, with its jobs counted by their own rules."""
     return [c for c in (graphile_census(conn, threshold=threshold), pgboss_census(conn, threshold=threshold))
             if c is not None]
@@ -140,7 +142,7 @@ _GRAPHILE_JOBS = (
     "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id ")
 
 
-def graphile_jobs(conn: Any, *, threshold: float, ids: list[str] | None = None,
+def graphile_jobs(conn: Connection, *, threshold: float, ids: list[str] | None = None,
                   kinds: tuple[str, ...] = tuple(sorted(STUCK_KINDS))) -> list[Job]:
     """graphile-worker's jobs of ``kinds`` (default: the stuck ones), or exactly ``ids``; quietest first."""
     where = "WHERE j.id = ANY(%(ids)s::bigint[])" if ids else ""
@@ -150,7 +152,7 @@ def graphile_jobs(conn: Any, *, threshold: float, ids: list[str] | None = None,
     return jobs if ids else [j for j in jobs if j.kind in kinds]
 
 
-def pgboss_jobs(conn: Any, *, threshold: float) -> list[Job]:
+def pgboss_jobs(conn: Connection, *, threshold: float) -> list[Job]:
     rows = conn.execute(
         "SELECT id::text, name, CASE WHEN state = 'active' AND started_on + expire_in < now() THEN 'expired-active' "
         "ELSE 'queued-not-drained' END, retry_count, retry_limit, NULL::text, "
@@ -160,7 +162,7 @@ def pgboss_jobs(conn: Any, *, threshold: float) -> list[Job]:
     return [Job("pg-boss", *r) for r in rows]
 
 
-def stuck_jobs(conn: Any, *, threshold: float) -> list[Job]:
+def stuck_jobs(conn: Connection, *, threshold: float) -> list[Job]:
     """Stuck jobs of every library found, by each library's rules."""
     out: list[Job] = []
     if _present(conn, "graphile_worker._private_jobs"):
@@ -185,7 +187,7 @@ _SNAPSHOT = ("SELECT id::text, jsonb_build_object('locked_at', locked_at, 'locke
              "WHERE id = ANY(%s::bigint[])")
 
 
-def graphile_remediate(conn: Any, jobs: list[Job], *, action: str, reason: str, dry_run: bool,
+def graphile_remediate(conn: Connection, jobs: list[Job], *, action: str, reason: str, dry_run: bool,
                        audit: Any = None, run_id: str = "", operator: str = "") -> list[JobOutcome]:
     """Retry or fail graphile-worker jobs with its own admin functions, in one transaction, audited.
 

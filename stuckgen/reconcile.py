@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
@@ -33,6 +33,9 @@ from stuckgen.errors import ExitCode, SchemaError
 from stuckgen.replicate import ProviderAnswer, ProviderOptions, get_prediction
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
 from stuckgen.schema import SchemaMapping
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 RESULT_SCHEMA = "stuckgen.reconcile/v1"
 
@@ -148,7 +151,7 @@ class ReconcileResult:
 # -- selection --------------------------------------------------------------------------------------
 
 
-def provider_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids: Sequence[str] = (),
+def provider_rows(conn: Connection, mapping: SchemaMapping, options: ScanOptions, *, ids: Sequence[str] = (),
                   rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[list[ProviderRow], int, tuple[Any, ...]]:
     """Stuck rows (all, or the given ids) with their prediction ids: (rows, stuck without an id, rejected ids).
 
@@ -165,7 +168,7 @@ def provider_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, id
     return rows, len(without), selection.rejected
 
 
-def prediction_ids(conn: Any, mapping: SchemaMapping, targets: Sequence[Any]) -> tuple[list[ProviderRow], list[str]]:
+def prediction_ids(conn: Connection, mapping: SchemaMapping, targets: Sequence[Any]) -> tuple[list[ProviderRow], list[str]]:
     """The selected targets that carry a prediction id (as ProviderRows), and the ids of those that do not."""
     if not targets:
         return [], []
@@ -274,7 +277,7 @@ def reconcile_rows(client: Any, rows: Sequence[ProviderRow], *, options: Provide
 # -- doctor and show: the provider as evidence ------------------------------------------------------
 
 
-def rows_by_ids(conn: Any, mapping: SchemaMapping, stuck: Sequence[Any]) -> list[ProviderRow]:
+def rows_by_ids(conn: Connection, mapping: SchemaMapping, stuck: Sequence[Any]) -> list[ProviderRow]:
     """ProviderRows for scanned StuckRows (by their text ids) that carry a prediction id."""
     from stuckgen.remediate import Target, coerce_id
 

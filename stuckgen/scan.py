@@ -15,13 +15,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from datetime import datetime, timezone
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from psycopg import sql
 
+from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
 from stuckgen.durations import iso_utc
+
+if TYPE_CHECKING:
+    from stuckgen.settings import Settings
+
 
 CLASSES: tuple[str, ...] = (
     "never-started", "trigger-failed", "stalled", "awaiting-webhook",
@@ -201,7 +206,7 @@ class ScanOptions:
     before_window: bool = False
 
 
-def scan_options(settings: Any, **overrides: Any) -> ScanOptions:
+def scan_options(settings: Settings, **overrides: Any) -> ScanOptions:
     """ScanOptions from the settings; ``overrides`` that are not None win."""
     kw: dict[str, Any] = dict(threshold=settings.threshold, since=settings.since,
                               inflight_statuses=tuple(settings.inflight_statuses),
@@ -329,7 +334,7 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions, *, extra: Sequence[sql
                     sql.SQL("0::bigint AS trigger_failures")]
     if m.outputs.present:
         selects.append(sql.SQL("(SELECT count(*) FROM {t} o WHERE o.{k} = {id}) AS outputs").format(
-            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id")))
+            t=m.outputs.qualified(m.db_schema), k=m.outputs.key_ident(), id=m.raw("id")))
     else:
         selects.append(sql.SQL("NULL::bigint AS outputs"))
     job_state, join = _job_state_sql(m, tz)
@@ -360,13 +365,13 @@ def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Compo
         state = sql.SQL(
             "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
             "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END"
-        ).format(k=sql.Identifier(m.queue.key), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
+        ).format(k=m.queue.key_ident(), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
     else:
-        state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=sql.Identifier(m.queue.key))
+        state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=m.queue.key_ident())
     # One job per row even when the queue keeps a job per attempt: the most recently claimed one.
     order = sql.SQL("ORDER BY {} DESC NULLS LAST").format(sql.Identifier(locked)) if locked else sql.SQL("")
     join = sql.SQL("LEFT JOIN LATERAL (SELECT * FROM {t} jj WHERE jj.{k} = {id} {order} LIMIT 1) j ON true").format(
-        t=sql.Identifier(m.db_schema, m.queue.table), k=sql.Identifier(m.queue.key), id=m.raw("id"), order=order)
+        t=m.queue.qualified(m.db_schema), k=m.queue.key_ident(), id=m.raw("id"), order=order)
     return state, join
 
 
@@ -388,7 +393,7 @@ def row_facts(m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composa
         last_step=sql.SQL("left({}, 200)").format(m.text("last_step")),
         heartbeat=sql.SQL("({} IS NOT NULL)").format(m.text("heartbeat")) if m.has("heartbeat") else None,
         outputs=sql.SQL("EXISTS (SELECT 1 FROM {t} o WHERE o.{k} = {id})").format(
-            t=sql.Identifier(m.db_schema, m.outputs.table), k=sql.Identifier(m.outputs.key), id=m.raw("id"))
+            t=m.outputs.qualified(m.db_schema), k=m.outputs.key_ident(), id=m.raw("id"))
         if m.outputs.present else None,
         webhook=sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
         job_state=job_state,
@@ -431,7 +436,7 @@ def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -
     tz = opts.naive_timezone
     job_state, join = _job_state_sql(m, tz)
     steps = sql.SQL("s.steps")
-    lateral = sql.SQL("")
+    lateral: sql.Composable = sql.SQL("")
     if m.has("step_log"):
         lateral = sql.SQL(
             "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
@@ -513,7 +518,7 @@ def build_before_window_query(m: SchemaMapping, opts: ScanOptions, rules: Sequen
     ).format(inner=inner, wanted=wanted, named=sql.Literal(named))
 
 
-def before_window(conn: Any, mapping: SchemaMapping, options: ScanOptions, rules: Sequence[Rule], *,
+def before_window(conn: Connection, mapping: SchemaMapping, options: ScanOptions, rules: Sequence[Rule], *,
                   named: int = BEFORE_WINDOW_NAMED) -> BeforeWindow | None:
     """The stuck rows the window leaves out of the scan's list; None without a window."""
     from psycopg.rows import tuple_row
@@ -521,7 +526,9 @@ def before_window(conn: Any, mapping: SchemaMapping, options: ScanOptions, rules
     q = build_before_window_query(mapping, options, rules, named=named)
     if q is None:
         return None
-    counts, named_rows = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    assert row is not None  # an aggregate always returns its row
+    counts, named_rows = row
     rows = tuple(BeforeWindowRow(
         id=str(r["id"]), cls=str(r["cls"]), quiet_seconds=float(r["quiet"] or 0.0),
         created_at=None if r["created"] is None else datetime.fromtimestamp(float(r["created"]), tz=timezone.utc))
@@ -682,7 +689,7 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
     )
 
 
-def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
+def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
     """(rows created in the window, stuck rows created before it); (None, None) without a window.
 
     On a table of more than EXACT_COUNT_MAX_ROWS rows the first is an ``Estimate`` from a block
@@ -696,10 +703,11 @@ def window_counts(conn: Any, mapping: SchemaMapping, options: ScanOptions) -> tu
     if q is None:
         return None, None
     row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    assert row is not None  # an aggregate always returns its row
     return scaled_count(row[0], pct), row[1]
 
 
-def window_facts(conn: Any, mapping: SchemaMapping, options: ScanOptions,
+def window_facts(conn: Connection, mapping: SchemaMapping, options: ScanOptions,
                  rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[int | None, int | None, BeforeWindow | None]:
     """``window_counts`` plus the stuck rows created before the window, by class and by name."""
     created, stuck_before = window_counts(conn, mapping, options)
@@ -715,13 +723,23 @@ def check_classes(classes: Iterable[str], rules: Sequence[Rule]) -> None:
         raise ConfigError(f"--class: unknown class {', '.join(unknown)}; classes: {', '.join(sorted(known))}")
 
 
+def apply_counts(summary: Summary, counts: tuple[Any, ...]) -> Summary:
+    """(created in the window, stuck before it[, BeforeWindow]) into ``summary``."""
+    summary.created_in_window, summary.stuck_before_window = counts[0], counts[1]
+    if len(counts) > 2 and counts[2] is not None:
+        summary.before_window = counts[2]
+        # The named rows follow --class; their count must agree with them.
+        summary.stuck_before_window = counts[2].stuck
+    return summary
+
+
 class ScanRun:
     """Iterate stuck rows from a server-side cursor; ``summary`` is complete once exhausted.
 
     Must be consumed inside the (read-only) transaction the caller opened.
     """
 
-    def __init__(self, conn: Any, mapping: SchemaMapping, options: ScanOptions,
+    def __init__(self, conn: Connection, mapping: SchemaMapping, options: ScanOptions,
                  rules: Sequence[Rule] = DEFAULT_RULES, *, fetch_size: int = 2000,
                  on_row: Callable[[], None] | None = None) -> None:
         self.on_row = on_row  # called per row read (progress)
@@ -733,7 +751,7 @@ class ScanRun:
         self.summary = Summary()
         check_classes(options.classes, self.rules)
 
-    def count_window(self, conn: Any | None = None) -> None:
+    def count_window(self, conn: Connection | None = None) -> None:
         """Count rows created in the window (for the stuck rate) and stuck rows before it.
 
         ``conn``: another connection to count on (the CLI runs this in a thread on a
@@ -741,16 +759,11 @@ class ScanRun:
         """
         self.apply_counts(window_facts(conn or self.conn, self.mapping, self.options, self.rules))
         if self.summary.database_now is None:
-            self.summary.database_now = self.conn.execute("SELECT now()").fetchone()[0]
+            self.summary.database_now = scalar(self.conn, "SELECT now()")
 
     def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
         """(created in the window, stuck before it[, BeforeWindow]) into the summary."""
-        self.summary.created_in_window, self.summary.stuck_before_window = counts[0], counts[1]
-        if len(counts) > 2 and counts[2] is not None:
-            self.summary.before_window = counts[2]
-            # The named rows follow --class; their count must agree with them.
-            self.summary.stuck_before_window = counts[2].stuck
-        return self.summary
+        return apply_counts(self.summary, counts)
 
     def __iter__(self) -> Iterator[StuckRow]:
         from psycopg.rows import dict_row
@@ -778,7 +791,7 @@ class ScanRun:
                 yield row
 
 
-def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
+def explain_advice(conn: Connection, mapping: SchemaMapping, options: ScanOptions, *, min_rows: int = 50000) -> str | None:
     """When the scan would read all of a large table, the partial index that fixes it.
 
     "All of it": a sequential scan, or an index whose leading column is not the
@@ -792,14 +805,14 @@ def explain_advice(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, m
     est = cur.execute(sql.SQL("SELECT reltuples FROM pg_class WHERE oid = to_regclass({})").format(regclass)).fetchone()
     if not est or est[0] is None or est[0] < min_rows:
         return None
-    plan = cur.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options))).fetchone()[0]
+    plan = scalar(cur, sql.SQL("EXPLAIN (FORMAT JSON) {}").format(build_scan_query(mapping, options)))
     seq, indexes = _table_access(plan, mapping.table)
     if not seq and indexes:
-        serving = cur.execute(sql.SQL(
+        serving = scalar(cur, sql.SQL(
             "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
             "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
             "WHERE i.indrelid = to_regclass({}) AND c.relname = ANY({}) AND (i.indpred IS NOT NULL OR a.attname = {})"
-        ).format(regclass, sql.Literal(sorted(indexes)), sql.Literal(mapping["status"].column))).fetchone()[0]
+        ).format(regclass, sql.Literal(sorted(indexes)), sql.Literal(mapping["status"].column)))
         if serving:
             return None
     elif not seq:
@@ -826,13 +839,13 @@ def _table_access(node: Any, table: str) -> tuple[bool, set[str]]:
     return seq, indexes
 
 
-def index_ddl(conn: Any, m: SchemaMapping, options: ScanOptions) -> str:
+def index_ddl(conn: Connection, m: SchemaMapping, options: ScanOptions) -> str:
     col = m["created"].column if m.has("created") and not m["created"].path else m["id"].column
     q = sql.SQL("CREATE INDEX CONCURRENTLY {name} ON {tbl} ({col}) WHERE {status} IN ({vals});").format(
         name=sql.Identifier(f"{m.table}_inflight_{col}_idx"[:63]),
         tbl=m.qualified(),
-        col=sql.Identifier(col),
-        status=sql.Identifier(m["status"].column),
+        col=sql.Identifier(col or "id"),
+        status=m["status"].ident(),
         vals=sql.SQL(", ").join(sql.Literal(s) for s in options.inflight_statuses),
     )
     return q.as_string(conn)

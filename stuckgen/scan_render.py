@@ -25,7 +25,7 @@ from typing import Any
 from psycopg import sql
 
 from stuckgen.scan import (
-    DEFAULT_RULES, Rule, RuleFacts, ScanOptions, ScanRun, StuckRow, Summary, _row_to_stuck, build_scan_query,
+    DEFAULT_RULES, Rule, RuleFacts, ScanOptions, StuckRow, Summary, _row_to_stuck, apply_counts, build_scan_query,
     check_classes, rule_sql, sample_pct, scaled_count, window_count_sql,
 )
 from stuckgen.schema import SchemaMapping
@@ -246,8 +246,9 @@ class RenderedScan:
         self.summary = Summary()
         check_classes(options.classes, self.rules)
 
-    # More counts (realapp's window evidence) go into the summary as they do for ScanRun.
-    apply_counts = ScanRun.apply_counts
+    def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
+        """More counts (realapp's window evidence) into the summary, as for ScanRun."""
+        return apply_counts(self.summary, counts)
 
     def __iter__(self) -> Iterator[Any]:
         from psycopg.rows import tuple_row

@@ -10,11 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
+from stuckgen.db import Connection
 from stuckgen.errors import ConfigError, SchemaError
+
+if TYPE_CHECKING:
+    from stuckgen.settings import Settings
+
 
 # Logical fields of the generations table, in display order.
 FIELDS: tuple[str, ...] = (
@@ -66,6 +71,12 @@ class FieldMap:
     def present(self) -> bool:
         return self.column is not None
 
+    def ident(self) -> sql.Identifier:
+        """The column as an identifier; SchemaError when the field is mapped to nothing."""
+        if self.column is None:
+            raise SchemaError(f"the {self.field} field is mapped to nothing; this needs a column")
+        return sql.Identifier(self.column)
+
     def describe(self) -> str:
         """The field as a spec string, the same syntax overrides use: ``parameters.lastStep``."""
         if self.column is None:
@@ -86,6 +97,17 @@ class SideTable:
     @property
     def present(self) -> bool:
         return self.table is not None and self.key is not None
+
+    def qualified(self, db_schema: str) -> sql.Identifier:
+        """schema.table; SchemaError when there is no such side table."""
+        if self.table is None:
+            raise SchemaError("a side table is used but not mapped")
+        return sql.Identifier(db_schema, self.table)
+
+    def key_ident(self) -> sql.Identifier:
+        if self.key is None:
+            raise SchemaError(f"side table {self.table} has no key mapped")
+        return sql.Identifier(self.key)
 
 
 @dataclass(frozen=True)
@@ -244,7 +266,7 @@ class _Catalog:
         return self.columns.get(table, {})
 
 
-def _catalog(conn: Any, db_schema: str | None, tables: Sequence[str]) -> _Catalog:
+def _catalog(conn: Connection, db_schema: str | None, tables: Sequence[str]) -> _Catalog:
     """The schema name, and every table's columns and row estimate, in one round trip."""
     cols: dict[str, dict[str, str]] = {}
     est: dict[str, float] = {}
@@ -257,7 +279,7 @@ def _catalog(conn: Any, db_schema: str | None, tables: Sequence[str]) -> _Catalo
     return _Catalog(db_schema=nsp, columns=cols, reltuples=est)
 
 
-def _tables(conn: Any, db_schema: str) -> list[str]:
+def _tables(conn: Connection, db_schema: str) -> list[str]:
     rows = conn.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = %s ORDER BY 1",
         (db_schema,),
@@ -265,7 +287,7 @@ def _tables(conn: Any, db_schema: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: str,
+def _json_keys(conn: Connection, db_schema: str, table: str, column: str, data_type: str,
                order_by: str | None, sample: int, rows: float) -> set[str]:
     """Top-level keys present in the JSON column of recent (small table) or sampled (large) rows.
 
@@ -278,9 +300,9 @@ def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: st
         # A large table: sorting it by time would read all of it; a block sample reads a few pages.
         pct = min(100.0, max(0.01, 100.0 * 10 * sample / rows))
         source = sql.SQL("{} TABLESAMPLE SYSTEM ({})").format(tbl, sql.Literal(pct))
-        order = sql.SQL("")
+        order: sql.Composable = sql.SQL("")
     else:
-        source = tbl
+        source = sql.Composed([tbl])
         order = sql.SQL("ORDER BY {} DESC").format(sql.Identifier(order_by)) if order_by else sql.SQL("")
     q = sql.SQL(
         "SELECT DISTINCT k FROM (SELECT {col}{cast} AS j FROM {src} {order} LIMIT {n}) s, "
@@ -289,7 +311,7 @@ def _json_keys(conn: Any, db_schema: str, table: str, column: str, data_type: st
     return {r[0] for r in conn.execute(q).fetchall()}
 
 
-def resolve(conn: Any, cfg: MappingConfig) -> SchemaMapping:
+def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
     """Introspect the database and resolve every logical field. Raises SchemaError."""
     side_specs = {"outputs": _side_spec(cfg.outputs), "queue": _side_spec(cfg.queue)}
     catalog = _catalog(conn, cfg.db_schema, [cfg.table] + [t for t, _ in side_specs.values() if t])
@@ -427,7 +449,7 @@ def _side_table(catalog: _Catalog, parsed: tuple[str | None, str], spec: str | N
                      source="introspected")
 
 
-def mapping_config(settings: Any) -> MappingConfig:
+def mapping_config(settings: Settings) -> MappingConfig:
     """What the settings ask of the mapping (table, schema, overrides, side tables)."""
     return MappingConfig(
         table=settings.table, db_schema=settings.db_schema, overrides=dict(settings.mapping_overrides),

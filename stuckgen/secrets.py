@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hashlib
 import re
 
@@ -184,7 +186,7 @@ def dsn_secrets(dsn: str) -> list[str]:
     return list(dict.fromkeys(v for v in found if v))
 
 
-def scrub(text: str, secrets: "list[str | None]") -> str:
+def scrub(text: str, secrets: "Sequence[str | None]") -> str:
     """Replace every occurrence of each known secret in ``text`` (last line of defence)."""
     for s in secrets:
         if s and len(s) >= 4:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from stuckgen.errors import ConfigError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 
 def _duration(name: str, maximum: float | None = None) -> Callable[[Any], float]:
@@ -137,7 +137,7 @@ def _url_list(v: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Option:
-    """One configuration value: its environment variables, default and parser."""
+    """One configuration value: its environment variables, default and parser (from a Settings field)."""
 
     name: str
     env: tuple[str, ...]
@@ -147,104 +147,119 @@ class Option:
     help: str = ""
 
 
-def _opt(name: str, default: Any, parse: Callable[[Any], Any], *aliases: str, secret: bool = False,
-         help: str = "") -> Option:
-    return Option(name=name, env=(f"STUCKGEN_{name.upper()}", *aliases), default=default, parse=parse,
-                  secret=secret, help=help)
+def _opt(default: Any, parse: Callable[[Any], Any], *aliases: str, secret: bool = False, help: str = "") -> Any:
+    """A Settings field that is a configuration option: read from ``STUCKGEN_<NAME>``, then ``aliases``."""
+    # A secret stays out of repr: a Settings in a traceback or a debug print must not show it.
+    return field(default=default, repr=not secret, metadata={"option": (aliases, parse, secret, help)})
 
 
-OPTIONS: dict[str, Option] = {o.name: o for o in (
-    _opt("database_url", None, _secret, "DATABASE_URL", "SUPABASE_DB_URL", secret=True,
-         help="PostgreSQL URL of the app's database"),
-    _opt("internal_secret", None, _secret, "INTERNAL_API_SECRET", secret=True,
-         help="the value the process route expects in x-internal-secret"),
-    _opt("base_url", (), _url_list, help="deployment URL(s), comma-separated"),
-    _opt("route", "/api/generate/process", _str, help="path of the process route"),
-    _opt("secret_header", "x-internal-secret", _str, help="header carrying the internal secret"),
-    _opt("cookie", None, _secret, secret=True, help="session cookie header value (name=value; ...)"),
-    _opt("cookie_file", None, _str, help="file holding cookies (cookies.txt or a Cookie header)"),
-    _opt("cookie_name", None, _str,
-         help="the app's session cookie name (auth.storageKey / cookieOptions.name); default sb-<ref>-auth-token"),
-    _opt("bypass_secret", None, _secret, "VERCEL_AUTOMATION_BYPASS_SECRET", secret=True,
-         help="Vercel Deployment Protection bypass secret"),
-    _opt("threshold", 120.0, _duration("--threshold"), help="quiet time after which a row is stuck"),
-    _opt("since", 86400.0, _since, help="window of created rows listed and rated ('all': no limit); stuck rows created earlier are still counted and named"),
-    _opt("statement_timeout", 30.0, _duration("--statement-timeout", _PG_TIMEOUT_MAX),
-         help="the database cancels any statement of stuckgen running longer"),
-    _opt("lock_timeout", 5.0, _duration("--lock-timeout", _PG_TIMEOUT_MAX),
-         help="give up waiting for a row lock after this (remediation never waits on a worker)"),
-    _opt("connect_timeout", 10.0, _duration("--connect-timeout"), help="give up connecting to the database after this"),
-    _opt("http_timeout", 10.0, _duration("--http-timeout"), help="timeout of each HTTP request (probe, retrigger, APIs)"),
-    _opt("max_duration", None, _duration("--max-duration"),
-         help="the worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled row whose worker "
-              "started longer ago than this plus a minute is provably dead"),
-    _opt("table", "generations", _str, help="the job table (case-sensitive: a Prisma model Shot is \"Shot\")"),
-    _opt("db_schema", None, _str, help="PostgreSQL schema of the table (default: the current schema)"),
-    _opt("inflight_statuses", ("processing", "queued"), _list,
-         help="status values meaning work not finished; only rows in these can be stuck"),
-    _opt("failed_status", "failed", _str,
-         help="the status fail writes (checked against the column: enum label, CHECK) before anything is promised"),
-    _opt("naive_timezone", "UTC", _timezone,
-         help="zone of times stored without one (timestamp without time zone, ISO strings without offset)"),
-    _opt("provider_results", "auto", _choice("provider_results", ("auto", "webhook", "sync", "polling", "none")),
-         help="how the app learns a provider's result: webhook, sync (a route that asks the provider), "
-              "polling (the browser asks while the page is open), none; auto: from the step log"),
-    _opt("outputs", "outputs.generation_id", _str,
-         help="TABLE.FK_COLUMN of the outputs table pointing at the job row, or none"),
-    _opt("queue", "generation_jobs.generation_id", _str,
-         help="TABLE.FK_COLUMN of the queue table (lock/attempt columns) pointing at the job row, or none"),
-    _opt("audit_table", "stuckgen.audit", _str, help="audit table of every change and trigger, created on first use"),
-    _opt("audit_file", None, _str, help="keep the audit log in this JSON Lines file instead of a table"),
-    _opt("operator", None, _str, "USER", help="who runs this, for the audit log"),
-    _opt("metrics_file", None, _str, help="OpenMetrics file check writes after every run"),
-    # Notification and heartbeat URLs are credentials (a Slack webhook or a ping URL is enough to post).
-    _opt("slack_webhook_url", None, _secret, secret=True, help="Slack incoming webhook for incident messages"),
-    _opt("pagerduty_routing_key", None, _secret, secret=True, help="PagerDuty Events API v2 routing key"),
-    _opt("pagerduty_events_url", None, _str, help="PagerDuty Events API v2 endpoint (default PagerDuty's)"),
-    _opt("notify_webhook_url", None, _secret, secret=True, help="webhook that receives incident events"),
-    _opt("notify_webhook_secret", None, _secret, secret=True,
-         help="Standard Webhooks signing secret (base64, optionally whsec_)"),
-    _opt("heartbeat_url", None, _secret, secret=True, help="cron monitor ping URL (healthchecks.io convention)"),
-    _opt("vercel_token", None, _secret, "VERCEL_TOKEN", secret=True, help="Vercel API token (read-only use)"),
-    _opt("vercel_project", None, _str, "VERCEL_PROJECT_ID", help="Vercel project id or name"),
-    _opt("vercel_team", None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID", help="Vercel team id (teamId)"),
-    _opt("replicate_api_url", "https://api.replicate.com/v1", _str,
-         help="the provider's API base (Replicate's prediction API)"),
-    _opt("replicate_api_token", None, _secret, "REPLICATE_API_TOKEN", "REPLICATE_API_KEY", secret=True,
-         help="the provider's API token (the app's REPLICATE_API_TOKEN)"),
-    _opt("replicate_webhook_secret", None, _secret, "REPLICATE_WEBHOOK_SECRET", secret=True,
-         help="the secret the app's webhook route verifies (replaying a callback)"),
-    _opt("vercel_api_url", "https://api.vercel.com", _str,
-         help="Vercel REST API base URL (an HTTPS proxy in front of it; plain HTTP only on loopback)"),
-)}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
-    """Resolved configuration. ``values`` by option name; ``sources`` says where each came from."""
+    """Resolved configuration: one typed field per option (this class is the option table).
 
-    values: Mapping[str, Any]
-    sources: Mapping[str, str]
+    ``sources`` says where each value came from (``flag --x``, ``environment X``,
+    ``.env X``, ``stuckgen.toml x``, ``default``), so `doctor` can show it.
+    """
+
+    database_url: str | None = _opt(None, _secret, "DATABASE_URL", "SUPABASE_DB_URL",
+        secret=True, help="PostgreSQL URL of the app's database")
+    internal_secret: str | None = _opt(None, _secret, "INTERNAL_API_SECRET",
+        secret=True, help="the value the process route expects in x-internal-secret")
+    base_url: tuple[str, ...] = _opt((), _url_list, help="deployment URL(s), comma-separated")
+    route: str = _opt("/api/generate/process", _str, help="path of the process route")
+    secret_header: str = _opt("x-internal-secret", _str, help="header carrying the internal secret")
+    cookie: str | None = _opt(None, _secret, secret=True, help="session cookie header value (name=value; ...)")
+    cookie_file: str | None = _opt(None, _str, help="file holding cookies (cookies.txt or a Cookie header)")
+    cookie_name: str | None = _opt(None, _str,
+        help="the app's session cookie name (auth.storageKey / cookieOptions.name); default sb-<ref>-auth-token")
+    bypass_secret: str | None = _opt(None, _secret, "VERCEL_AUTOMATION_BYPASS_SECRET",
+        secret=True, help="Vercel Deployment Protection bypass secret")
+    threshold: float = _opt(120.0, _duration("--threshold"), help="quiet time after which a row is stuck")
+    since: float | None = _opt(86400.0, _since,
+        help="window of created rows listed and rated ('all': no limit); stuck rows created earlier are still counted and named")
+    statement_timeout: float = _opt(30.0, _duration("--statement-timeout", _PG_TIMEOUT_MAX),
+        help="the database cancels any statement of stuckgen running longer")
+    lock_timeout: float = _opt(5.0, _duration("--lock-timeout", _PG_TIMEOUT_MAX),
+        help="give up waiting for a row lock after this (remediation never waits on a worker)")
+    connect_timeout: float = _opt(10.0, _duration("--connect-timeout"),
+        help="give up connecting to the database after this")
+    http_timeout: float = _opt(10.0, _duration("--http-timeout"),
+        help="timeout of each HTTP request (probe, retrigger, APIs)")
+    max_duration: float = _opt(None, _duration("--max-duration"),
+        help="the worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled row whose worker "
+              "started longer ago than this plus a minute is provably dead")
+    table: str = _opt("generations", _str, help="the job table (case-sensitive: a Prisma model Shot is \"Shot\")")
+    db_schema: str | None = _opt(None, _str, help="PostgreSQL schema of the table (default: the current schema)")
+    inflight_statuses: tuple[str, ...] = _opt(("processing", "queued"), _list,
+        help="status values meaning work not finished; only rows in these can be stuck")
+    failed_status: str = _opt("failed", _str,
+        help="the status fail writes (checked against the column: enum label, CHECK) before anything is promised")
+    naive_timezone: str = _opt("UTC", _timezone,
+        help="zone of times stored without one (timestamp without time zone, ISO strings without offset)")
+    provider_results: str = _opt("auto", _choice("provider_results", ("auto", "webhook", "sync", "polling", "none")),
+        help="how the app learns a provider's result: webhook, sync (a route that asks the provider), "
+              "polling (the browser asks while the page is open), none; auto: from the step log")
+    outputs: str = _opt("outputs.generation_id", _str,
+        help="TABLE.FK_COLUMN of the outputs table pointing at the job row, or none")
+    queue: str = _opt("generation_jobs.generation_id", _str,
+        help="TABLE.FK_COLUMN of the queue table (lock/attempt columns) pointing at the job row, or none")
+    audit_table: str = _opt("stuckgen.audit", _str,
+        help="audit table of every change and trigger, created on first use")
+    audit_file: str | None = _opt(None, _str, help="keep the audit log in this JSON Lines file instead of a table")
+    operator: str | None = _opt(None, _str, "USER", help="who runs this, for the audit log")
+    metrics_file: str | None = _opt(None, _str, help="OpenMetrics file check writes after every run")
+    slack_webhook_url: str | None = _opt(None, _secret,
+        secret=True, help="Slack incoming webhook for incident messages")
+    pagerduty_routing_key: str | None = _opt(None, _secret, secret=True, help="PagerDuty Events API v2 routing key")
+    pagerduty_events_url: str | None = _opt(None, _str, help="PagerDuty Events API v2 endpoint (default PagerDuty's)")
+    notify_webhook_url: str | None = _opt(None, _secret, secret=True, help="webhook that receives incident events")
+    notify_webhook_secret: str | None = _opt(None, _secret,
+        secret=True, help="Standard Webhooks signing secret (base64, optionally whsec_)")
+    heartbeat_url: str | None = _opt(None, _secret,
+        secret=True, help="cron monitor ping URL (healthchecks.io convention)")
+    vercel_token: str | None = _opt(None, _secret, "VERCEL_TOKEN",
+        secret=True, help="Vercel API token (read-only use)")
+    vercel_project: str | None = _opt(None, _str, "VERCEL_PROJECT_ID", help="Vercel project id or name")
+    vercel_team: str | None = _opt(None, _str, "VERCEL_TEAM_ID", "VERCEL_ORG_ID", help="Vercel team id (teamId)")
+    replicate_api_url: str = _opt("https://api.replicate.com/v1", _str,
+        help="the provider's API base (Replicate's prediction API)")
+    replicate_api_token: str | None = _opt(None, _secret, "REPLICATE_API_TOKEN", "REPLICATE_API_KEY",
+        secret=True, help="the provider's API token (the app's REPLICATE_API_TOKEN)")
+    replicate_webhook_secret: str | None = _opt(None, _secret, "REPLICATE_WEBHOOK_SECRET",
+        secret=True, help="the secret the app's webhook route verifies (replaying a callback)")
+    vercel_api_url: str = _opt("https://api.vercel.com", _str,
+        help="Vercel REST API base URL (an HTTPS proxy in front of it; plain HTTP only on loopback)")
+
+    sources: Mapping[str, str] = field(default_factory=dict)
     mapping_overrides: Mapping[str, str] = field(default_factory=dict)
     mapping_sources: Mapping[str, str] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] | None = None
     config_file: str | None = None
     env_file: str | None = None
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.values[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    @property
+    def values(self) -> dict[str, Any]:
+        """Every option's value by name."""
+        return {name: getattr(self, name) for name in OPTIONS}
+
+    def from_flag(self, name: str) -> bool:
+        """Whether the command line gave this option (not the environment, a file or the default)."""
+        return self.sources.get(name, "").startswith("flag")
 
     def secrets(self) -> list[str]:
-        """Every secret value in play (of the DSN, its secrets), for scrubbing and leak tests."""
-        out = [self.values.get(o.name) for o in OPTIONS.values() if o.secret and o.name != "database_url"]
-        dsn = self.values.get("database_url")
-        if dsn:
-            from stuckgen.secrets import dsn_secrets
-            out += dsn_secrets(dsn)
+        """Every secret value in play (of the DSN, only its password), for scrubbing and leak tests."""
+        out = [getattr(self, o.name) for o in OPTIONS.values() if o.secret and o.name != "database_url"]
+        if self.database_url:
+            from stuckgen.secrets import dsn_password
+            out.append(dsn_password(self.database_url))
         return [s for s in out if s]
+
+
+OPTIONS: dict[str, Option] = {
+    f.name: Option(name=f.name, env=(f"STUCKGEN_{f.name.upper()}", *f.metadata["option"][0]), default=f.default,
+                   parse=f.metadata["option"][1], secret=f.metadata["option"][2], help=f.metadata["option"][3])
+    for f in fields(Settings) if "option" in f.metadata
+}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -444,6 +459,6 @@ def load_settings(
     if rules is not None and not (isinstance(rules, list) and all(isinstance(r, dict) for r in rules)):
         raise ConfigError(f"{toml_name}: rules must be an array of tables ([[rules]])")
 
-    return Settings(values=values, sources=sources, mapping_overrides=overrides, mapping_sources=override_src,
+    return Settings(**values, sources=sources, mapping_overrides=overrides, mapping_sources=override_src,
                     rules=tuple(rules) if rules else None, config_file=toml_name,
                     env_file=str(env_path) if env_path else None)

@@ -38,7 +38,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AuditLog, AuditRecord
-from stuckgen.db import transaction
+from stuckgen.db import Connection, transaction
 from stuckgen.errors import ConfigError, ExitCode
 from stuckgen.reconcile import SETTLEABLE, VERDICT_TEXT, ProviderRow, Verdict
 from stuckgen.replicate import ProviderOptions, get_prediction, webhook_headers
@@ -212,7 +212,7 @@ def _reread_query(mapping: SchemaMapping, options: ScanOptions) -> sql.Composed:
     from stuckgen.remediate.select import recheck_options  # the re-check predicate retrigger uses
     from stuckgen.scan import where_stuck
 
-    outputs = sql.SQL("NULL::bigint")
+    outputs: sql.Composable = sql.SQL("NULL::bigint")
     if mapping.outputs.present:
         outputs = sql.SQL("(SELECT count(*) FROM {o} WHERE {fk} = g.{idc})").format(
             o=sql.Identifier(mapping.db_schema, mapping.outputs.table or ""), fk=sql.Identifier(mapping.outputs.key or ""),
@@ -223,7 +223,7 @@ def _reread_query(mapping: SchemaMapping, options: ScanOptions) -> sql.Composed:
         t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
 
 
-def settle_rows(client: Any, conn: Any, mapping: SchemaMapping, rows: Sequence[ProviderRow],
+def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Sequence[ProviderRow],
                 verdicts: Sequence[Verdict], *, options: SettleOptions, provider_client: Any | None = None,
                 provider: ProviderOptions | None = None, audit: AuditLog, run_id: str,
                 operator: str) -> SettleResult:

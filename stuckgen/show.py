@@ -23,11 +23,13 @@ from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
 from stuckgen.audit import AuditLog, AuditRecord, FileAudit, TableAudit
+from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError, SelectionError
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, step_log_array, last_sign_sql
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import scrub
 from stuckgen.durations import iso_utc
+
 
 SHOW_SCHEMA = "stuckgen.show/v1"
 TIMELINE_LIMIT = 200  # the app keeps the last 100 steps; anything longer is cut, and says so
@@ -165,16 +167,16 @@ def id_matches(mapping: SchemaMapping, value: str) -> sql.Composable:
     return sql.SQL("{} = {}").format(mapping.raw("id"), sql.Literal(value))
 
 
-def id_exists(conn: Any, mapping: SchemaMapping, value: str) -> bool:
+def id_exists(conn: Connection, mapping: SchemaMapping, value: str) -> bool:
     """Whether a generation has this id (the probe's 'matches no row' hook uses it too)."""
     q = sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} g WHERE {w})").format(t=mapping.qualified(), w=id_matches(mapping, value))
-    return bool(conn.cursor(row_factory=tuple_row).execute(q).fetchone()[0])
+    return bool(scalar(conn.cursor(row_factory=tuple_row), q))
 
 
 # -- reading -----------------------------------------------------------------------------------
 
 
-def load_story(conn: Any, mapping: SchemaMapping, generation_id: str, *, options: ScanOptions,
+def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, options: ScanOptions,
                rules: Sequence[Rule] = DEFAULT_RULES, audit: AuditLog | None = None,
                redact: Sequence[str] = ()) -> GenerationStory:
     """Read one generation's story. SelectionError when the id is malformed or matches no row.
@@ -245,7 +247,7 @@ def _scrub(text: str | None, redact: Sequence[str]) -> str | None:
     return None if text is None else scrub(text, list(redact))
 
 
-def _timeline(conn: Any, m: SchemaMapping, gid: str, redact: Sequence[str]) -> tuple[tuple[StepEntry, ...], int]:
+def _timeline(conn: Connection, m: SchemaMapping, gid: str, redact: Sequence[str]) -> tuple[tuple[StepEntry, ...], int]:
     """The step log of this one row, in log order (the last TIMELINE_LIMIT entries), and its length."""
     arr = step_log_array(m)
     q = sql.SQL(
@@ -296,10 +298,10 @@ def _parse_time(v: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
-def _outputs(conn: Any, m: SchemaMapping, gid: str) -> tuple[tuple[dict[str, Any], ...], int]:
-    t = sql.Identifier(m.db_schema, m.outputs.table)  # type: ignore[arg-type]
+def _outputs(conn: Connection, m: SchemaMapping, gid: str) -> tuple[tuple[dict[str, Any], ...], int]:
+    t = m.outputs.qualified(m.db_schema)
     q = sql.SQL("SELECT to_jsonb(o), count(*) OVER () FROM {t} o WHERE o.{k} = {id} LIMIT {n}").format(
-        t=t, k=sql.Identifier(m.outputs.key), id=sql.Literal(gid), n=sql.Literal(OUTPUTS_LIMIT))  # type: ignore[arg-type]
+        t=t, k=m.outputs.key_ident(), id=sql.Literal(gid), n=sql.Literal(OUTPUTS_LIMIT))
     rows = conn.cursor(row_factory=tuple_row).execute(q).fetchall()
     out = [{k: _safe_url(v) if isinstance(v, str) and "://" in v else v for k, v in r[0].items()} for r in rows]
     out.sort(key=lambda d: str(d.get("created_at") or d.get("createdAt") or ""))
@@ -318,10 +320,10 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "..." if parts.query else "", ""))
 
 
-def _job(conn: Any, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
-    t = sql.Identifier(m.db_schema, m.queue.table)  # type: ignore[arg-type]
+def _job(conn: Connection, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
+    t = m.queue.qualified(m.db_schema)
     q = sql.SQL("SELECT to_jsonb(j) FROM {t} j WHERE j.{k} = {id} LIMIT 1").format(
-        t=t, k=sql.Identifier(m.queue.key), id=sql.Literal(gid))  # type: ignore[arg-type]
+        t=t, k=m.queue.key_ident(), id=sql.Literal(gid))
     row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
     return dict(row[0]) if row else None
 
@@ -329,7 +331,7 @@ def _job(conn: Any, m: SchemaMapping, gid: str) -> dict[str, Any] | None:
 # -- the audit log -----------------------------------------------------------------------------
 
 
-def actions_for(log: AuditLog, conn: Any, *, table: str, db_schema: str, row_id: str) -> Iterator[AuditRecord]:
+def actions_for(log: AuditLog, conn: Connection, *, table: str, db_schema: str, row_id: str) -> Iterator[AuditRecord]:
     """Every audited action on one row, oldest first. A log that does not exist yet has none."""
     tables = {table, f"{db_schema}.{table}"}
     if isinstance(log, TableAudit):

@@ -15,9 +15,12 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 MAX_BUCKETS = 48
 STEPS = (60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
@@ -84,7 +87,7 @@ def minute(t: datetime) -> datetime:
     return _floor(t, 60)
 
 
-def query(conn: Any, mapping: Any, *, since: float | None, naive_tz: str = "UTC", completed_status: str = "completed",
+def query(conn: Connection, mapping: Any, *, since: float | None, naive_tz: str = "UTC", completed_status: str = "completed",
           failed_status: str = "failed") -> tuple[int, list[tuple[datetime, int, int, int, int]]]:
     """(bucket seconds, [(bucket start, created, completed, failed, failed at the trigger)]) from the table.
 
@@ -99,8 +102,9 @@ def query(conn: Any, mapping: Any, *, since: float | None, naive_tz: str = "UTC"
     window = (sql.SQL("{c} >= now() - make_interval(secs => {s})").format(c=created, s=sql.Literal(since))
               if since is not None else sql.SQL("{c} IS NOT NULL").format(c=created))
     cur = conn.cursor(row_factory=tuple_row)
-    first, now = cur.execute(sql.SQL("SELECT min({c}), now() FROM {t} g WHERE {w}").format(
+    row = cur.execute(sql.SQL("SELECT min({c}), now() FROM {t} g WHERE {w}").format(
         c=created, t=mapping.qualified(), w=window)).fetchone()
+    first, now = row if row is not None else (None, None)  # an aggregate returns its row
     if first is None:
         return 60, []
     step = choose_bucket(max(60.0, (now - first).total_seconds()))
@@ -148,9 +152,9 @@ def with_markers(tl: Timeline, markers: Iterable[Marker]) -> Timeline:
     """``tl`` with the markers that fall on its axis, in time order (the others would be drawn off the chart)."""
     import dataclasses
 
-    if not tl.buckets:
-        return dataclasses.replace(tl, markers=tuple(markers))
     lo, hi = tl.start, tl.end
+    if not tl.buckets or lo is None or hi is None:
+        return dataclasses.replace(tl, markers=tuple(markers))
     inside = tuple(sorted((m for m in markers if lo <= m.at <= hi), key=lambda m: m.at))
     return dataclasses.replace(tl, markers=inside)
 

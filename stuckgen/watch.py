@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 from psycopg.rows import tuple_row
@@ -19,6 +19,9 @@ from psycopg.rows import tuple_row
 from stuckgen.scan import Summary
 from stuckgen.schema import SchemaMapping
 from stuckgen.durations import iso_utc
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 WATCH_SCHEMA = "stuckgen.watch/v1"
 MAX_IDS = 10_000  # per tracked set; ~1 MB of uuids
@@ -170,7 +173,7 @@ class Watcher:
 
 
 
-def statuses_of(conn: Any, mapping: SchemaMapping, ids: Sequence[str]) -> dict[str, str]:
+def statuses_of(conn: Connection, mapping: SchemaMapping, ids: Sequence[str]) -> dict[str, str]:
     """Current status of the given rows (those that left the stuck set); a deleted row is absent."""
     if not ids:
         return {}

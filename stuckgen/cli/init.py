@@ -81,7 +81,7 @@ def init(
             out.note("nothing written")
             return ExitCode.OK
     _write(target, text)
-    inflight = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
+    inflight: list[str] = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
     out.note(f"wrote {target}: table {proposal.table!r}, in flight {', '.join(map(repr, inflight)) or 'none'}; "
              f"check it with `stuckgen schema`, then `stuckgen scan`")
     return ExitCode.OK

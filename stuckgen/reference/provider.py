@@ -189,7 +189,7 @@ class ProviderStandIn:
                                               daemon=True, name="provider-standin")
         self._serve_thread.start()
         host, port = self._server.server_address[:2]
-        self.url = f"http://{host}:{port}/v1"
+        self.url = f"http://{host!s}:{port}/v1"
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -382,8 +382,8 @@ class ProviderStandIn:
             self._predictions[pid] = replace(p, status="processing", started_at=datetime.now(timezone.utc))
         if self._stopping.wait(self.run_seconds):
             return
-        p = self._finish(pid, self.outcome)
-        if p is not None and p.webhook and "completed" in p.webhook_events_filter:
+        done = self._finish(pid, self.outcome)
+        if done is not None and done.webhook and "completed" in p.webhook_events_filter:
             self.deliver(pid)
 
     def _finish(self, pid: str, status: str) -> Prediction | None:

@@ -139,7 +139,7 @@ class ProviderRoutes:
                 for url in urls:
                     conn.execute("INSERT INTO outputs (id, generation_id, file_url, file_type) "
                                  "VALUES (%s, %s, %s, 'image')", (str(uuid.uuid4()), gid, url))
-                metrics = prediction.get("metrics") if isinstance(prediction.get("metrics"), dict) else {}
+                metrics: dict[str, Any] = prediction["metrics"] if isinstance(prediction.get("metrics"), dict) else {}
                 conn.execute("UPDATE generations SET status = 'completed', parameters = %s WHERE id = %s",
                              (Jsonb({**params, **stamp, "replicatePredictTime": metrics.get("predict_time")}), gid))
             return {"generationId": gid, "status": "completed", "outputCount": len(urls)}

@@ -80,7 +80,7 @@ def ensure_schema(dsn: str) -> None:
     """Create the reference tables if they are missing."""
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(SCHEMA_PATH.read_text())  # type: ignore[arg-type]  # trusted file
+            conn.execute(SCHEMA_PATH.read_text())  # trusted file
     except psycopg.OperationalError as exc:
         raise DatabaseUnreachableError(f"cannot reach the database: {exc}") from exc
 
@@ -336,8 +336,8 @@ class ReferenceDeployment(ProviderRoutes):
 
     def _origin(self, server: _Server) -> str:
         host, port = server.server_address[:2]
-        host = f"[{host}]" if ":" in str(host) else host
-        return f"http://{host}:{port}"
+        name = str(host)
+        return f"http://[{name}]:{port}" if ":" in name else f"http://{name}:{port}"
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving, wake sleeping work, join every thread, close sockets and connections."""
@@ -623,7 +623,7 @@ class ReferenceDeployment(ProviderRoutes):
             self._send_json(h, 400, {"error": "Invalid JSON body"}, path=path)
             return
         generation_id = str(uuid.uuid4())
-        extra = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        extra: dict[str, Any] = body["parameters"] if isinstance(body.get("parameters"), dict) else {}
         parameters: dict[str, Any] = {
             "aspectRatio": "1:1",
             "numOutputs": 1,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stuckgen.audit import AuditLog, AuditRecord
-from stuckgen.db import transaction
+from stuckgen.db import Connection, transaction
 from stuckgen.errors import AuditWriteError, StuckgenError
 from stuckgen.remediate.results import RowOutcome
 
@@ -81,7 +81,7 @@ class BatchProgress:
     interrupted: bool = False
 
 
-def apply_batches(conn: Any, batches: Iterable[Sequence[Any]], apply: Callable[[Sequence[Any]], tuple[list[RowOutcome], list[AuditRecord]]],
+def apply_batches(conn: Connection, batches: Iterable[Sequence[Any]], apply: Callable[[Sequence[Any]], tuple[list[RowOutcome], list[AuditRecord]]],
                    *, audit: AuditLog, statement_timeout: float, lock_timeout: float, run_id: str,
                    progress: Callable[[int], None] | None, pending: Callable[[Sequence[Any]], list[RowOutcome]] | None,
                    total: int) -> BatchProgress:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 from psycopg.rows import dict_row
@@ -18,6 +18,10 @@ from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult,
 from stuckgen.remediate.select import TEXT_TYPES, Target, recheck_options, table_name
 from stuckgen.scan import ScanOptions, where_stuck
 from stuckgen.schema import SchemaMapping
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
+
 
 @dataclass(frozen=True)
 class _Change:
@@ -93,11 +97,11 @@ def _fail_change(m: SchemaMapping, *, failed_status: str, naive_tz: str) -> _Cha
         fields.append(Field(key=f.describe(), column=f.column))
 
     for col, items in json_sets.items():
-        dtype = next(m[n].data_type for n in ("error", "updated") if m[n].column == col)
+        dtype = next(m[n].data_type for n in ("error", "updated") if m[n].column == col) or ""
         doc: sql.Composable = sql.SQL("coalesce({}::jsonb, '{{}}'::jsonb)").format(sql.Identifier("g", col))
-        expr = doc
-        for path, value in items:
-            expr = sql.SQL("jsonb_set({}, {}, {}, true)").format(expr, sql.Literal(list(path)), value)
+        expr: sql.Composable = doc
+        for path, new in items:
+            expr = sql.SQL("jsonb_set({}, {}, {}, true)").format(expr, sql.Literal(list(path)), new)
         full = sql.SQL("CASE WHEN jsonb_typeof({d}) = 'object' THEN {e} ELSE {d} END").format(d=doc, e=expr)
         if (dtype or "").lower() == "json":
             full = sql.SQL("({})::json").format(full)
@@ -128,7 +132,7 @@ def default_reason(cls: str | None, options: ScanOptions) -> str:
 FAILED_STATUS_SETTING = "--failed-status (STUCKGEN_FAILED_STATUS, failed_status in stuckgen.toml)"
 
 
-def check_fail_writes(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions) -> None:
+def check_fail_writes(conn: Connection, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions) -> None:
     """WriteRefusedError when the database would refuse what fail writes into these rows.
 
     Read-only: runs in its own READ ONLY transaction. The dry run calls it before it
@@ -150,7 +154,7 @@ def check_fail_writes(conn: Any, mapping: SchemaMapping, targets: Sequence[Targe
         check_writes(conn, mapping, writes, keys=[t.key for t in targets], action="fail")
 
 
-def fail_rows(conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions,
+def fail_rows(conn: Connection, mapping: SchemaMapping, targets: Sequence[Target], *, options: FailOptions,
               audit: AuditLog, run_id: str, operator: str,
               progress: Callable[[int], None] | None = None, rejected: Sequence[RowOutcome] = ()) -> RemediationResult:
     """Set the failed status and an error on ``targets``, batch by batch, by compare-and-set.

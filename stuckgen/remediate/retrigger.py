@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AuditLog, AuditRecord
-from stuckgen.db import transaction
+from stuckgen.db import Connection, scalar, transaction
 from stuckgen.errors import ConfigError
 from stuckgen.http import check_transport, parse_retry_after, read_capped, retry_delay
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
@@ -136,7 +136,7 @@ def partition_attempts(targets: Sequence[Target], attempts: dict[str, int], *,
     return under, exhausted
 
 
-def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequence[Target], *,
+def retrigger_rows(client: Any, conn: Connection, mapping: SchemaMapping, targets: Sequence[Target], *,
                    options: RetriggerOptions, audit: AuditLog, run_id: str, operator: str,
                    progress: Callable[[int], None] | None = None,
                    rejected: Sequence[RowOutcome] = ()) -> RemediationResult:
@@ -170,7 +170,7 @@ def retrigger_rows(client: Any, conn: Any, mapping: SchemaMapping, targets: Sequ
 
     with transaction(conn, read_only=True, statement_timeout=options.statement_timeout):
         attempts = audit.attempts(conn, table=tname, row_ids=[t.id for t in targets])
-        t0 = conn.execute("SELECT now()").fetchone()[0]
+        t0 = scalar(conn, "SELECT now()")
 
     to_send, exhausted = partition_attempts(targets, attempts, max_attempts=options.max_attempts)
     outcomes: dict[str, RowOutcome] = {o.id: o for o in exhausted}
@@ -380,7 +380,7 @@ def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: t
     return outcome, status, tries, reason
 
 
-def verify(conn: Any, mapping: SchemaMapping, keys: Sequence[Any], *, since: datetime,
+def verify(conn: Connection, mapping: SchemaMapping, keys: Sequence[Any], *, since: datetime,
            options: RetriggerOptions) -> dict[str, str]:
     """Per row: its new status when it left in flight, ``alive`` (heartbeat since the run), ``still-stuck``, ``in-flight``.
 

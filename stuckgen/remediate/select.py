@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
@@ -14,6 +14,9 @@ from stuckgen.errors import ConfigError, SchemaError, SelectionError
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, build_class_query, check_classes
 from stuckgen.schema import SchemaMapping
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 INT_TYPES = {"smallint": 2**15, "integer": 2**31, "bigint": 2**63}
 TEXT_TYPES = {"text", "character varying", "character", "citext", "name"}
@@ -87,7 +90,7 @@ class Selection:
     by_ids: bool = False
 
 
-def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids: Sequence[str] = (),
+def select_rows(conn: Connection, mapping: SchemaMapping, options: ScanOptions, *, ids: Sequence[str] = (),
                 all_stuck: bool = False, rules: Sequence[Rule] = DEFAULT_RULES) -> Selection:
     """Rows by id (validated first) or every stuck row matching the scan filters.
 
@@ -141,7 +144,7 @@ def select_rows(conn: Any, mapping: SchemaMapping, options: ScanOptions, *, ids:
     return Selection(targets=tuple(targets_l), rejected=tuple(rejected), by_ids=True)
 
 
-def _stuck_targets(conn: Any, mapping: SchemaMapping, options: ScanOptions,
+def _stuck_targets(conn: Connection, mapping: SchemaMapping, options: ScanOptions,
                    rules: Sequence[Rule]) -> Iterator[Target]:
     """Stuck rows as targets, classified in SQL (``build_class_query``), in the scan's order.
 
@@ -186,7 +189,7 @@ def recheck_options(options: ScanOptions) -> ScanOptions:
     return replace(options, ids=(), since=None, classes=(), limit=None)
 
 
-def no_jit(conn: Any) -> None:
+def no_jit(conn: Connection) -> None:
     # A batch statement's row estimates (CTEs over unnest) are wildly high, which makes
     # PostgreSQL JIT-compile it: hundreds of milliseconds per batch for microseconds of work.
     conn.execute("SELECT set_config('jit', 'off', true)")

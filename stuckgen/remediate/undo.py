@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from stuckgen.audit import AUDIT_SCHEMA, AUDIT_SCHEMA_V1, AuditLog, AuditRecord, TableAudit, require_run
-from stuckgen.db import transaction
+from stuckgen.db import Connection, transaction
 from stuckgen.errors import ConfigError, SchemaError, SelectionError
 from stuckgen.remediate.batches import apply_batches
 from stuckgen.remediate.fields import (
@@ -28,7 +29,7 @@ class UndoOptions:
     dry_run: bool = False
 
 
-def undo(conn: Any, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new_run_id: str, operator: str,
+def undo(conn: Connection, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new_run_id: str, operator: str,
          options: UndoOptions = UndoOptions(), progress: Callable[[int], None] | None = None) -> RemediationResult:
     """Restore the previous values of the rows a ``fail`` run changed, by compare-and-set.
 
@@ -178,7 +179,7 @@ def _undo_statement(m: SchemaMapping, *, snap: sql.Composable, sets: sql.Composa
     return sql.Composed(parts)
 
 
-def _check_restores(conn: Any, mapping: SchemaMapping, batch: Sequence[AuditRecord], names: Sequence[str],
+def _check_restores(conn: Connection, mapping: SchemaMapping, batch: Sequence[AuditRecord], names: Sequence[str],
                     keys: Sequence[Any]) -> None:
     """WriteRefusedError before a batch whose previous values the column would now refuse (an enum
     label gone, a CHECK added since the run): the dry run says so instead of promising the restore."""

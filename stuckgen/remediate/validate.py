@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
+from stuckgen.db import scalar
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
+
+if TYPE_CHECKING:
+    from stuckgen.db import Connection
 
 
 class WriteRefusedError(ConfigError):
@@ -41,7 +45,7 @@ class ColumnRules:
         return f"a value of type {self.type_sql}"
 
 
-def column_rules(conn: Any, m: SchemaMapping, column: str) -> ColumnRules:
+def column_rules(conn: Connection, m: SchemaMapping, column: str) -> ColumnRules:
     """Type, enum labels, NOT NULL and CHECK constraints of ``column``, from the catalog."""
     reg = m.qualified().as_string(conn)
     row = conn.execute(
@@ -59,7 +63,7 @@ def column_rules(conn: Any, m: SchemaMapping, column: str) -> ColumnRules:
                        checks=tuple((r[0], r[1]) for r in checks))
 
 
-def refusal(conn: Any, m: SchemaMapping, column: str, value: str | None, *,
+def refusal(conn: Connection, m: SchemaMapping, column: str, value: str | None, *,
             keys: Sequence[Any] = (), rules: ColumnRules | None = None) -> str | None:
     """Why the database would refuse ``value`` in ``column`` of the rows ``keys``; None when it accepts it.
 
@@ -91,7 +95,7 @@ def refusal(conn: Any, m: SchemaMapping, column: str, value: str | None, *,
         q = sql.SQL("SELECT count(*) FILTER (WHERE NOT ({e})) FROM ({s}) t").format(e=sql.SQL(expr), s=source)
         try:
             with conn.transaction():
-                bad = conn.execute(q).fetchone()[0]
+                bad = scalar(conn, q)
         except psycopg.Error:
             continue  # an expression over columns a single value cannot stand for: left to the real run
         if bad:
@@ -99,7 +103,7 @@ def refusal(conn: Any, m: SchemaMapping, column: str, value: str | None, *,
     return None
 
 
-def check_writes(conn: Any, m: SchemaMapping, writes: Sequence[tuple[str, str, str | None]], *,
+def check_writes(conn: Connection, m: SchemaMapping, writes: Sequence[tuple[str, str, str | None]], *,
                  keys: Sequence[Any] = (), action: str = "fail") -> None:
     """Raise WriteRefusedError for the first (setting, column, value) the database would refuse."""
     for setting, column, value in writes:

@@ -186,7 +186,7 @@ def probe_table(matrix: ProbeMatrix, *, width: int | None = None) -> Any:
         if any(r.html_auth_page or r.sso_nonce or r.sso_redirect for r in rs):
             markers.append("auth wall")
         if any(r.location and not r.sso_redirect for r in rs):
-            markers.append("-> " + next(r.location for r in rs if r.location and not r.sso_redirect))  # type: ignore[operator]
+            markers.append("-> " + next(r.location for r in rs if r.location and not r.sso_redirect))
         if not markers and any(r.vercel_id for r in rs):
             markers.append("x-vercel-id")
         styles[len(cells)] = _answer_style(cell)

@@ -45,7 +45,7 @@ def result_table(result: RemediationResult, *, max_rows: int | None, width: int 
     shown = ordered if max_rows is None else ordered[:max_rows]
     cells = [{"id": o.id, "class": o.cls or "-", "outcome": o.outcome, "http": str(o.http_status or "-"),
               "try": str(o.attempt or "-"), "verify": o.verify or "-", "reason": o.reason} for o in shown]
-    ok = {o.outcome: o.ok for o in shown}
+    ok: dict[str, bool] = {str(o.outcome): o.ok for o in shown}
 
     def style(col: str, v: str) -> str:
         return _STYLE.get(v, "red" if not ok.get(v, True) else "") if col == "outcome" else ""

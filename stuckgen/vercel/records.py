@@ -26,6 +26,11 @@ def _target_key(target: str) -> tuple[int, str]:
     return (_TARGET_ORDER.index(target) if target in _TARGET_ORDER else len(_TARGET_ORDER), target)
 
 
+def _obj(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a JSON object, else an empty one: answers are read without trusting their shape."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _text(value: Any) -> str | None:
     """A non-empty string, or None for anything else (the API sends null, "" or omits)."""
     if isinstance(value, str) and value.strip():
