@@ -172,3 +172,15 @@ def test_prisma_enum_status_labels_are_read_and_failed_is_a_label(empty_db):
     assert "labels: PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED" in text
     doc = json.loads(runner.invoke(app, ["scan", "-d", empty_db, "-f", "json"]).stdout)
     assert {(r["id"], r["class"]) for r in doc["rows"]} == {("r1", "unknown"), ("r2", "awaiting-webhook")}
+
+
+def test_the_generated_file_never_holds_the_database_password(shots):
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    dsn, _ = shots
+    params = conninfo_to_dict(dsn)
+    params["password"] = "pw-" + "q7" * 12  # trust auth ignores it; stuckgen must not write it
+    r = runner.invoke(app, ["init", "-d", make_conninfo(**params), "--table", "Shot"])
+    assert r.exit_code == 0, r.output
+    text = Path("stuckgen.toml").read_text()
+    assert params["password"] not in text and params["password"] not in r.output
