@@ -322,7 +322,7 @@ def judge(report: Any, scenario: str) -> DemoVerdict:
 
 NEXT_STEPS = (
     "On your own app (settings may also live in ./.env or stuckgen.toml; see the README):",
-    "  export DATABASE_URL='postgresql://...'          # a read-only role is enough to diagnose",
-    "  export STUCKGEN_BASE_URL=https://your-app.example.com INTERNAL_API_SECRET=...",
-    "  stuckgen schema && stuckgen doctor                # what it found in your database, then the diagnosis",
+    "  export DATABASE_URL='postgresql://...'    # a read-only role is enough to diagnose",
+    "  stuckgen init                             # finds your job table, writes a commented stuckgen.toml",
+    "  STUCKGEN_BASE_URL=https://your-app.example.com INTERNAL_API_SECRET=... stuckgen doctor",
 )

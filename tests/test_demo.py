@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 EXE = str(Path(sys.executable).parent / "stuckgen")
+README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -47,7 +48,11 @@ def test_demo_diagnoses_the_incident_and_cleans_up(tmp_path):
     assert "demo cleaned up." in p.stderr
     assert p.stderr.rstrip().splitlines()[-1] == "diagnosed: secret-intermittent, as planted (scenario intermittent)"
     assert "Warning" not in p.stderr and "warning" not in p.stderr.lower(), p.stderr
-    assert "export DATABASE_URL=" in p.stderr and "stuckgen doctor" in p.stderr  # what to run on your own app
+    # what to run on your own app, the way the README says it
+    assert "export DATABASE_URL=" in p.stderr and "stuckgen init" in p.stderr and "stuckgen doctor" in p.stderr
+    from stuckgen.demo import NEXT_STEPS
+
+    assert "\n".join(NEXT_STEPS) in p.stderr and "\n".join(NEXT_STEPS[1:]) in README
     assert _leftovers(tmp_path) == ([], [])
 
 
