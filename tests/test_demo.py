@@ -71,28 +71,33 @@ def test_demo_healthy_scenario_exits_0(tmp_path):
 def test_demo_interrupted_cleans_up(tmp_path, sig):
     proc = subprocess.Popen([EXE, "demo", "--keep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env(tmp_path))
-    deadline = time.monotonic() + 90
-    seen = ""
-    while time.monotonic() < deadline and "keep running until Ctrl-C" not in seen:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen += line
-    assert "keep running until Ctrl-C" in seen, seen
-    env_file = next(tmp_path.glob("stuckgen-demo-*/demo.env"))
-    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
-    # The env file reproduces what the demo showed: its threshold, so the stuck rows are found now.
-    text = env_file.read_text()
-    assert "STUCKGEN_THRESHOLD=" in text and "STUCKGEN_SINCE=" in text
-    scan = subprocess.run([EXE, "scan", "--env-file", str(env_file), "-f", "json"], capture_output=True, text=True,
-                          env=_env(tmp_path), timeout=60)
-    assert scan.returncode == 1, scan.stdout + scan.stderr
-    assert json.loads(scan.stdout)["summary"]["stuck"] > 0
-    proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
-    # Ctrl-C is how --keep ends: the demo then exits by its verdict (the default scenario is diagnosed).
-    assert proc.returncode == 0, err
-    assert "demo cleaned up." in err or "demo interrupted" in err
+    try:
+        deadline = time.monotonic() + 90
+        seen = ""
+        while time.monotonic() < deadline and "keep running until Ctrl-C" not in seen:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert "keep running until Ctrl-C" in seen, seen
+        env_file = next(tmp_path.glob("stuckgen-demo-*/demo.env"))
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+        # The env file reproduces what the demo showed: its threshold, so the stuck rows are found now.
+        text = env_file.read_text()
+        assert "STUCKGEN_THRESHOLD=" in text and "STUCKGEN_SINCE=" in text
+        scan = subprocess.run([EXE, "scan", "--env-file", str(env_file), "-f", "json"], capture_output=True, text=True,
+                              env=_env(tmp_path), timeout=60)
+        assert scan.returncode == 1, scan.stdout + scan.stderr
+        assert json.loads(scan.stdout)["summary"]["stuck"] > 0
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+        # Ctrl-C is how --keep ends: the demo then exits by its verdict (the default scenario is diagnosed).
+        assert proc.returncode == 0, err
+        assert "demo cleaned up." in err or "demo interrupted" in err
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the demo running
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
     assert _leftovers(tmp_path) == ([], [])
 
 
