@@ -338,7 +338,10 @@ def test_on_a_terminal_the_plan_and_the_target_come_before_the_question(stuck, t
 
     dsn, _ = stuck
     p = conninfo_to_dict(dsn)
-    url = f"postgresql://{p.get('user', 'postgres')}:Env-Passw0rd-77@{p.get('host', '127.0.0.1')}:{p.get('port', 5432)}/{p['dbname']}"
+    from urllib.parse import quote
+
+    host = quote(p.get("host", "127.0.0.1"), safe="")  # the embedded server listens on a socket directory
+    url = f"postgresql://{p.get('user', 'postgres')}:Env-Passw0rd-77@{host}:{p.get('port', 5432)}/{p['dbname']}"
     (tmp_path / ".env").write_text(f"DATABASE_URL={url}\n")
     exe = str(Path(sys.executable).parent / "stuckgen")
     before, after, code = _on_a_terminal([exe, "fail", "--all-stuck"], tmp_path, b"n\n")

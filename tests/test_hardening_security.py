@@ -222,12 +222,13 @@ def _dsn_forms(db: str) -> list[tuple[str, str]]:
 
     p = conninfo_to_dict(db)
     host, port, user, name = p.get("host", "127.0.0.1"), p.get("port", "5432"), p.get("user", "postgres"), p["dbname"]
-    base = f"postgresql://{user}@{host}:{port}/{name}"
+    uhost = quote(host, safe="")  # a unix-socket directory (the embedded server) is percent-encoded in a URL
+    base = f"postgresql://{user}@{uhost}:{port}/{name}"
     kv = f"host={host} port={port} user={user} dbname={name}"
     enc = quote(DSN_SECRET + "@:/", safe="")
     return [
-        ("userinfo", f"postgresql://{user}:{DSN_SECRET}@{host}:{port}/{name}"),
-        ("userinfo percent-encoded", f"postgres://{user}:{enc}@{host}:{port}/{name}"),
+        ("userinfo", f"postgresql://{user}:{DSN_SECRET}@{uhost}:{port}/{name}"),
+        ("userinfo percent-encoded", f"postgres://{user}:{enc}@{uhost}:{port}/{name}"),
         ("url password=", f"{base}?password={DSN_SECRET}"),
         ("url sslpassword=", f"{base}?sslmode=disable&sslpassword={DSN_SECRET}"),
         ("url options", f"{base}?options=" + quote(f"-c app.db_password={DSN_SECRET}", safe="")),
