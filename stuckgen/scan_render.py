@@ -260,6 +260,9 @@ class RenderedScan:
         query = build_render_query(self.mapping, self.options, self.rules, fmt=self.fmt, shown=self.shown, pct=pct)
         by_class: Counter = Counter()
         statuses: Counter = Counter()
+        # A cursor is planned for its first 10% of rows (cursor_tuple_fraction); every row is read
+        # here, so plan it as psql would plan the statement.
+        self.conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
         with self.conn.cursor(name="stuckgen_render", row_factory=tuple_row) as cur:
             cur.itersize = self.fetch_size
             cur.execute(query)
