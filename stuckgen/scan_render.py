@@ -15,6 +15,7 @@ and ``scan._row_to_stuck`` renders it: same output, whatever the data.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -244,6 +245,7 @@ class RenderedScan:
         self.fetch_size = fetch_size
         self.on_rows = on_rows  # called with the number of rows of each fetch (progress)
         self.summary = Summary()
+        self._stream: Any = None
         check_classes(options.classes, self.rules)
 
     def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
@@ -253,53 +255,65 @@ class RenderedScan:
     def __iter__(self) -> Iterator[Any]:
         from psycopg.rows import tuple_row
 
-        from stuckgen.render.scan import csv_row
-
         pct = sample_pct(self.mapping)
         cap = listed(self.fmt, self.shown, self.options.limit)
         query = build_render_query(self.mapping, self.options, self.rules, fmt=self.fmt, shown=self.shown, pct=pct)
+        # Streamed in chunks (libpq's chunked rows mode), not through a DECLAREd cursor: the server
+        # plans and runs it as psql would (a cursor is planned for its first rows and never runs in
+        # parallel), and memory holds one chunk at a time.
+        cur = self.conn.cursor(row_factory=tuple_row)
+        self._stream = stream = cur.stream(query, size=self.fetch_size)
+        try:
+            yield from self._lines(stream, cap, pct)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """End the statement if its rows were not all read (a reader that stopped early, `| head`):
+        psycopg cancels it, so the transaction can end. Call it before the transaction ends."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+
+    def _lines(self, stream: Iterator[tuple[Any, ...]], cap: int | None, pct: float | None) -> Iterator[Any]:
+        from stuckgen.render.scan import csv_row
+
         by_class: Counter = Counter()
         statuses: Counter = Counter()
-        # A cursor is planned for its first 10% of rows (cursor_tuple_fraction); every row is read
-        # here, so plan it as psql would plan the statement.
-        self.conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true)")
-        with self.conn.cursor(name="stuckgen_render", row_factory=tuple_row) as cur:
-            cur.itersize = self.fetch_size
-            cur.execute(query)
-            while True:
-                batch = cur.fetchmany(self.fetch_size)
-                if not batch:
-                    break
-                if self.on_rows is not None:
-                    self.on_rows(len(batch))
-                for rec in batch:
-                    line = rec[0]
-                    if line is not None:
-                        if self.fmt == "table":
-                            yield row_from_json(line)
-                        elif self.fmt == "json" and (not line.isascii() or "\x7f" in line):
-                            # json.dumps escapes what is not printable ASCII; PostgreSQL writes UTF-8.
-                            yield json.dumps(json.loads(line))
-                        else:
-                            yield line
-                        continue
-                    if rec[2] is None:  # the summary row: the last one
-                        self._summarize(rec, by_class, statuses, pct)
-                        continue
-                    if rec[4] is None:  # past the list's end, written by the server: counted, not sent
-                        continue
-                    row = self._python_row(rec)
-                    # Python's reading wins for this row; keep the summary's counts in step with it.
-                    by_class[row.cls] += 1
-                    by_class[rec[1]] -= 1
-                    if row.trigger_status is not None:
-                        statuses[row.trigger_status] += 1
-                    if rec[3] is not None:
-                        statuses[int(rec[3])] -= 1
-                    if cap is not None and rec[2] > cap:  # counted, not listed
-                        continue
-                    yield row if self.fmt == "table" else (
-                        json.dumps(row.as_dict()) if self.fmt == "json" else csv_row(row))
+        while True:
+            batch = list(itertools.islice(stream, self.fetch_size))
+            if not batch:
+                break
+            if self.on_rows is not None:
+                self.on_rows(len(batch))
+            for rec in batch:
+                line = rec[0]
+                if line is not None:
+                    if self.fmt == "table":
+                        yield row_from_json(line)
+                    elif self.fmt == "json" and (not line.isascii() or "\x7f" in line):
+                        # json.dumps escapes what is not printable ASCII; PostgreSQL writes UTF-8.
+                        yield json.dumps(json.loads(line))
+                    else:
+                        yield line
+                    continue
+                if rec[2] is None:  # the summary row: the last one
+                    self._summarize(rec, by_class, statuses, pct)
+                    continue
+                if rec[4] is None:  # past the list's end, written by the server: counted, not sent
+                    continue
+                row = self._python_row(rec)
+                # Python's reading wins for this row; keep the summary's counts in step with it.
+                by_class[row.cls] += 1
+                by_class[rec[1]] -= 1
+                if row.trigger_status is not None:
+                    statuses[row.trigger_status] += 1
+                if rec[3] is not None:
+                    statuses[int(rec[3])] -= 1
+                if cap is not None and rec[2] > cap:  # counted, not listed
+                    continue
+                yield row if self.fmt == "table" else (
+                    json.dumps(row.as_dict()) if self.fmt == "json" else csv_row(row))
 
     def _python_row(self, rec: tuple[Any, ...]) -> StuckRow:
         ev = dict(zip(_EVIDENCE, rec[4:4 + len(_EVIDENCE)]))

@@ -97,14 +97,17 @@ def scan(
                 return s
 
             started = time.monotonic()
-            with ticker:
-                if fmt == "json":
-                    out.lines(scan_json_lines(run, summary, meta))
-                elif fmt == "csv":
-                    out.lines(scan_csv_lines(run))
-                else:
-                    tbl, _ = scan_table(run, max_rows=None, width=out.width)
-                summary()
+            try:
+                with ticker:
+                    if fmt == "json":
+                        out.lines(scan_json_lines(run, summary, meta))
+                    elif fmt == "csv":
+                        out.lines(scan_csv_lines(run))
+                    else:
+                        tbl, _ = scan_table(run, max_rows=None, width=out.width)
+                    summary()
+            finally:
+                run.close()  # a reader gone early (| head): end the statement before the transaction
             if fmt == "csv":
                 for line in summary_lines(summary(), threshold=opts.threshold, since=opts.since):
                     out.note(line)
