@@ -494,7 +494,7 @@ class FileAudit(AuditLog):
                 last[(r.row_id, str(r.detail.get("channel")))] = r
         return list(last.values())
 
-    def runs(self, conn: Connection, *, limit: int = 20) -> list[RunSummary]:
+    def runs(self, conn: Connection | None, *, limit: int = 20) -> list[RunSummary]:
         groups: dict[tuple[str, str, str, str, str], list[Any]] = {}
         for r in self._records():
             key = (r.run_id, r.action, r.operator, r.table, r.outcome)

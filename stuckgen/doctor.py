@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from stuckgen.db import scalar
-from stuckgen.errors import SchemaError, StuckgenError
+from stuckgen.errors import ExitCode, SchemaError, StuckgenError
 from stuckgen.findings import Finding, Severity
 from stuckgen.secrets import describe, hygiene_problems
 
 if TYPE_CHECKING:
     from stuckgen.db import Connection
+    from stuckgen.session import Session
     from stuckgen.settings import Settings
 
 
@@ -747,3 +748,42 @@ def _plan(report: DoctorReport) -> tuple[list[str], list[str]]:
             steps.append(f"{r.finding.id}: {r.finding.fix}")
     steps.append("schedule `stuckgen check --max-stuck 0` every 10 minutes in CI to catch the next occurrence early")
     return remediation, steps
+
+
+def gather(session: Session, *, probe: bool, repeat: int | None, timeline: bool = False,
+           on_step: Callable[[str], None] | None = None) -> DoctorReport:
+    """Open what the configuration allows (database, deployment, Vercel, provider) through the session; diagnose.
+
+    An unreachable database is evidence, not an error: the report says so.
+    """
+    from stuckgen.errors import UnreachableError
+    from stuckgen.probe import DEFAULT_REPEAT
+
+    s = session.settings
+    conn: Connection | None = None
+    db_error = db_fix = None
+    if s.database_url:
+        try:
+            conn = session.connection()
+        except UnreachableError as exc:
+            db_error, db_fix = exc.message, exc.hint
+    http = session.http_client() if probe and s.base_url else None
+    # The Vercel API may sit behind the operator's proxy; the deployment is called directly.
+    vercel = session.http_client(trust_env=True) if s.vercel_token and s.vercel_project else None
+    provider = session.http_client() if s.replicate_api_token else None
+    return diagnose(s, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, provider_http=provider,
+                    timeline=timeline, cookie_header=session.cookie_header(), cookie_info=session.cookie(),
+                    repeat=repeat or DEFAULT_REPEAT, allow_insecure=session.allow_insecure, rules=session.rules(),
+                    now=time.time(), on_step=on_step)
+
+
+def exit_code(report: DoctorReport, *, database_configured: bool) -> ExitCode:
+    """3 when every source doctor tried (database, deployment, Vercel) failed to answer; else by the worst finding."""
+    tried = database_configured or report.probe_matrix is not None or bool(report.vercel)
+    reached = (bool(report.database.get("reachable"))
+               or (report.probe_matrix is not None and report.probe_matrix.any_answered)
+               or bool(report.vercel.get("consulted")))
+    if tried and not reached:
+        return ExitCode.UNREACHABLE
+    w = report.worst
+    return ExitCode.FINDINGS if w is not None and w >= Severity.WARNING else ExitCode.OK

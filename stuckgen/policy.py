@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stuckgen.audit import AuditLog, new_run_id
 from stuckgen.db import Connection, transaction
@@ -28,6 +28,9 @@ from stuckgen.remediate import (
 )
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
 from stuckgen.schema import SchemaMapping
+
+if TYPE_CHECKING:
+    from stuckgen.session import Session
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,3 +165,35 @@ def apply(conn: Connection, mapping: SchemaMapping, policy: Policy, *, scan: Sca
         triggered = retrigger_rows(client, conn, mapping, to_retrigger.targets, options=options_r, audit=audit,
                                    run_id=new_run_id(), operator=operator)
     return PolicyResult(policy=policy, acted=True, retrigger=triggered, fail=failed)
+
+
+def from_flags(*, retrigger_after: float | None, fail_after: float | None, max_attempts: int,
+               act: bool) -> Policy | None:
+    """The policy the flags describe; None without a rule (ConfigError when asked to act on none)."""
+    if retrigger_after is None and fail_after is None:
+        if act:
+            raise ConfigError("--remediate needs a policy: --retrigger-after, --fail-after or both",
+                              hint="e.g. --retrigger-after 5m --fail-after 30m --remediate")
+        return None
+    return Policy(retrigger_after=retrigger_after, fail_after=fail_after, max_attempts=max_attempts)
+
+
+def run(session: Session, policy: Policy, *, act: bool, endpoint: str | None, wait: float) -> PolicyResult:
+    """Apply the policy through the session: its connection, mapping, audit log and (to retrigger) a client.
+
+    ``endpoint`` is None unless acting on retriggers (``Session.endpoint`` checked it before
+    anything was read). Fires production work and is destructive when ``act``.
+    """
+    from stuckgen.remediate.runner import fail_options, retrigger_options
+
+    scan = session.remediation_scan_options()
+    audit = session.audit()
+    if act:
+        session.prepare_audit(audit)
+    retrigger = (retrigger_options(session, endpoint=endpoint, scan=scan, allow_insecure=session.allow_insecure,
+                                   max_attempts=policy.max_attempts, wait=wait)
+                 if endpoint is not None else None)
+    client = session.http_client(concurrency=retrigger.concurrency) if retrigger is not None else None
+    return apply(session.connection(), session.mapping(), policy, scan=scan, audit=audit, operator=session.operator(),
+                 act=act, client=client, retrigger=retrigger, fail=fail_options(session, scan=scan),
+                 rules=session.rules(), statement_timeout=session.settings.statement_timeout)

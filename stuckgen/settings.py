@@ -62,11 +62,17 @@ def _int(name: str, lo: int = 0) -> Callable[[Any], int]:
 
 def _float(name: str) -> Callable[[Any], float]:
     def parse(v: Any) -> float:
-        try:
-            return float(str(v).strip().rstrip("%")) / (100.0 if str(v).strip().endswith("%") else 1.0)
-        except ValueError:
-            raise ConfigError(f"{name}: {v!r} is not a number") from None
+        return parse_rate(v, option=name)
     return parse
+
+
+def parse_rate(value: Any, *, option: str) -> float:
+    """A number, or a percentage (``5%`` is 0.05); ConfigError naming ``option`` otherwise."""
+    text = str(value).strip()
+    try:
+        return float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        raise ConfigError(f"{option}: {value!r} is not a number") from None
 
 
 def _list(v: Any) -> tuple[str, ...]:

@@ -58,7 +58,7 @@ def test_demo_diagnoses_the_incident_and_cleans_up(tmp_path):
 
 @pytest.mark.slow
 def test_demo_healthy_scenario_exits_0(tmp_path):
-    p = subprocess.run([EXE, "demo", "--scenario", "healthy", "--generations", "4", "--threshold", "8"], capture_output=True, text=True,
+    p = subprocess.run([EXE, "demo", "--scenario", "healthy", "--generations", "4", "--threshold", "8s"], capture_output=True, text=True,
                        env=_env(tmp_path), timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "no stuck generations" in p.stdout
@@ -145,7 +145,7 @@ def test_every_fault_scenario_plants_a_cause():
 
 @pytest.mark.slow
 def test_demo_lost_callback_tells_the_whole_story(tmp_path):
-    p = subprocess.run([EXE, "demo", "--scenario", "lost-callback", "--generations", "4", "--threshold", "2"],
+    p = subprocess.run([EXE, "demo", "--scenario", "lost-callback", "--generations", "4", "--threshold", "2s"],
                        capture_output=True, text=True, env=_env(tmp_path), timeout=120)
     assert p.returncode == 0, p.stdout + p.stderr
     # Rows waiting, the provider finished, the callback lost, the cause named ...

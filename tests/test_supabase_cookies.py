@@ -234,7 +234,7 @@ def test_three_chunk_session_crosses_only_nginx(cases: dict[str, Case]) -> None:
 
 
 def _cookie_findings(info: Any, now: float) -> list[Any]:
-    from stuckgen.findings import _cookie_findings as cookie_findings
+    from stuckgen.findings.cookie import cookie_findings
 
     return cookie_findings(info, now, [], 0)
 

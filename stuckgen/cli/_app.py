@@ -215,6 +215,22 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
 
+    def confirmer(self, yes: bool) -> Callable[[str], bool]:
+        """How the core asks before it acts: --yes acts; a terminal gets one question; else a dry run."""
+        def confirm(question: str) -> bool:
+            if yes:
+                return True
+            if sys.stdin.isatty() and self.err.is_terminal:
+                return typer.confirm(question, default=False, err=True)
+            return False
+        return confirm
+
+    @contextmanager
+    def rows_progress(self, label: str, total: int) -> Iterator[Callable[[int], None] | None]:
+        """The core's progress hook: a bar advanced by rows done on a terminal, else None."""
+        with self.progress(label, total=total, estimate=total) as bar:
+            yield bar.advance if bar else None
+
     @contextmanager
     def progress(self, label: str, *, total: int | None, estimate: int, at_least: int = 2) -> Iterator["Bar | None"]:
         """A transient progress bar on stderr when it is a terminal and ``estimate`` >= ``at_least``; else None."""

@@ -1,18 +1,15 @@
 """`stuckgen demo`: the whole tool on a fresh machine, nothing configured."""
 
 
-import signal
 import time
 from typing import Annotated, Any, Optional
 
 import typer
 
 from stuckgen.cli._app import DebugOpt, Output, app, handle_errors
-from stuckgen.errors import ExitCode
-
-
-def _sigterm_as_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+from stuckgen.durations import parse_duration
+from stuckgen.errors import ConfigError, ExitCode
+from stuckgen.session import interruptible
 
 
 @app.command()
@@ -22,10 +19,10 @@ def demo(
                                           help="Fault to reproduce: healthy, secret-missing, secret-mismatch, "
                                                "secret-whitespace, intermittent, protected, redirect, cookie-expired, "
                                                "dropped-trigger, worker-crash, slow, lost-callback.")] = "intermittent",
-    generations: Annotated[int, typer.Option("--generations", "-n", min=1, max=500, metavar="N",
+    generations: Annotated[int, typer.Option("--generations", "-g", min=1, max=500, metavar="N",
                                              help="Generations to send through /api/generate.")] = 12,
-    threshold: Annotated[float, typer.Option("--threshold", min=0.5, max=600, metavar="SECONDS",
-                                             help="Quiet seconds after which the demo calls a row stuck.")] = 3.0,
+    threshold: Annotated[str, typer.Option("--threshold", "-t", metavar="DURATION",
+                                           help="Quiet time after which the demo calls a row stuck (0.5s to 10m).")] = "3s",
     keep: Annotated[bool, typer.Option("--keep", help="Leave the database and the deployment running until Ctrl-C, "
                                                       "and print how to point the other commands at them.")] = False,
     database_url: Annotated[Optional[str], typer.Option(
@@ -57,19 +54,19 @@ def demo(
 
     out = Output()
     sc = get_scenario(scenario)
-    previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+    quiet = parse_duration(threshold, option="--threshold")
+    if not 0.5 <= quiet <= 600:
+        raise ConfigError("--threshold: must be between 0.5s and 10m")
     t0 = time.monotonic()
-    try:
+    with interruptible():
         out.note(f"stuckgen demo — scenario {sc.name}: {sc.description}")
         try:
-            report = _run(out, sc.name, database_url=database_url, generations=generations, threshold=threshold,
+            report = _run(out, sc.name, database_url=database_url, generations=generations, threshold=quiet,
                           keep=keep, t0=t0)
         except KeyboardInterrupt:
             out.note("demo interrupted; everything it started is stopped and removed.")
             raise
         out.note("demo cleaned up.")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     verdict = judge(report, sc.name)
     out.note("")
     out.note("\n".join(NEXT_STEPS))
@@ -80,9 +77,10 @@ def demo(
 
 def _run(out: Output, scenario: str, *, database_url: str | None, generations: int, threshold: float, keep: bool,
          t0: float) -> Any:
-    from stuckgen.cli.doctor import gather
     from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
+    from stuckgen.doctor import gather
     from stuckgen.render.doctor import doctor_text_lines
+    from stuckgen.session import Session
 
     with demo_environment(scenario=scenario, database_url=database_url, threshold=threshold,
                           progress=lambda m: out.note(f"  {m} ...")) as env:
@@ -92,7 +90,9 @@ def _run(out: Output, scenario: str, *, database_url: str | None, generations: i
         out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
         wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
         out.note("  running doctor ...")
-        report = gather(settings, out=out, probe=True, repeat=4, allow_insecure=False)
+        with Session(settings, out) as session:
+            report = gather(session, probe=True, repeat=4,
+                            on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
         out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
         out.lines(doctor_text_lines(report))
         from stuckgen.reference.scenarios import get_scenario

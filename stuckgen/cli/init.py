@@ -5,31 +5,28 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from stuckgen.cli._app import (
-    ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, Output, StatementTimeoutOpt, TableOpt, app,
-    handle_errors, settings_from,
-)
+from stuckgen.cli._app import ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, Output, StatementTimeoutOpt, TableOpt
+from stuckgen.cli.options import command, group
 from stuckgen.errors import ConfigError, ExitCode
+from stuckgen.session import Session
+
+# Only flags, the environment and .env: the file being generated must not configure its own generation.
+INIT_DATABASE = group(database_url=DatabaseUrlOpt, table=TableOpt, db_schema=DbSchemaOpt,
+                      statement_timeout=StatementTimeoutOpt, connect_timeout=ConnectTimeoutOpt)
 
 
-@app.command()
-@handle_errors
+@command(INIT_DATABASE, no_config=True)
 def init(
-    database_url: DatabaseUrlOpt = None,
-    table: TableOpt = None,
-    db_schema: DbSchemaOpt = None,
+    session: Session,
+    out: Output,
     output: Annotated[str, typer.Option("--output", "-o", metavar="PATH",
                                         help="Where to write ('-' for stdout).")] = "stuckgen.toml",
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (the default in a pipe).")] = False,
-    statement_timeout: StatementTimeoutOpt = None,
-    connect_timeout: ConnectTimeoutOpt = None,
-    env_file: EnvFileOpt = None,
-    debug: DebugOpt = False,
 ) -> int:
     """Inspect the database and write a commented stuckgen.toml for its job table.
 
@@ -51,26 +48,19 @@ def init(
     Exit: 0 written (or declined), 2 no job table / the file exists / bad option,
     3 database unreachable.
     """
-    from stuckgen.cli import _db
     from stuckgen.discover import propose, toml_text
     from stuckgen.secrets import redact_dsn
 
-    params = dict(locals())
-    # The file being generated must not configure its own generation: only flags, env and .env count.
-    params["config"] = os.devnull
-    settings = settings_from(params)
-    out = Output()
+    settings = session.settings
     target = None if output == "-" else Path(output)
     if target is not None and target.exists() and not force:
         raise ConfigError(f"{target} exists; pass --force to overwrite it (or --output PATH)")
-    chosen_table = table if settings.sources.get("table", "default").startswith(("flag", "environment", ".env")) else None
-    conn = _db.connect(settings)
-    with conn:
-        with _db.read_tx(conn, settings):
-            proposal = propose(conn, table=chosen_table, db_schema=settings.db_schema,
-                               naive_tz=settings.naive_timezone, threshold=settings.threshold)
+    chosen = settings.table if settings.sources.get("table", "default").startswith(("flag", "environment", ".env")) else None
+    with session.read():
+        proposal = propose(session.connection(), table=chosen, db_schema=settings.db_schema,
+                           naive_tz=settings.naive_timezone, threshold=settings.threshold)
     text = toml_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     source=redact_dsn(settings.database_url))
+                     source=redact_dsn(settings.database_url or ""))
     if target is None:
         out.lines(text.rstrip("\n").splitlines())
         return ExitCode.OK

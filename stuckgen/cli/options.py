@@ -1,0 +1,183 @@
+"""Option groups declared once, and ``command``: the one way a command runs.
+
+A command declares only its own options and names the groups it takes:
+
+    @command(DATABASE, STUCK, AUDIT)
+    def fail(session: Session, out: Output, ids: IdsArg = None, ...) -> int:
+
+``command`` adds the groups' options (and --env-file, --config, --debug) to the
+command's signature, resolves them into ``Settings`` (precedence, stated once in
+``stuckgen.settings``: flag > environment > .env > stuckgen.toml > default),
+opens a ``Session`` with the ``Output`` and hands both to the body; the error
+boundary (``handle_errors``) turns the tool's exceptions into exit codes.
+
+The same thing has the same option everywhere: one meaning per short flag
+(-d database, -t threshold, -u url, -f format, -n limit, -r repeat, -c class,
+-y yes, -o output, -i interval), every duration parsed by ``durations.parse_duration``,
+one vocabulary of formats (``FORMATS``).
+"""
+
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Optional
+
+import typer
+
+from stuckgen.cli._app import (
+    AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    app, default_format, env_help, handle_errors, settings_from,
+)
+from stuckgen.errors import ConfigError
+
+# Every format a command can write, by one name each. A command accepts a subset.
+FORMATS = {
+    "table": "for a person (a table or a report; colour only on a terminal)",
+    "json": "one JSON document (JSON lines for watch)",
+    "csv": "comma-separated rows",
+    "markdown": "a report to paste into an incident",
+    "openmetrics": "metrics for a node_exporter textfile",
+}
+
+
+def formats(*names: str, default: str = "table on a terminal, json in a pipe") -> Any:
+    """The --format/-f option of a command accepting ``names`` (a subset of ``FORMATS``):
+    ``fmt: Annotated[Optional[str], formats("table", "json")] = None``."""
+    assert all(n in FORMATS for n in names), names
+    return typer.Option("--format", "-f", show_default=False, metavar="FORMAT",
+                        help=f"{' | '.join(names)}. Default: {default}.")
+
+
+def pick_format(fmt: str | None, out: Output, allowed: tuple[str, ...], *, default: str | None = None) -> str:
+    """The format to write: the flag, else ``default``, else table on a terminal and json in a pipe.
+
+    ``text`` (doctor's and check's earlier name for the human format) and ``live`` (watch's)
+    are read as ``table``: scripts written for them keep working.
+    """
+    chosen = fmt or default or default_format(None, tty=out.is_tty)
+    chosen = "table" if chosen in ("text", "live") else chosen
+    if chosen not in allowed:
+        raise ConfigError(f"--format: {fmt!r} is not one of {', '.join(allowed)}")
+    return chosen
+
+
+# -- selecting rows to act on (fail, retrigger, reconcile) ---------------------------------------------
+IdsArg = Annotated[Optional[list[str]], typer.Argument(
+    metavar="[ID]...", show_default=False, help="Row ids (validated against the id column's type first).")]
+AllStuckOpt = Annotated[bool, typer.Option("--all-stuck", help="Select every stuck row matching the filters.")]
+OlderThanOpt = Annotated[Optional[str], typer.Option(
+    "--older-than", metavar="DURATION", show_default=False,
+    help="Only rows quiet for at least this long (e.g. 30m); re-checked by the database clock when acting.")]
+ClassOpt = Annotated[Optional[list[str]], typer.Option(
+    "--class", "-c", metavar="CLASS", show_default=False, help="Only rows of this stuck class (repeatable).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act. Without it: a dry run (or one question on a terminal).")]
+
+# -- deployment options (probe-auth, doctor, check, watch, retrigger) ---------------------------------
+UrlOpt = Annotated[Optional[list[str]], typer.Option(
+    "--url", "-u", metavar="URL", show_default=False,
+    help=env_help("base_url", "Deployment base URL, e.g. https://app.example.com (repeatable where several "
+                              "deployments are compared)."))]
+RouteOpt = Annotated[Optional[str], typer.Option(
+    "--route", metavar="PATH", show_default=False,
+    help=env_help("route", "Path of the process route. Default /api/generate/process."))]
+SecretHeaderOpt = Annotated[Optional[str], typer.Option(
+    "--secret-header", metavar="HEADER", show_default=False,
+    help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET. Default x-internal-secret."))]
+SecretOpt = Annotated[Optional[str], typer.Option(
+    "--secret", metavar="VALUE", show_default=False,
+    help=env_help("internal_secret", "The INTERNAL_API_SECRET (prefer the environment: a flag is visible in `ps`; "
+                                     "never printed)."))]
+BypassSecretOpt = Annotated[Optional[str], typer.Option(
+    "--bypass-secret", metavar="VALUE", show_default=False,
+    help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))]
+CookieOpt = Annotated[Optional[str], typer.Option(
+    "--cookie", metavar="HEADER", show_default=False,
+    help=env_help("cookie", "Session cookies as a Cookie header 'name=value; ...' (never printed)."))]
+CookieFileOpt = Annotated[Optional[str], typer.Option(
+    "--cookie-file", metavar="PATH", show_default=False,
+    help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))]
+HttpTimeoutOpt = Annotated[Optional[str], typer.Option(
+    "--http-timeout", metavar="DURATION", show_default=False,
+    help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))]
+AllowInsecureOpt = Annotated[bool, typer.Option(
+    "--allow-insecure", help="Allow sending credentials over plain HTTP to a host that is not loopback.")]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Options several commands share, as the parameters ``command`` adds to each."""
+
+    params: tuple[inspect.Parameter, ...]
+
+    def __add__(self, other: "Group") -> "Group":
+        return Group(self.params + tuple(p for p in other.params if p.name not in {q.name for q in self.params}))
+
+
+def group(**options: Any) -> Group:
+    """A group from ``name=Annotated[...]``; each name is the option's key in ``settings.OPTIONS``."""
+    return Group(tuple(
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
+                          default=False if getattr(ann, "__origin__", None) is bool or ann is AllowInsecureOpt else None)
+        for name, ann in options.items()))
+
+
+RemediationSinceOpt = Annotated[Optional[str], typer.Option(
+    "--since", metavar="DURATION", show_default=False,
+    help="Only rows created within this window. Default: any age (the oldest stuck rows need remediation most).")]
+
+DATABASE = group(database_url=DatabaseUrlOpt, table=TableOpt, db_schema=DbSchemaOpt, map=MapOpt,
+                 inflight_statuses=InflightOpt, statement_timeout=StatementTimeoutOpt, lock_timeout=LockTimeoutOpt,
+                 connect_timeout=ConnectTimeoutOpt)
+STUCK = group(threshold=ThresholdOpt, since=SinceOpt)
+STUCK_ANY_AGE = group(threshold=ThresholdOpt, since=RemediationSinceOpt)
+AUDIT = group(audit_table=AuditTableOpt, audit_file=AuditFileOpt, operator=OperatorOpt)
+# The process route and how to reach it; the secret itself comes from the environment or .env.
+ROUTE = group(base_url=UrlOpt, route=RouteOpt, secret_header=SecretHeaderOpt, bypass_secret=BypassSecretOpt,
+              http_timeout=HttpTimeoutOpt, allow_insecure=AllowInsecureOpt)
+# Everything a probe can send: the route's options plus the secret and the session cookie.
+DEPLOYMENT = ROUTE + group(internal_secret=SecretOpt, cookie=CookieOpt, cookie_file=CookieFileOpt)
+COMMON = group(env_file=EnvFileOpt, config=ConfigOpt, debug=DebugOpt)
+
+
+def command(*groups: Group, name: str | None = None,
+            no_config: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Register ``fn(session, out, **own_options)`` as a command taking ``groups``' options too.
+
+    ``no_config``: the command reads no stuckgen.toml and has no --config (`init` writes that file).
+    """
+    import os
+
+    from stuckgen.session import Session
+
+    common = Group(tuple(p for p in COMMON.params if not (no_config and p.name == "config")))
+    shared = functools.reduce(lambda a, b: a + b, (*groups, common))
+
+    def register(fn: Callable[..., int]) -> Callable[..., int]:
+        from stuckgen.settings import OPTIONS
+
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.name not in ("session", "out")]
+        # An own option named like a setting (fail's --failed-status) is a flag for the settings too.
+        names = {p.name for p in shared.params} | {p.name for p in own if p.name in OPTIONS}
+
+        @functools.wraps(fn)
+        def run(**kwargs: Any) -> int:
+            flags = {n: kwargs.pop(n) if n not in sig.parameters else kwargs[n] for n in names if n in kwargs}
+            if no_config:
+                flags["config"] = os.devnull
+            out = Output()
+            with Session(settings_from(flags), out, allow_insecure=bool(flags.get("allow_insecure"))) as session:
+                return fn(session, out, **kwargs)
+
+        # Typer reads the signature: the command's own options first, then the shared ones.
+        run.__signature__ = sig.replace(parameters=[  # type: ignore[attr-defined]
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.default is not inspect.Parameter.empty else p
+            for p in own] + list(shared.params))
+        del run.__wrapped__
+        app.command(name)(handle_errors(run))
+        return fn
+
+    return register
