@@ -67,6 +67,20 @@ def _confirm(out: Output, yes: bool, question: str, *, settings: Any = None, tab
     return False
 
 
+def _confirmer(out: Output, yes: bool, settings: Any) -> Any:
+    """The core's confirm hook: shows the dry run and the target, then asks (see ``_confirm``)."""
+    return lambda question, preview: _confirm(out, yes, question, settings=settings, table=preview.table, plan=preview)
+
+
+def _pick(ids: Optional[list[str]], all_stuck: bool, cls: Optional[list[str]], older_than: Optional[str]) -> Any:
+    """The rows a remediation command names, from its selection options."""
+    from stuckgen.durations import parse_duration
+    from stuckgen.remediate.runner import Pick
+
+    return Pick(ids=tuple(ids or ()), all_stuck=all_stuck, classes=tuple(cls or ()),
+                older_than=parse_duration(older_than, option="--older-than") if older_than else None)
+
+
 def _asks(out: Output) -> bool:
     """Whether a command without --yes asks (a terminal on both ends) instead of a silent dry run."""
     return sys.stdin.isatty() and out.err.is_terminal
@@ -278,43 +292,16 @@ def fail(
     Exit: 0 every selected row failed, 1 some were skipped, 2 usage error, 3 database
     unreachable, 130 interrupted (batches done stay done).
     """
-    from stuckgen import remediate
-    from stuckgen.audit import new_run_id, operator_name
-    from stuckgen.cli import _db
+    from stuckgen.remediate import runner
+    from stuckgen.session import Session
 
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
-    conn = _db.connect(settings)
-    with conn, _sigterm_interrupts():
-        with _db.read_tx(conn, settings):
-            mapping = _db.resolve_mapping(conn, settings)
-        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
-                                     classes=cls)
-        audit = audit_for(settings, mapping)
-        op = operator_name(settings.operator)
-        tname = remediate.table_name(mapping)
-        n = len(selection.targets)
-        if n == 0:
-            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
-            _render(out, fmt, remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op,
-                                             dry_run=not yes))
-            return ExitCode.OK
-        options = fail_options(settings, scan=opts, reason=reason, batch_size=batch_size)
-        # Before anything is promised: would the database take the values? (enum labels, CHECK, type)
-        remediate.check_fail_writes(conn, mapping, selection.targets, options=options)
-        preview = remediate.plan("fail", selection, table=tname, audit=audit.where, operator=op)
-        if not _confirm(out, yes, f"Set {n} row(s) in {tname} to {settings.failed_status!r}?", settings=settings,
-                        table=tname, plan=preview):
-            result = preview
-            _render(out, fmt, result, rows=not _asks(out))
-            return int(result.exit_code)
-        prepare_audit(conn, settings, audit)
-        with out.progress("failing", total=n, estimate=n) as bar:
-            result = remediate.fail_rows(conn, mapping, selection.targets, options=options, audit=audit,
-                                         run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
-                                         rejected=selection.rejected)
-        _render(out, fmt, result)
+    with Session(settings, out) as session, session.interruptible():
+        result = runner.fail(session, _pick(ids, all_stuck, cls, older_than), reason=reason, batch_size=batch_size,
+                             yes=yes, confirm=_confirmer(out, yes, settings), progress=out.rows_progress)
+    _render(out, fmt, result, rows=not (result.dry_run and result.outcomes and not yes and _asks(out)))
     return _finish(result)
 
 
@@ -394,10 +381,9 @@ def retrigger(
     Exit: 0 every row accepted (and, with --wait, moved on), 1 some were not, 2 usage
     error, 3 database or deployment unreachable, 130 interrupted.
     """
-    from stuckgen import remediate
-    from stuckgen.audit import new_run_id, operator_name
-    from stuckgen.cli import _db
     from stuckgen.durations import parse_duration
+    from stuckgen.remediate import runner
+    from stuckgen.session import Session
 
     settings = settings_from(locals())
     out = Output()
@@ -408,43 +394,13 @@ def retrigger(
         return retrigger_via_sync(out, fmt, settings, via=via, ids=ids, all_stuck=all_stuck, older_than=older_than,
                                   classes=cls, concurrency=concurrency, tries=tries, allow_insecure=allow_insecure,
                                   yes=yes)
-    endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure)
-    secret = settings.internal_secret
-    remediate.render_body(body_template, "x")
-    wait_s = parse_duration(wait, option="--wait") if wait else 0.0
-    conn = _db.connect(settings)
-    with conn, _sigterm_interrupts():
-        with _db.read_tx(conn, settings):
-            mapping = _db.resolve_mapping(conn, settings)
-        selection, opts = _selection(conn, settings, mapping, ids=ids, all_stuck=all_stuck, older_than=older_than,
-                                     classes=cls)
-        audit = audit_for(settings, mapping)
-        op = operator_name(settings.operator)
-        tname = remediate.table_name(mapping)
-        n = len(selection.targets)
-        if n == 0:
-            # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
-            _render(out, fmt, remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op,
-                                             dry_run=not yes))
-            return ExitCode.OK
-        if not secret:
-            out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
-        preview = remediate.plan("retrigger", selection, table=tname, audit=audit.where, operator=op)
-        if not _confirm(out, yes, f"Trigger {n} row(s) of {tname} at {endpoint}?", settings=settings, table=tname,
-                        plan=preview):
-            result = preview
-            _render(out, fmt, result, rows=not _asks(out))
-            return int(result.exit_code)
-        prepare_audit(conn, settings, audit)
-        options = retrigger_options(settings, endpoint=endpoint, scan=opts, allow_insecure=allow_insecure,
-                                    max_attempts=max_attempts, wait=wait_s, concurrency=concurrency, tries=tries,
-                                    body_template=body_template, idempotency_header=idempotency_header)
-        with http_client(settings, concurrency=concurrency) as client:
-            with out.progress("triggering", total=n, estimate=n) as bar:
-                result = remediate.retrigger_rows(client, conn, mapping, selection.targets, options=options,
-                                                  audit=audit, run_id=new_run_id(), operator=op, progress=bar.advance if bar else None,
-                                                  rejected=selection.rejected)
-        _render(out, fmt, result)  # its summary says why the run stopped, once
+    trigger = runner.Trigger(max_attempts=max_attempts, wait=parse_duration(wait, option="--wait") if wait else 0.0,
+                             concurrency=concurrency, tries=tries, body_template=body_template,
+                             idempotency_header=idempotency_header)
+    with Session(settings, out, allow_insecure=allow_insecure) as session, session.interruptible():
+        result = runner.retrigger(session, _pick(ids, all_stuck, cls, older_than), trigger, yes=yes,
+                                  confirm=_confirmer(out, yes, settings), progress=out.rows_progress)
+    _render(out, fmt, result, rows=not (result.dry_run and result.outcomes and not yes and _asks(out)))
     return _finish(result)
 
 

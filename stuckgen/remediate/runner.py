@@ -22,13 +22,14 @@ from stuckgen.remediate.select import Selection, plan, select_rows, table_name
 from stuckgen.remediate.undo import UndoOptions, undo
 
 if TYPE_CHECKING:
-    from stuckgen.audit import RunSummary
+    from stuckgen.audit import AuditLog, RunSummary
     from stuckgen.scan import ScanOptions
     from stuckgen.session import Session
 
 # ``progress(label, total)``: a context manager yielding a callback advanced by rows done (or None).
 Progress = Callable[[str, int], AbstractContextManager["Callable[[int], None] | None"]]
-Confirm = Callable[[str], bool]
+# ``confirm(question, preview)``: the dry run (``preview``) is what a person is shown before answering.
+Confirm = Callable[[str, RemediationResult], bool]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,9 +73,9 @@ def retrigger_options(session: Session, *, endpoint: str, scan: ScanOptions, all
         statement_timeout=s.statement_timeout, lock_timeout=s.lock_timeout)
 
 
-def _run(session: Session, action: str, pick: Pick, *, question: Callable[[int, str], str], confirm: Confirm,
-         check: Callable[[Selection, ScanOptions], None],
-         act: Callable[[Selection, ScanOptions, str, str], RemediationResult]) -> RemediationResult:
+def _run(session: Session, action: str, pick: Pick, *, yes: bool, question: Callable[[int, str], str],
+         confirm: Confirm, check: Callable[[Selection, ScanOptions], None],
+         act: Callable[[Selection, ScanOptions, AuditLog, str, str], RemediationResult]) -> RemediationResult:
     from stuckgen.audit import new_run_id
 
     mapping = session.mapping()
@@ -82,18 +83,18 @@ def _run(session: Session, action: str, pick: Pick, *, question: Callable[[int, 
     audit = session.audit()
     op = session.operator()
     tname = table_name(mapping)
-    dry = plan(action, selection, table=tname, audit=audit.where, operator=op)
     if not selection.targets:
-        session.out.note("nothing to do: no stuck rows match the filters")
-        return dry
+        # Nothing selected is a result, not an error (exit 0), and not a dry run when --yes was given.
+        return plan(action, selection, table=tname, audit=audit.where, operator=op, dry_run=not yes)
     check(selection, opts)
-    if not confirm(question(len(selection.targets), tname)):
-        return dry
+    preview = plan(action, selection, table=tname, audit=audit.where, operator=op)
+    if not confirm(question(len(selection.targets), tname), preview):
+        return preview
     session.prepare_audit(audit)
-    return act(selection, opts, new_run_id(), op)
+    return act(selection, opts, audit, new_run_id(), op)
 
 
-def fail(session: Session, pick: Pick, *, reason: str | None, batch_size: int, confirm: Confirm,
+def fail(session: Session, pick: Pick, *, reason: str | None, batch_size: int, yes: bool, confirm: Confirm,
          progress: Progress) -> RemediationResult:
     """Fail the picked rows by compare-and-set (a dry run unless ``confirm`` says yes). Destructive."""
     conn, mapping = session.connection(), session.mapping()
@@ -103,13 +104,13 @@ def fail(session: Session, pick: Pick, *, reason: str | None, batch_size: int, c
         check_fail_writes(conn, mapping, selection.targets, options=fail_options(session, scan=opts, reason=reason,
                                                                                  batch_size=batch_size))
 
-    def act(selection: Selection, opts: ScanOptions, run_id: str, op: str) -> RemediationResult:
+    def act(selection: Selection, opts: ScanOptions, audit: AuditLog, run_id: str, op: str) -> RemediationResult:
         options = fail_options(session, scan=opts, reason=reason, batch_size=batch_size)
         with progress("failing", len(selection.targets)) as advance:
-            return fail_rows(conn, mapping, selection.targets, options=options, audit=session.audit(), run_id=run_id,
+            return fail_rows(conn, mapping, selection.targets, options=options, audit=audit, run_id=run_id,
                              operator=op, progress=advance, rejected=selection.rejected)
 
-    return _run(session, "fail", pick, confirm=confirm, check=check, act=act,
+    return _run(session, "fail", pick, yes=yes, confirm=confirm, check=check, act=act,
                 question=lambda n, t: f"Set {n} row(s) in {t} to {session.settings.failed_status!r}?")
 
 
@@ -125,7 +126,7 @@ class Trigger:
     idempotency_header: str = DEFAULT_IDEMPOTENCY_HEADER
 
 
-def retrigger(session: Session, pick: Pick, trigger: Trigger, *, confirm: Confirm,
+def retrigger(session: Session, pick: Pick, trigger: Trigger, *, yes: bool, confirm: Confirm,
               progress: Progress) -> RemediationResult:
     """Call the process route again for the picked rows (a dry run unless ``confirm`` says yes). Fires work."""
     endpoint = session.endpoint()
@@ -136,7 +137,7 @@ def retrigger(session: Session, pick: Pick, trigger: Trigger, *, confirm: Confir
             session.out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will "
                              "likely get 401")
 
-    def act(selection: Selection, opts: ScanOptions, run_id: str, op: str) -> RemediationResult:
+    def act(selection: Selection, opts: ScanOptions, audit: AuditLog, run_id: str, op: str) -> RemediationResult:
         options = retrigger_options(session, endpoint=endpoint, scan=opts, allow_insecure=session.allow_insecure,
                                     max_attempts=trigger.max_attempts, wait=trigger.wait,
                                     concurrency=trigger.concurrency, tries=trigger.tries,
@@ -145,15 +146,15 @@ def retrigger(session: Session, pick: Pick, trigger: Trigger, *, confirm: Confir
         client = session.http_client(concurrency=trigger.concurrency)
         with progress("triggering", len(selection.targets)) as advance:
             return retrigger_rows(client, session.connection(), session.mapping(), selection.targets,
-                                  options=options, audit=session.audit(), run_id=run_id, operator=op,
+                                  options=options, audit=audit, run_id=run_id, operator=op,
                                   progress=advance, rejected=selection.rejected)
 
-    return _run(session, "retrigger", pick, confirm=confirm, check=check, act=act,
-                question=lambda n, t: f"Trigger {n} row(s) at {endpoint}?")
+    return _run(session, "retrigger", pick, yes=yes, confirm=confirm, check=check, act=act,
+                question=lambda n, t: f"Trigger {n} row(s) of {t} at {endpoint}?")
 
 
 def undo_run(session: Session, run_id: str, *, batch_size: int, act: bool,
-             confirm: Confirm | None = None) -> RemediationResult:
+             confirm: Callable[[str], bool] | None = None) -> RemediationResult:
     """Undo a fail run (a dry run unless ``act``; ``confirm`` is asked after a dry run counted the rows)."""
     from stuckgen.audit import new_run_id
 
