@@ -186,6 +186,7 @@ def run(session: Session, policy: Policy, *, act: bool, endpoint: str | None, wa
     """
     from stuckgen.remediate.runner import fail_options, retrigger_options
 
+    mapping = session.mapping(announce=False)  # check's report already names the mapping's gaps
     scan = session.remediation_scan_options()
     audit = session.audit()
     if act:
@@ -194,6 +195,6 @@ def run(session: Session, policy: Policy, *, act: bool, endpoint: str | None, wa
                                    max_attempts=policy.max_attempts, wait=wait)
                  if endpoint is not None else None)
     client = session.http_client(concurrency=retrigger.concurrency) if retrigger is not None else None
-    return apply(session.connection(), session.mapping(), policy, scan=scan, audit=audit, operator=session.operator(),
+    return apply(session.connection(), mapping, policy, scan=scan, audit=audit, operator=session.operator(),
                  act=act, client=client, retrigger=retrigger, fail=fail_options(session, scan=scan),
                  rules=session.rules(), statement_timeout=session.settings.statement_timeout)

@@ -164,7 +164,8 @@ class Session:
         if self._cookie is None:
             from stuckgen.cookies import configured_cookie
 
-            self._cookie = (configured_cookie(self.settings.cookie, self.settings.cookie_file, now=time.time()),)
+            self._cookie = (configured_cookie(self.settings.cookie, self.settings.cookie_file, now=time.time(),
+                                              cookie_name=self.settings.cookie_name),)
         return self._cookie[0]
 
     def cookie_header(self) -> str | None:

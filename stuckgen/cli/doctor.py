@@ -34,46 +34,15 @@ AllowInsecureOpt = Annotated[bool, typer.Option(
     "--allow-insecure", help="Allow sending credentials over plain HTTP to a non-loopback host.")]
 
 
-def _cookie(settings: Any, now: float) -> tuple[str | None, Any]:
-    from stuckgen.cookies import configured_cookie
-
-    info = configured_cookie(settings.cookie, settings.cookie_file, now=now, cookie_name=settings.cookie_name)
-    return (info.header or None) if info else None, info
-
-
 def gather(settings: Any, *, out: Output, probe: bool, repeat: Optional[int], allow_insecure: bool,
            timeline: bool = False) -> Any:
-    """Open what the configuration allows (database, HTTP, Vercel) and run the diagnosis."""
-    from stuckgen import http as transport
-    from stuckgen.probe import DEFAULT_REPEAT
-    from stuckgen.cli import _db
-    from stuckgen.doctor import diagnose
+    """Open what the configuration allows (database, HTTP, Vercel, provider) and run the diagnosis."""
+    from stuckgen import doctor
+    from stuckgen.session import Session
 
-    now = time.time()
-    conn, db_error, db_fix = None, None, None
-    if settings.database_url:
-        try:
-            conn = _db.connect(settings)
-        except UnreachableError as exc:
-            db_error, db_fix = exc.message, exc.hint
-    header, info = _cookie(settings, now)
-    timeout = settings.http_timeout
-    http = transport.client(timeout=timeout) if probe and settings.base_url else None
-    # The Vercel API may sit behind the operator's proxy; the deployment is called directly.
-    vercel = (transport.client(timeout=timeout, trust_env=True)
-              if settings.vercel_token and settings.vercel_project else None)
-    provider = transport.client(timeout=timeout) if settings.replicate_api_token else None
-    try:
-        return diagnose(settings, conn=conn, db_error=db_error, db_fix=db_fix, http=http, vercel_http=vercel, timeline=timeline,
-                        provider_http=provider, cookie_header=header,
-                        cookie_info=info, repeat=repeat or DEFAULT_REPEAT, allow_insecure=allow_insecure, rules=_db.rules(settings),
-                        now=now, on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
-    finally:
-        for c in (http, vercel, provider):
-            if c is not None:
-                c.close()
-        if conn is not None:
-            conn.close()
+    with Session(settings, out, allow_insecure=allow_insecure) as session:
+        return doctor.gather(session, probe=probe, repeat=repeat, timeline=timeline,
+                             on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
 
 
 @app.command()
@@ -449,48 +418,24 @@ def _notify(settings: Any, run: "_CheckRun", result: Any) -> Any:
 def _policy(settings: Any, *, retrigger_after: str | None, fail_after: str | None, max_attempts: int, act: bool,
             allow_insecure: bool) -> tuple[Any, str | None]:
     """The policy from the flags (None: no policy), and the trigger endpoint when it will be used."""
-    from stuckgen.cli.remediate import retrigger_endpoint
-    from stuckgen.policy import Policy
+    from stuckgen import policy as rescuer
+    from stuckgen.session import Session
 
-    if retrigger_after is None and fail_after is None:
-        if act:
-            raise ConfigError("--remediate needs a policy: --retrigger-after, --fail-after or both",
-                              hint="e.g. --retrigger-after 5m --fail-after 30m --remediate")
-        return None, None
-    policy = Policy(retrigger_after=parse_duration(retrigger_after, option="--retrigger-after") if retrigger_after else None,
-                    fail_after=parse_duration(fail_after, option="--fail-after") if fail_after else None,
-                    max_attempts=max_attempts)
+    policy = rescuer.from_flags(
+        retrigger_after=parse_duration(retrigger_after, option="--retrigger-after") if retrigger_after else None,
+        fail_after=parse_duration(fail_after, option="--fail-after") if fail_after else None,
+        max_attempts=max_attempts, act=act)
+    if policy is None or not (act and policy.retrigger_after):
+        return policy, None
     # Checked before anything is read: a bad URL or plain HTTP to a remote host is a usage error.
-    endpoint = retrigger_endpoint(settings, allow_insecure=allow_insecure) if act and policy.retrigger_after else None
-    return policy, endpoint
+    with Session(settings, Output(), allow_insecure=allow_insecure) as session:
+        return policy, session.endpoint()
 
 
-def run_policy(settings: Any, policy: Any, *, act: bool, endpoint: str | None, wait: float, allow_insecure: bool):
+def run_policy(settings: Any, policy: Any, *, act: bool, endpoint: str | None, wait: float, allow_insecure: bool) -> Any:
     """Open the database (and, acting on retriggers, an HTTP client) and apply the policy."""
     from stuckgen import policy as rescuer
-    from stuckgen.audit import operator_name
-    from stuckgen.cli import _db
-    from stuckgen.cli.remediate import (
-        _sigterm_interrupts, audit_for, fail_options, http_client, prepare_audit, remediation_scan_options,
-        retrigger_options,
-    )
+    from stuckgen.session import Session
 
-    conn = _db.connect(settings)
-    with conn, _sigterm_interrupts():
-        with _db.read_tx(conn, settings):
-            mapping = _db.resolve_mapping(conn, settings)
-        scan = remediation_scan_options(settings)
-        audit = audit_for(settings, mapping)
-        if act:
-            prepare_audit(conn, settings, audit)
-        retrigger = (retrigger_options(settings, endpoint=endpoint, scan=scan, allow_insecure=allow_insecure,
-                                       max_attempts=policy.max_attempts, wait=wait)
-                     if endpoint is not None else None)
-        client = http_client(settings, concurrency=retrigger.concurrency) if retrigger is not None else None
-        try:
-            return rescuer.apply(conn, mapping, policy, scan=scan, audit=audit, operator=operator_name(settings.operator),
-                                 act=act, client=client, retrigger=retrigger, fail=fail_options(settings, scan=scan),
-                                 rules=_db.rules(settings), statement_timeout=settings.statement_timeout)
-        finally:
-            if client is not None:
-                client.close()
+    with Session(settings, Output(), allow_insecure=allow_insecure) as session, session.interruptible():
+        return rescuer.run(session, policy, act=act, endpoint=endpoint, wait=wait)

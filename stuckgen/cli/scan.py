@@ -160,14 +160,9 @@ def schema(
 
     Exit: 0 resolved, 2 a table or column is missing, 3 database unreachable.
     """
-    import json
-
-    from rich.table import Table
-    from rich.text import Text
-
-    from stuckgen.durations import format_duration
-
     from stuckgen.cli import _db
+    from stuckgen.discover import census
+    from stuckgen.render.schema import mapping_json_lines, mapping_renderables
     from stuckgen.scan import explain_advice
 
     settings = settings_from(locals())
@@ -179,73 +174,15 @@ def schema(
     with conn:
         with _db.read_tx(conn, settings):
             m = _db.resolve_mapping(conn, settings)
-            from stuckgen.discover import census as take_census
-
-            cen = take_census(conn, m, naive_tz=settings.naive_timezone)
+            cen = census(conn, m, naive_tz=settings.naive_timezone)
             advice = explain_advice(conn, m, _db.scan_options(settings))
     inflight = list(settings.inflight_statuses)
     if fmt == "json":
-        doc = {
-            "schema": "stuckgen.mapping/v1", "db_schema": m.db_schema, "table": m.table,
-            "fields": {k: {"spec": None if not f.present else f.describe(), "type": f.data_type, "source": f.source}
-                       for k, f in m.fields.items()},
-            "outputs": {"table": m.outputs.table, "key": m.outputs.key, "source": m.outputs.source},
-            "queue": {"table": m.queue.table, "key": m.queue.key, "columns": dict(m.queue.columns),
-                      "source": m.queue.source},
-            "warnings": list(m.warnings),
-            "inflight_statuses": inflight,
-            "census": cen.as_dict(),
-            "census_notes": census_notes(cen, inflight),
-            "index_advice": advice,
-        }
-        out.lines([json.dumps(doc, indent=2)])
+        out.lines(mapping_json_lines(m, cen, inflight, advice))
         return ExitCode.OK
-    t = Table(show_edge=False, header_style="bold", pad_edge=False)
-    t.add_column("field")
-    t.add_column("maps to")
-    t.add_column("type")
-    t.add_column("source")
-    for name, f in m.fields.items():
-        t.add_row(name, Text(f.describe()), Text(f.data_type or "-"), Text(f.source))
-    t.add_row("outputs", Text(f"{m.outputs.table}.{m.outputs.key}" if m.outputs.present else "-"), "",
-              Text(m.outputs.source))
-    t.add_row("queue", Text(f"{m.queue.table}.{m.queue.key}" if m.queue.present else "-"), "", Text(m.queue.source))
-    out.out.print(f"{m.db_schema}.{m.table}", markup=False)
-    out.out.print(t)
-    for w in m.warnings:
-        out.out.print(f"note: {w}", markup=False)
-    out.out.print()
-    out.out.print(f"Status census of {m.table}.{cen.column} ({cen.total} rows"
-                  + (f"; enum labels {', '.join(cen.enum)}" if cen.enum is not None else "") + "):", markup=False)
-    c = Table(show_edge=False, header_style="bold", pad_edge=False)
-    for col, kw in (("value", {}), ("rows", {"justify": "right"}), ("last day", {"justify": "right"}),
-                    ("newest sign of life", {"justify": "right"}), ("in flight", {}), ("known as", {"ratio": 1})):
-        c.add_column(col, **kw)
-    for v in cen.values:
-        ago = "-" if v.newest_sign_seconds is None else format_duration(max(0.0, v.newest_sign_seconds)) + " ago"
-        c.add_row(Text(repr(v.value)), str(v.rows), str(v.last_day), ago, "yes" if v.value in inflight else "no",
-                  Text(f"{v.role}: {v.why}" if v.role else v.why))
-    out.out.print(c)
-    for note in census_notes(cen, inflight):
-        out.out.print(f"note: {note}", markup=False)
+    for part in mapping_renderables(m, cen, inflight):
+        out.out.print(part)
     if advice:
         out.out.print(f"note: the stuck-row scan reads all of {m.table} (no index serves the in-flight statuses); "
                       f"this partial index makes it cheap:\n  {advice}", markup=False, soft_wrap=True)
     return ExitCode.OK
-
-
-def census_notes(cen: Any, inflight: list) -> list:
-    """Where the configured in-flight statuses and the values in the table disagree."""
-    from stuckgen.discover import INFLIGHT
-
-    notes = []
-    present = {v.value for v in cen.values}
-    for v in cen.values:
-        if v.role == INFLIGHT and v.value not in inflight and v.rows:
-            notes.append(f"{v.value!r} ({v.rows} rows) is a known in-flight status but not in inflight_statuses: "
-                         "its rows are never checked (stuckgen init proposes a configuration)")
-    for s in inflight:
-        if s not in present:
-            notes.append(f"in-flight status {s!r} occurs in no row"
-                         + (f" and is not a label of the enum (labels: {', '.join(cen.enum)})" if cen.enum is not None else ""))
-    return notes

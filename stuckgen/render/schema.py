@@ -32,7 +32,8 @@ def census_notes(cen: Census, inflight: Sequence[str]) -> list[str]:
     return notes
 
 
-def mapping_json_lines(m: SchemaMapping, cen: Census, inflight: Sequence[str]) -> Iterator[str]:
+def mapping_json_lines(m: SchemaMapping, cen: Census, inflight: Sequence[str],
+                       advice: str | None = None) -> Iterator[str]:
     """The mapping, where each field came from, and the census, as one indented JSON document."""
     doc = {
         "schema": MAPPING_SCHEMA, "db_schema": m.db_schema, "table": m.table,
@@ -45,6 +46,7 @@ def mapping_json_lines(m: SchemaMapping, cen: Census, inflight: Sequence[str]) -
         "inflight_statuses": list(inflight),
         "census": cen.as_dict(),
         "census_notes": census_notes(cen, inflight),
+        "index_advice": advice,
     }
     yield json.dumps(doc, indent=2)
 
