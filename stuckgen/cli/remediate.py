@@ -226,7 +226,7 @@ def retrigger_options(settings: Any, *, endpoint: str, scan: Any, allow_insecure
         lock_timeout=settings.lock_timeout)
 
 
-def fail_options(settings: Any, *, scan: Any, reason: str | None = None, batch_size: int = 500):
+def fail_options(settings: Any, *, scan: Any, reason: str | None = None, batch_size: int = 2000):
     """FailOptions from the settings (failed status, timeouts) and the command's flags."""
     from stuckgen import remediate
 
@@ -256,7 +256,7 @@ def fail(
         help="Error message written to the row. Default: one naming stuckgen, the class and the quiet time.")] = None,
     failed_status: Annotated[Optional[str], typer.Option(
         "--failed-status", show_default=False, metavar="STATUS", help=env_help("failed_status", "Status to set. Default failed."))] = None,
-    batch_size: BatchSizeOpt = 500,
+    batch_size: BatchSizeOpt = 2000,
     yes: YesOpt = False,
     fmt: FormatOpt = None,
     audit_table: AuditTableOpt = None,
@@ -408,7 +408,7 @@ def retrigger(
 @handle_errors
 def undo(
     run_id: Annotated[str, typer.Argument(metavar="RUN_ID", help="The fail run to undo (see `stuckgen history`).")],
-    batch_size: BatchSizeOpt = 500,
+    batch_size: BatchSizeOpt = 2000,
     yes: YesOpt = False,
     fmt: FormatOpt = None,
     audit_table: AuditTableOpt = None,

@@ -119,7 +119,7 @@ class FailOptions:
     scan: ScanOptions  # the stuck predicate the compare-and-set re-checks
     failed_status: str = "failed"
     reason: str | None = None  # None: one naming stuckgen and the row's class
-    batch_size: int = 500
+    batch_size: int = 2000
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
 

@@ -23,7 +23,7 @@ from stuckgen.schema import SchemaMapping
 
 @dataclass(frozen=True, kw_only=True)
 class UndoOptions:
-    batch_size: int = 500
+    batch_size: int = 2000
     statement_timeout: float = 30.0
     lock_timeout: float = 5.0
     dry_run: bool = False
