@@ -527,7 +527,7 @@ def test_tls_failure_self_signed_certificate(tmp_path):
 def test_dns_failure():
     m = run_probe("https://app.nonexistent.invalid")
     assert {r.failure for r in m.results} == {"dns"}
-    r = runner.invoke(app, ["probe-auth", "--url", "https://app.nonexistent.invalid", "-f", "json", "--timeout", "2s"],
+    r = runner.invoke(app, ["probe-auth", "--url", "https://app.nonexistent.invalid", "-f", "json", "--http-timeout", "2s"],
                       env={"INTERNAL_API_SECRET": SECRET})
     assert r.exit_code == 3, r.stderr
     assert "Traceback" not in r.stderr and SECRET not in r.stdout + r.stderr

@@ -67,7 +67,7 @@ def test_protected_table_with_bypass(db: str) -> None:
 def test_no_target_answering_exits_3() -> None:
     with ReferenceDeployment("dbname=unused", "healthy", secret=SECRET) as dep:
         url = dep.url
-    r = invoke(["--url", url, "--format", "json", "--timeout", "1s"])
+    r = invoke(["--url", url, "--format", "json", "--http-timeout", "1s"])
     assert r.exit_code == 3, r.output
     assert "no target answered" in r.stderr
 

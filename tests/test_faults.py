@@ -342,7 +342,7 @@ def test_probe_auth_interrupted_exits_130_at_once_whatever_is_in_flight():
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     url = f"http://127.0.0.1:{srv.getsockname()[1]}"
-    p = subprocess.Popen([EXE, "probe-auth", "--url", url, "--timeout", "30s", "-f", "json"],
+    p = subprocess.Popen([EXE, "probe-auth", "--url", url, "--http-timeout", "30s", "-f", "json"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), text=True)
     try:
         deadline = time.monotonic() + 30

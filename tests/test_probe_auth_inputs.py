@@ -83,7 +83,7 @@ def test_doctor_exits_3_when_the_only_thing_it_could_try_did_not_answer(monkeypa
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     url = f"http://127.0.0.1:{_refused_port()}"
-    r = runner.invoke(app, ["probe-auth", "--url", url, "-f", "json", "--timeout", "2s"])
+    r = runner.invoke(app, ["probe-auth", "--url", url, "-f", "json", "--http-timeout", "2s"])
     assert r.exit_code == 3, r.output
     r = runner.invoke(app, ["doctor", "--url", url, "-f", "json", "--repeat", "1"])
     assert r.exit_code == 3, r.output

@@ -39,12 +39,12 @@ def probe_auth(
         "--bypass-secret", metavar="VALUE", show_default=False,
         help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))] = None,
     repeat: Annotated[Optional[int], typer.Option(
-        "--repeat", "-n", min=1, max=1000, metavar="N", show_default=False,
+        "--repeat", "-r", min=1, max=1000, metavar="N", show_default=False,
         help="Send each probe this many times. Default 10: enough to tell instances that disagree from a "
              "consistent answer; a target is never called healthy on fewer than 2 answers per mode.")] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=100, metavar="N", help="Probes in flight at once.")] = 10,
     http_timeout: Annotated[Optional[str], typer.Option(
-        "--timeout", metavar="DURATION", show_default=False,
+        "--http-timeout", metavar="DURATION", show_default=False,
         help=env_help("http_timeout", "Per-probe timeout. Default 10s."))] = None,
     allow_insecure: Annotated[bool, typer.Option(
         "--allow-insecure", help="Allow sending the secret or cookie over plain HTTP to a non-loopback host.")] = False,

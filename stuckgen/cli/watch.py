@@ -36,7 +36,7 @@ def watch(
     interval: Annotated[str, typer.Option(
         "--interval", "-i", metavar="DURATION", help="Time between refreshes.")] = "5s",
     count: Annotated[Optional[int], typer.Option(
-        "--count", "-n", min=1, metavar="N", show_default=False,
+        "--count", min=1, metavar="N", show_default=False,
         help="Stop after N refreshes (default: until Ctrl-C).")] = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", metavar="FORMAT", show_default=False,
