@@ -200,10 +200,11 @@ class Session:
         from stuckgen.show import id_exists
 
         conn = self.connection()
+        mapping = self.mapping(announce=False)  # a probe has no use for the mapping's gaps
         if not _idle(conn):  # already inside the caller's read transaction
-            return id_exists(conn, self.mapping(), probe_id)
+            return id_exists(conn, mapping, probe_id)
         with self.read():
-            return id_exists(conn, self.mapping(), probe_id)
+            return id_exists(conn, mapping, probe_id)
 
     def probe_id(self) -> str:
         """A random UUID that matches no row (checked when a database is configured)."""

@@ -8,10 +8,9 @@ It knows nothing about terminals or databases: the CLI feeds it each refresh.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
@@ -23,8 +22,6 @@ from stuckgen.durations import iso_utc
 
 if TYPE_CHECKING:
     from stuckgen.db import Connection
-    from stuckgen.probe import ProbeMatrix
-    from stuckgen.session import Session
 
 WATCH_SCHEMA = "stuckgen.watch/v1"
 MAX_IDS = 10_000  # per tracked set; ~1 MB of uuids
@@ -186,45 +183,3 @@ def statuses_of(conn: Connection, mapping: SchemaMapping, ids: Sequence[str]) ->
         id=mapping.raw("id"), status=mapping.raw("status"), t=mapping.qualified(), target=target,
         ids=sql.Literal(list(ids)))
     return {r[0]: r[1] for r in conn.cursor(row_factory=tuple_row).execute(q).fetchall()}
-
-
-class Prober:
-    """probe-auth every ``every`` seconds against the session's targets; keeps only the latest matrix."""
-
-    def __init__(self, session: Session, *, every: float) -> None:
-        from stuckgen.errors import ConfigError
-        from stuckgen.probe import ProbeTarget
-
-        if not session.settings.base_url:
-            raise ConfigError("--probe needs a deployment", hint="pass --url or set STUCKGEN_BASE_URL")
-        self.session = session
-        self.every = every
-        self.targets = [ProbeTarget(url=u) for u in session.settings.base_url]
-        self.client = session.http_client()
-        self.last_run: float | None = None
-        self.matrix: ProbeMatrix | None = None
-        self.document: dict[str, Any] | None = None
-
-    def maybe(self) -> dict[str, Any] | None:
-        """Probe when due (inside the refresh's read transaction, for the id check); the latest document."""
-        from stuckgen.findings import analyze_probe
-        from stuckgen.probe import probe
-        from stuckgen.render.probe import probe_document
-
-        if self.last_run is None or time.monotonic() - self.last_run >= self.every:
-            s, cookie = self.session.settings, self.session.cookie()
-            self.matrix = probe(self.client, self.targets, route=s.route, secret=s.internal_secret,
-                                cookie_header=self.session.cookie_header(), bypass_secret=s.bypass_secret,
-                                timeout=s.http_timeout, probe_id=self.session.probe_id(),
-                                secret_header=s.secret_header)
-            self.last_run = time.monotonic()
-            findings = analyze_probe(self.matrix, secret=s.internal_secret, cookie_info=cookie, now=time.time())
-            doc = probe_document(self.matrix, findings, cookie_info=cookie, now=time.time())
-            doc["probed_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-            self.document = doc
-        return self.document
-
-    def table(self) -> Any:
-        from stuckgen.render.probe import probe_table
-
-        return probe_table(self.matrix) if self.matrix is not None else None

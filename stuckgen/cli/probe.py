@@ -2,7 +2,7 @@
 
 
 import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -75,12 +75,11 @@ def probe_auth(
     Exit: 0 auth behaves as it should, 1 a warning or worse, 2 configuration error,
     3 no target answered.
     """
-    from stuckgen import http
-    from stuckgen.cookies import configured_cookie
     from stuckgen.findings import Severity, analyze_probe
     from stuckgen.probe import DEFAULT_REPEAT, ProbeTarget, probe
     from stuckgen.render.probe import findings_table, probe_json_lines, probe_markdown_lines, probe_table
     from stuckgen.secrets import describe
+    from stuckgen.session import Session
 
     settings = settings_from(locals())
     out = Output()
@@ -92,28 +91,25 @@ def probe_auth(
     targets = [ProbeTarget(url=u) for u in settings.base_url]
     repeat = repeat or DEFAULT_REPEAT
 
-    now = time.time()
-    cookie_info = configured_cookie(settings.cookie, settings.cookie_file, now=now,
-                                    cookie_name=settings.cookie_name)
-
-    id_in_use = _id_checker(settings) if settings.database_url else None
+    session = Session(settings, out, allow_insecure=allow_insecure)
+    cookie_info = session.cookie()
     secret = settings.internal_secret
     out.note(f"secret: {describe(secret)}; bypass secret: {describe(settings.bypass_secret)}")
 
     estimate = len(targets) * repeat * 10
-    with out.progress("probing", total=None, estimate=estimate, at_least=PROGRESS_AFTER) as bar, \
-            http.client(timeout=settings.http_timeout, concurrency=concurrency) as client:
+    with session, out.progress("probing", total=None, estimate=estimate, at_least=PROGRESS_AFTER) as bar:
         matrix = probe(
-            client,
+            session.http_client(concurrency=concurrency),
             targets,
             route=settings.route,
             secret=secret,
-            cookie_header=cookie_info.header if cookie_info and cookie_info.header else None,
+            cookie_header=session.cookie_header(),
             bypass_secret=settings.bypass_secret,
             repeat=repeat,
             concurrency=concurrency,
             timeout=settings.http_timeout,
-            id_in_use=id_in_use,
+            # The probe id must match no row: checked on the session's one connection.
+            id_in_use=session.id_in_use if settings.database_url else None,
             on_progress=bar.update if bar else None,
             allow_insecure=allow_insecure,
             secret_header=settings.secret_header,
@@ -143,17 +139,3 @@ def probe_auth(
     if any(f.severity >= Severity.WARNING for f in findings):
         return ExitCode.FINDINGS
     return ExitCode.OK
-
-
-def _id_checker(settings: Any) -> Any:
-    """``id_in_use(id)`` against the generations table (read only), for the probe id."""
-    from stuckgen.cli import _db
-    from stuckgen.show import id_exists
-
-    def id_in_use(probe_id: str) -> bool:
-        conn = _db.connect(settings)
-        with conn:
-            with _db.read_tx(conn, settings):
-                return id_exists(conn, _db.resolve_mapping(conn, settings), probe_id)
-
-    return id_in_use

@@ -229,12 +229,3 @@ def findings_table(findings: Sequence[Finding]) -> Table:
         table.add_row(Text(f.severity.label, style=SEVERITY_STYLE[f.severity]), f.id, body)
     return table
 
-
-def probe_renderables(matrix: ProbeMatrix, findings: Sequence[Finding]) -> Iterator[Any]:
-    """The terminal report: the matrix, then the findings (or the line saying there are none)."""
-    yield probe_table(matrix)
-    yield Text("")
-    if findings:
-        yield findings_table(findings)
-    else:
-        yield Text("No findings: the route accepts the secret and the cookie and refuses everything else.")
