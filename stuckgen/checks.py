@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timezone
 from typing import Any
 
 from stuckgen.doctor import DoctorReport
@@ -10,6 +11,7 @@ from stuckgen.durations import format_duration
 from stuckgen.findings import Severity
 from stuckgen.policy import PolicyResult
 from stuckgen.remediate import RemediationResult
+from stuckgen.trigger_failures import TriggerFailures, status_meaning
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,8 +35,32 @@ class CheckResult:
         return any(not o.passed for o in self.outcomes)
 
 
+def trigger_outcome(tf: TriggerFailures, *, max_count: int, max_rate: float) -> CheckOutcome:
+    """Failed at the trigger in the recent window: fails when over the count AND over the rate
+    (``trigger_failures.exceeds``)."""
+    window = format_duration(tf.recent_window)
+    limit = f"limit: more than {max_count} and over {max_rate:.0%}"
+    n, rate = tf.recent, tf.recent_rate
+    if n == 0:
+        return CheckOutcome(name="trigger-failures", passed=True,
+                            message=f"no generation failed at the trigger in the last {window} ({limit})")
+    of = f" of {tf.created_recent}" if tf.created_recent else ""
+    pct = f" ({rate:.1%})" if rate is not None else ""
+    groups = [g for g in tf.groups if g.recent]
+    what = ", ".join(f"{g.label} x{g.recent}" for g in groups)
+    onset = min((g.onset for g in groups if g.onset is not None), default=None)
+    since = f"; first {onset.astimezone(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}" if onset else ""
+    top = groups[0]
+    meaning = f"; {top.label}: {status_meaning(top.http_status)}" if top.http_status is not None else ""
+    passed = not tf.over(max_count=max_count, max_rate=max_rate)
+    return CheckOutcome(name="trigger-failures", passed=passed,
+                        message=f"{n}{of} generations created in the last {window} failed at the trigger{pct}: {what}"
+                                f"{since}{meaning} ({limit})")
+
+
 def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float | None = None,
-             policy: PolicyResult | None = None) -> CheckResult:
+             policy: PolicyResult | None = None, max_trigger_failures: int = 2,
+             max_trigger_failure_rate: float = 0.10) -> CheckResult:
     s = report.summary
     outcomes: list[CheckOutcome] = []
     in_window = s.stuck if s is not None else 0
@@ -66,6 +92,9 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
         if r.finding.id == "inflight-status-unseen":
             outcomes.append(CheckOutcome(name="config:inflight-statuses", passed=False, severity=Severity.WARNING,
                                          message=f"{r.finding.title} — {r.finding.evidence[-1]}; fix: {r.finding.fix}"))
+    if s is not None and s.trigger_failures is not None and s.trigger_failures.statuses:
+        outcomes.append(trigger_outcome(s.trigger_failures, max_count=max_trigger_failures,
+                                        max_rate=max_trigger_failure_rate))
     for f in report.probe_findings:
         outcomes.append(CheckOutcome(
             name=f"probe:{f.id}", passed=f.severity < Severity.WARNING, severity=f.severity,
@@ -104,7 +133,9 @@ def _rule_outcome(rule: str, r: RemediationResult, *, after: float, dry_verb: st
     if r.dry_run:
         would = sum(1 for o in r.outcomes if o.outcome.startswith("would-"))
         rest = [f"{k} {c}" for k, c in r.counts.items() if not k.startswith("would-")]
-        extra = f" ({', '.join(rest)}: attempts used up, left to be failed)" if rest else ""
+        why = {"exhausted": "attempts used up", "left-out": "not safe to trigger again"}
+        extra = (f" ({', '.join(rest)}: " + "; ".join(v for k, v in why.items() if k in r.counts)
+                 + "; left to be failed)") if rest else ""
         return CheckOutcome(name=name, passed=False, severity=Severity.WARNING,
                             message=f"would {dry_verb} {would} of {n} row(s) {past}{extra}; nothing was changed "
                                     "(pass --remediate to act)")
@@ -144,6 +175,10 @@ def metrics(result: CheckResult) -> dict[str, Any]:
         "by_class": _all_classes(s) if s is not None else {},
         "oldest_quiet_seconds": s.oldest.quiet_seconds if s is not None and s.oldest is not None else 0.0,
         "stuck_rate": s.stuck_rate if s is not None else None,
+        "failed_at_trigger": (s.trigger_failures.by_label()
+                              if s is not None and s.trigger_failures is not None else {}),
+        "failed_at_trigger_recent": (s.trigger_failures.recent
+                                     if s is not None and s.trigger_failures is not None else 0),
         "policy": {rule: r.counts for rule, r in (("retrigger", result.policy.retrigger), ("fail", result.policy.fail))
                    if r is not None} if result.policy is not None else {},
     }

@@ -42,8 +42,11 @@ CLASS_CAUSES: dict[str, tuple[str, str]] = {
         "`stuckgen fail --all-stuck --class stalled --older-than 30m --yes` ends them honestly",
     ),
     "awaiting-webhook": (
-        "the provider's webhook never arrived (wrong callback URL, or the webhook route is behind protection)",
-        "check the webhook URL the app registers and that it is reachable without auth; replay or fail the rows",
+        "no provider callback settled these rows within their grace: a lost callback (wrong callback URL, the "
+        "webhook route behind protection) or a slow provider",
+        "`stuckgen reconcile` asks the provider how each ended; settle them with the app's sync route "
+        "(POST /api/generations/{id}/sync, which asks the provider and updates the row), not a retrigger (the "
+        "process route skips them); check that the webhook URL the app registers is reachable without auth",
     ),
     "queued-not-drained": (
         "queued jobs are not being claimed: the queue worker/cron is not running or keeps failing",
@@ -100,6 +103,7 @@ class DoctorReport:
     remediation: list[str] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     timeline: Any = None  # timeline.Timeline, when asked for (the HTML report)
+    rules: tuple[Any, ...] = ()  # the classification rules in force (scan.Rule), first match wins
 
     @property
     def findings(self) -> list[Finding]:
@@ -225,7 +229,9 @@ def provider_advice(mode: str, *, token: bool) -> tuple[str, str]:
     if mode == "webhook":
         return ("the provider's webhook never arrived (wrong callback URL, or the webhook route is behind protection)",
                 f"check the webhook URL the app registers and that it is reachable without auth; {ask}, and "
-                "`stuckgen reconcile --apply --via webhook` replays the lost callbacks")
+                "`stuckgen reconcile --apply --via webhook` replays the lost callbacks (or `--via sync` settles "
+                "them through the app's sync route, POST /api/generations/{id}/sync); not a retrigger: the "
+                "process route skips them and only rewrites their heartbeat")
     if mode == "sync":
         return ("nothing called the app's sync route for these rows, so their result was never fetched",
                 f"{ask}; `stuckgen reconcile --apply --via sync` settles them through the app's sync route")
@@ -331,6 +337,89 @@ def scan_findings(summary: Any, rows: Sequence[Any], *,
     return out, evidence
 
 
+# What confirms each kind of trigger failure, and what fixes it (by HTTP status class).
+_PROBE = "`stuckgen probe-auth --url https://<deployment>` (or `stuckgen doctor --url ...`)"
+_TRIGGER_FIXES: dict[str, str] = {
+    "401": "give the deployment and its trigger the same INTERNAL_API_SECRET (every Vercel target, no trailing "
+           "newline; a change reaches only deployments built after it) and check Deployment Protection; confirm with "
+           f"{_PROBE}: the secret path must answer 202, an HTML 401 page means Deployment Protection",
+    "403": f"the process route recognised the caller and refused it: check its ownership/role rules; confirm with {_PROBE}",
+    "3xx": "the trigger's origin redirects (http to https, apex to www) and the trigger does not follow redirects: "
+           f"point it at the final origin; confirm with {_PROBE}, which shows the redirect",
+    "404": f"the process route is not deployed at the origin the trigger calls; confirm with {_PROBE}",
+    "5xx": f"the process route fails before accepting: read its logs from the onset; confirm with {_PROBE}",
+    "other": f"confirm what the process route answers with {_PROBE}",
+    "trigger-error": "the generate route could not reach its own origin (DNS, TLS, network, a stopped function): read "
+                     f"the platform's logs from the onset; confirm the route answers with {_PROBE}",
+    "trigger-timeout": f"the process route did not answer in time: check its cold start and load; confirm with {_PROBE}",
+}
+
+
+def _trigger_fix(cause: str, status: int | None) -> str:
+    if cause != "trigger-refused" or status is None:
+        return _TRIGGER_FIXES.get(cause, _TRIGGER_FIXES["other"])
+    if status in (401, 403, 404):
+        return _TRIGGER_FIXES[str(status)]
+    if 300 <= status < 400:
+        return _TRIGGER_FIXES["3xx"]
+    if status >= 500:
+        return _TRIGGER_FIXES["5xx"]
+    return _TRIGGER_FIXES["other"]
+
+
+def trigger_failure_findings(tf: Any, *, max_count: int = 2, max_rate: float = 0.10) -> list[RankedFinding]:
+    """One finding per (cause, HTTP status) of the rows that ended failed at the trigger.
+
+    From these rows alone (no URL needed) doctor names the cause; the probe that would
+    confirm it is in the fix. Severity follows check's limits on the recent window: an
+    error when both are crossed, a warning for trigger failures beyond one stray, else info.
+    """
+    from stuckgen.durations import format_duration
+    from stuckgen.trigger_failures import exceeds, status_meaning
+
+    out: list[RankedFinding] = []
+    if tf is None or not tf.groups:
+        return out
+    window = format_duration(tf.recent_window)
+    whole = "all time" if tf.since is None else f"the last {format_duration(tf.since)}"
+    for g in tf.groups:
+        rate = g.recent / tf.created_recent if tf.created_recent else None
+        if exceeds(g.recent, tf.created_recent, max_count=max_count, max_rate=max_rate):
+            sev = Severity.ERROR
+        elif g.count > max_count:
+            sev = Severity.WARNING
+        else:
+            sev = Severity.INFO
+        of = f" of {tf.created_recent} created" if tf.created_recent else ""
+        pct = f" ({rate:.1%})" if rate is not None else ""
+        more = f"; {g.count} in {whole}" if tf.since is None or tf.since > tf.recent_window else ""
+        ev = [f"{g.recent}{of} in the last {window}{pct}{more}; status {' or '.join(tf.statuses)}",
+              f"onset: first created {_when(g.onset)}; latest {_when(g.latest)}"]
+        if g.error:
+            ev.append(f"error: {g.error}")
+        if g.cause == "trigger-refused" and g.http_status is not None:
+            ev.append(f"HTTP {g.http_status}: {status_meaning(g.http_status)}")
+        if g.sample:
+            ev.append("e.g. " + ", ".join(g.sample))
+        what = f"with HTTP {g.http_status}" if g.http_status is not None else {
+            "trigger-error": "with an error before any answer", "trigger-timeout": "with a timeout"}.get(g.cause, "")
+        out.append(RankedFinding(
+            # At most 1: a probe finding that confirms the cause (0.5 + share explained) ranks above it.
+            support=0.5 * min(1.0, rate if rate is not None else 1.0) + (0.5 if sev >= Severity.ERROR else 0.0),
+            finding=Finding(
+                id=f"{g.cause}-{g.http_status}" if g.http_status is not None else g.cause, severity=sev,
+                title=f"{g.count} generations failed at the trigger {what} (status {g.cause}); the app marked "
+                      "them failed, so no scan of stuck rows sees them",
+                evidence=tuple(ev), fix=_trigger_fix(g.cause, g.http_status))))
+    return out
+
+
+def _when(t: datetime | None) -> str:
+    from datetime import timezone
+
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if t is not None else "unknown"
+
+
 def rank_causes(items: Sequence[RankedFinding]) -> list[RankedFinding]:
     """Security first, then by severity, then by how much evidence supports each."""
     security = {"open-route", "wrong-secret-accepted"}
@@ -352,7 +441,8 @@ def _read_database(conn: Connection, settings: Any, report: DoctorReport, *, rul
     with dbmod.read_tx(conn, settings):
         mapping = resolve(conn, mapping_config(settings))
         report.mapping = mapping
-        run = ScanRun(conn, mapping, opts, rules or DEFAULT_RULES)
+        report.rules = tuple(rules or DEFAULT_RULES)
+        run = ScanRun(conn, mapping, opts, report.rules)
         run.count_window()
         rows: list[Any] = []
         from collections import Counter
@@ -410,6 +500,8 @@ def _read_database(conn: Connection, settings: Any, report: DoctorReport, *, rul
     found, report.step_evidence = scan_findings(
         run.summary, rows, causes={"awaiting-webhook": provider_advice(report.provider_results, token=token)})
     ranked += found
+    ranked += trigger_failure_findings(run.summary.trigger_failures, max_count=settings.max_trigger_failures,
+                                       max_rate=settings.max_trigger_failure_rate)
     return ranked
 
 
@@ -717,14 +809,17 @@ def _pooler(conn: Connection, settings: Any) -> str | None:
 def _probe_support(f: Finding, summary: Any) -> float:
     """A probe finding that explains the stuck classes seen ranks above one that does not."""
     # A cause outranks the symptom it explains: the stuck-class findings carry n/total (<= 1).
-    if summary is None or not summary.stuck:
+    tf = getattr(summary, "trigger_failures", None) if summary is not None else None
+    failed_at_trigger = tf.total if tf is not None else 0
+    if summary is None or not (summary.stuck or failed_at_trigger):
         return 0.5
     by = summary.by_class
-    explained = by.get("trigger-failed", 0) + by.get("never-started", 0)
+    explained = (by.get("trigger-failed", 0) + by.get("never-started", 0) + failed_at_trigger) / (
+        summary.stuck + failed_at_trigger)
     if f.id.startswith("vercel-secret") or f.id in (
             "secret-rejected", "secret-intermittent", "secret-whitespace", "deployment-protection", "redirect",
             "route-missing", "method-not-allowed", "server-error", "timeout"):
-        return 0.5 + explained / summary.stuck
+        return 0.5 + explained
     return 0.3
 
 
@@ -741,6 +836,13 @@ def _plan(report: DoctorReport) -> tuple[list[str], list[str]]:
         if by.get("awaiting-webhook"):
             remediation.append("rows waiting on the provider: `stuckgen reconcile` (read-only) says how each prediction "
                                "ended; then settle them through the app or `stuckgen fail` the rest")
+            remediation.append("provider rows: `stuckgen reconcile` shows how each ended at the provider; settle them "
+                               "with the app's sync route POST /api/generations/{id}/sync (a retrigger only "
+                               "rewrites their heartbeat)")
+        if by.get("outputs-not-finalized") or by.get("stalled"):
+            remediation.append("do not retrigger outputs-not-finalized or stalled rows without thought: the process "
+                               "route runs them again from the start (duplicate outputs, a second provider bill); "
+                               "`stuckgen retrigger --all-stuck` leaves them out unless named with --class")
         if by.get("stalled") or by.get("outputs-not-finalized") or by.get("unknown"):
             remediation.append("end rows that will not recover: `stuckgen fail --all-stuck --older-than 30m` (dry run), then `--yes`; `stuckgen undo RUN_ID` reverts")
     for r in report.ranked[:3]:

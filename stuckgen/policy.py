@@ -26,6 +26,7 @@ from stuckgen.remediate import (
     FailOptions, RemediationResult, RetriggerOptions, Selection, check_fail_writes, fail_rows, partition_attempts, plan,
     retrigger_rows, select_rows, table_name,
 )
+from stuckgen.remediate import safety
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
 from stuckgen.schema import SchemaMapping
 
@@ -40,6 +41,7 @@ class Policy:
     retrigger_after: float | None = None
     fail_after: float | None = None
     max_attempts: int = 3
+    retrigger_classes: tuple[str, ...] = ()  # unsafe classes retriggered anyway (named explicitly)
 
     def __post_init__(self) -> None:
         if self.retrigger_after is None and self.fail_after is None:
@@ -113,7 +115,9 @@ def select(conn: Connection, mapping: SchemaMapping, policy: Policy, scan: ScanO
         found = select_rows(conn, mapping, replace(scan, older_than=policy.retrigger_after), all_stuck=True,
                             rules=rules)
         taken = {t.id for t in to_fail.targets} if to_fail is not None else set()
-        to_retrigger = Selection(targets=tuple(t for t in found.targets if t.id not in taken))
+        # Only classes a new trigger cannot harm; the rest are reported as left out, and wait for the fail rule.
+        to_retrigger, _left = safety.split(Selection(targets=tuple(t for t in found.targets if t.id not in taken)),
+                                           explicit=policy.retrigger_classes)
     return to_retrigger, to_fail
 
 
@@ -144,7 +148,8 @@ def apply(conn: Connection, mapping: SchemaMapping, policy: Policy, *, scan: Sca
         dry_retrigger = None
         if to_retrigger is not None:
             under, exhausted = partition_attempts(to_retrigger.targets, attempts, max_attempts=policy.max_attempts)
-            dry_retrigger = plan("retrigger", Selection(targets=tuple(under), rejected=tuple(exhausted)),
+            dry_retrigger = plan("retrigger", Selection(targets=tuple(under),
+                                                        rejected=tuple(exhausted) + to_retrigger.rejected),
                                  table=tname, audit=audit.where, operator=operator)
         return PolicyResult(policy=policy, acted=False, retrigger=dry_retrigger, fail=dry_fail)
 
@@ -163,19 +168,20 @@ def apply(conn: Connection, mapping: SchemaMapping, policy: Policy, *, scan: Sca
         options_r = replace(retrigger, max_attempts=policy.max_attempts,
                             scan=replace(retrigger.scan, older_than=policy.retrigger_after))
         triggered = retrigger_rows(client, conn, mapping, to_retrigger.targets, options=options_r, audit=audit,
-                                   run_id=new_run_id(), operator=operator)
+                                   run_id=new_run_id(), operator=operator, rejected=to_retrigger.rejected)
     return PolicyResult(policy=policy, acted=True, retrigger=triggered, fail=failed)
 
 
 def from_flags(*, retrigger_after: float | None, fail_after: float | None, max_attempts: int,
-               act: bool) -> Policy | None:
+               act: bool, retrigger_classes: tuple[str, ...] = ()) -> Policy | None:
     """The policy the flags describe; None without a rule (ConfigError when asked to act on none)."""
     if retrigger_after is None and fail_after is None:
         if act:
             raise ConfigError("--remediate needs a policy: --retrigger-after, --fail-after or both",
                               hint="e.g. --retrigger-after 5m --fail-after 30m --remediate")
         return None
-    return Policy(retrigger_after=retrigger_after, fail_after=fail_after, max_attempts=max_attempts)
+    return Policy(retrigger_after=retrigger_after, fail_after=fail_after, max_attempts=max_attempts,
+                  retrigger_classes=retrigger_classes)
 
 
 def run(session: Session, policy: Policy, *, act: bool, endpoint: str | None, wait: float) -> PolicyResult:

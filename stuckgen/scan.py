@@ -23,6 +23,7 @@ from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
 from stuckgen.durations import iso_utc
+from stuckgen.trigger_failures import DEFAULT_ERROR_PATTERN, TriggerFailures
 
 if TYPE_CHECKING:
     from stuckgen.settings import Settings
@@ -33,7 +34,16 @@ CLASSES: tuple[str, ...] = (
     "queued-not-drained", "outputs-not-finalized", "unknown",
 )
 
-QUEUE_LOCK_SECONDS = 60.0  # the app's worker holds a job lock for 60 s
+QUEUE_LOCK_SECONDS = 60.0  # the app's GENERATION_QUEUE_LOCK_TIMEOUT_MS default (60 000)
+# Rows handed to an outside provider get the app's own grace (liveness.ts WEBHOOK_GRACE_MINUTES):
+# a provider takes minutes, and its callback, not a heartbeat, is the sign of progress.
+DEFAULT_GRACE: tuple[tuple[str, float], ...] = (("awaiting-webhook", 1800.0),)
+ROUTING_RETRY_GRACE = 300.0  # liveness.ts ROUTING_RETRY_GRACE_MINUTES
+# The last steps that say a provider will call back (src/app/api/generate/route.ts sets
+# 'webhook:submitted'; the process route logs 'process:skipped-webhook-active' when it leaves such a
+# row alone). The default grace is for those rows only: an app that polls its provider (Photoshot)
+# has no callback to wait for, and its provider rows move only when someone polls.
+CALLBACK_STEPS: tuple[str, ...] = ("webhook:submitted", "process:skipped-webhook-active")
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,23 @@ class Rule:
     outputs: bool | None = None       # outputs exist
     webhook: bool | None = None       # a provider prediction id is set
     job: tuple[str, ...] = ()         # queue job state in: unclaimed, lock-expired, locked
+    source: str = "default"           # where the rule came from (schema and doctor show it)
+
+    def conditions(self) -> str:
+        """The conditions as the [[rules]] keys that set them: ``heartbeat=false, last_step_in=[...]``."""
+        parts = []
+        for key in ("steps_any", "steps_none", "last_step_in", "job"):
+            v = getattr(self, key)
+            if v:
+                parts.append(f"{key}=[{', '.join(v)}]")
+        for key in ("heartbeat", "outputs", "webhook"):
+            v = getattr(self, key)
+            if v is not None:
+                parts.append(f"{key}={'true' if v else 'false'}")
+        return ", ".join(parts) or "(always)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"class": self.cls, "why": self.why, "conditions": self.conditions(), "source": self.source}
 
     def matches(self, ev: "Evidence") -> bool:
         # Runs once per rule per stuck row: plain comparisons, no reflection. An unknown
@@ -81,23 +108,43 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(cls="outputs-not-finalized", why="outputs exist but the status was never set", outputs=True),
     Rule(cls="trigger-failed", why="the step log records a failed trigger and no worker ever started",
          steps_any=TRIGGER_FAILED_STEPS, steps_none=WORKER_STEPS),
-    Rule(cls="awaiting-webhook", why="handed to an outside provider that never called back",
+    Rule(cls="awaiting-webhook", why="handed to an outside provider and no callback settled it within its grace "
+                                     "(`stuckgen reconcile` tells a lost callback from a slow provider)",
          steps_any=("webhook:submitted",)),
-    Rule(cls="awaiting-webhook", why="a provider prediction id is set and nothing brought its result back",
+    Rule(cls="awaiting-webhook", why="a provider prediction id is set and nothing brought its result back within "
+                                     "its grace (`stuckgen reconcile` tells a lost callback from a slow provider)",
          webhook=True),
     Rule(cls="queued-not-drained", why="queued but never claimed, or claimed and the lock expired",
          job=("unclaimed", "lock-expired")),
     Rule(cls="stalled", why="a worker wrote heartbeats, then went silent", heartbeat=True),
     Rule(cls="stalled", why="a worker started but died before its first heartbeat",
          steps_any=WORKER_STEPS),
-    Rule(cls="never-started", why="no heartbeat and the last step is still the create step: the trigger never arrived",
+    # never-started, told by what the step log shows of the trigger (src/app/api/generate/route.ts):
+    Rule(cls="never-started", why="trigger timed out; the request was probably received, but no worker ever "
+                                  "wrote a step", heartbeat=False, last_step_in=("process:trigger-timeout-expected",)),
+    Rule(cls="never-started", why="the process route accepted the trigger, but no worker ever wrote a step "
+                                  "(its background work was cut off before it began)",
+         heartbeat=False, last_step_in=("process:triggered",)),
+    Rule(cls="never-started", why="no step after the create step: the trigger never reached the process route",
          heartbeat=False, last_step_in=CREATE_STEPS),
 )
 
 _RULE_KEYS = {"class", "why", "steps_any", "steps_none", "last_step_in", "heartbeat", "outputs", "webhook", "job"}
 
 
-def rules_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+def rules_in_force(items: Sequence[Mapping[str, Any]] | None, *, replace_defaults: bool = False,
+                   source: str = "stuckgen.toml") -> tuple[Rule, ...]:
+    """The rules scan applies, in order: the configured [[rules]] first (so they win), then the
+    defaults, unless ``replace_default_rules = true`` asked for the configured ones alone."""
+    custom = rules_from_config(items or (), source=source)
+    if replace_defaults:
+        if not custom:
+            raise ConfigError(f"{source}: replace_default_rules = true but no [[rules]]: every row would be 'unknown'")
+        return custom
+    return custom + DEFAULT_RULES
+
+
+def rules_from_config(items: Sequence[Mapping[str, Any]], *, source: str = "stuckgen.toml") -> tuple[Rule, ...]:
     """[[rules]] tables from stuckgen.toml -> rules; ConfigError on anything unknown."""
     out: list[Rule] = []
     for i, item in enumerate(items, 1):
@@ -107,7 +154,7 @@ def rules_from_config(items: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
         cls = item.get("class")
         if not isinstance(cls, str) or not cls:
             raise ConfigError(f"rules[{i}]: 'class' must be a non-empty string")
-        kwargs: dict[str, Any] = {"cls": cls, "why": str(item.get("why", cls))}
+        kwargs: dict[str, Any] = {"cls": cls, "why": str(item.get("why", cls)), "source": f"{source} [[rules]] #{i}"}
         for key in ("steps_any", "steps_none", "last_step_in", "job"):
             if key in item:
                 v = item[key]
@@ -204,13 +251,51 @@ class ScanOptions:
     # Select the stuck rows created *before* the window instead of those in it (the
     # window governs the stuck rate, never whether a stuck row is reported).
     before_window: bool = False
+    # Failed rows read as evidence of a failed trigger (stuckgen.trigger_failures); () reads none.
+    trigger_statuses: tuple[str, ...] = ("failed",)
+    trigger_window: float = 3600.0  # the recent window their count and rate are judged on
+    trigger_error_pattern: str = DEFAULT_ERROR_PATTERN
+    # Signs of life besides the heartbeat (the app's own; see alive_sql).
+    queue_lock: float = QUEUE_LOCK_SECONDS  # a job locked this recently is being worked on
+    grace: tuple[tuple[str, float], ...] = DEFAULT_GRACE  # (class, quiet time) before a row of it is stuck
+    grace_configured: tuple[str, ...] = ()  # classes whose grace was configured (applies to all their rows)
+    routing_retry_grace: float = ROUTING_RETRY_GRACE  # past a scheduled routing retry, before stuck
+
+    def grace_for(self, cls: str, *, last_step: str | None = None) -> float:
+        """The quiet time after which a row of ``cls`` is stuck: its grace, never below the threshold.
+
+        The default awaiting-webhook grace needs a callback to wait for (``CALLBACK_STEPS``)."""
+        if cls == "awaiting-webhook" and cls not in self.grace_configured and last_step not in CALLBACK_STEPS:
+            return self.threshold
+        return max([self.threshold, *(g for c, g in self.grace if c == cls)])
+
+
+def trigger_statuses(settings: Any) -> tuple[str, ...]:
+    """The statuses read for trigger failures: as configured, else the app's failed status."""
+    sources = getattr(settings, "sources", {}) or {}
+    if sources.get("trigger_statuses", "default") != "default":
+        return tuple(settings.trigger_statuses)
+    return (settings.failed_status,)
+
+
+def merge_grace(configured: Sequence[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    """The default grace overridden by the configured one; 0 switches a class's grace off."""
+    out = dict(DEFAULT_GRACE)
+    out.update(configured)
+    return tuple(sorted((c, g) for c, g in out.items() if g > 0))
 
 
 def scan_options(settings: Settings, **overrides: Any) -> ScanOptions:
     """ScanOptions from the settings; ``overrides`` that are not None win."""
     kw: dict[str, Any] = dict(threshold=settings.threshold, since=settings.since,
                               inflight_statuses=tuple(settings.inflight_statuses),
-                              naive_timezone=settings.naive_timezone)
+                              naive_timezone=settings.naive_timezone,
+                              trigger_statuses=trigger_statuses(settings),
+                              trigger_window=settings.trigger_window,
+                              trigger_error_pattern=settings.trigger_error_pattern,
+                              queue_lock=settings.queue_lock, grace=merge_grace(settings.grace),
+                              grace_configured=tuple(c for c, _ in settings.grace),
+                              routing_retry_grace=settings.routing_retry_grace)
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return ScanOptions(**kw)
 
@@ -230,6 +315,7 @@ class Summary:
     onset: datetime | None = None
     per_hour: Counter = field(default_factory=Counter)
     truncated: bool = False
+    trigger_failures: TriggerFailures | None = None  # failed rows with a failed trigger (the other evidence)
 
     def add(self, row: StuckRow) -> None:
         self.stuck += 1
@@ -243,6 +329,15 @@ class Summary:
             if self.onset is None or t < self.onset:
                 self.onset = t
             self.per_hour[t.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)] += 1
+
+    @property
+    def failed_trigger_statuses(self) -> dict[Any, int]:
+        """Rows that ended failed at the trigger in the window, by HTTP status (or cause without one)."""
+        out: dict[Any, int] = {}
+        for g in self.trigger_failures.groups if self.trigger_failures is not None else ():
+            key = g.http_status if g.http_status is not None else g.cause
+            out[key] = out.get(key, 0) + g.count
+        return out
 
     @property
     def stuck_rate(self) -> float | None:
@@ -267,6 +362,7 @@ class Summary:
             "per_hour": [{"hour": iso_utc(h), "stuck": n} for h, n in sorted(self.per_hour.items())],
             "truncated": self.truncated,
             "database_now": iso_utc(self.database_now),
+            "failed_at_trigger": None if self.trigger_failures is None else self.trigger_failures.as_dict(),
         }
 
 
@@ -293,7 +389,8 @@ def last_sign_sql(m: SchemaMapping, opts: ScanOptions) -> sql.Composable:
     return sql.SQL("coalesce({})").format(sql.SQL(", ").join(parts))
 
 
-def build_scan_query(m: SchemaMapping, opts: ScanOptions, *, extra: Sequence[sql.Composable] = (),
+def build_scan_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule] = DEFAULT_RULES, *,
+                     extra: Sequence[sql.Composable] = (),
                      ordered: bool = True) -> sql.Composed:
     """The scan statement: stuck rows with their evidence, quietest-longest first.
 
@@ -337,13 +434,14 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions, *, extra: Sequence[sql
             t=m.outputs.qualified(m.db_schema), k=m.outputs.key_ident(), id=m.raw("id")))
     else:
         selects.append(sql.SQL("NULL::bigint AS outputs"))
-    job_state, join = _job_state_sql(m, tz)
+    job_state, join = _job_state_sql(m, tz, opts.queue_lock)
     selects.append(sql.SQL("{} AS job_state").format(job_state))
     selects.append(sql.SQL("now() AS db_now"))
     selects.append(sql.SQL("{} AS key").format(m.raw("id")))
     selects.extend(extra)
 
-    where = where_stuck(m, opts)
+    where = sql.SQL("{} AND {}").format(where_stuck(m, opts), grace_sql(m, opts, rules, steps=steps_sql(m),
+                                                                        job_state=job_state))
     if not ordered:
         return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where}").format(
             sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where)
@@ -353,7 +451,8 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions, *, extra: Sequence[sql
         id=m.raw("id"), limit=limit)
 
 
-def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Composable]:
+def _job_state_sql(m: SchemaMapping, tz: str, queue_lock: float = QUEUE_LOCK_SECONDS
+                   ) -> tuple[sql.Composable, sql.Composable]:
     """The queue job's state (unclaimed, lock-expired, locked; NULL: no job or no queue) and the join it needs."""
     if not m.queue.present:
         return sql.SQL("NULL::text"), sql.SQL("")
@@ -365,7 +464,7 @@ def _job_state_sql(m: SchemaMapping, tz: str) -> tuple[sql.Composable, sql.Compo
         state = sql.SQL(
             "CASE WHEN j.{k} IS NULL THEN NULL WHEN {l} IS NULL THEN 'unclaimed' "
             "WHEN {l} < now() - make_interval(secs => {ttl}) THEN 'lock-expired' ELSE 'locked' END"
-        ).format(k=m.queue.key_ident(), l=lock_ts, ttl=sql.Literal(QUEUE_LOCK_SECONDS))
+        ).format(k=m.queue.key_ident(), l=lock_ts, ttl=sql.Literal(queue_lock))
     else:
         state = sql.SQL("CASE WHEN j.{k} IS NULL THEN NULL ELSE 'unclaimed' END").format(k=m.queue.key_ident())
     # One job per row even when the queue keeps a job per attempt: the most recently claimed one.
@@ -434,22 +533,21 @@ def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable | None = Non
 def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -> sql.Composed:
     """Stuck rows as (key, id, cls, last_sign, created_at), classified in SQL; unordered, every class."""
     tz = opts.naive_timezone
-    job_state, join = _job_state_sql(m, tz)
+    job_state, join = _job_state_sql(m, tz, opts.queue_lock)
     steps = sql.SQL("s.steps")
     lateral: sql.Composable = sql.SQL("")
     if m.has("step_log"):
         lateral = sql.SQL(
             "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
             "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '') AS steps OFFSET 0) s").format(a=step_log_array(m))
-    whens = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state), sql.Literal(r.cls))
-        for r in rules)
-    cls = sql.SQL("CASE {} ELSE 'unknown' END").format(whens) if rules else sql.SQL("'unknown'")
+    cls = class_sql(m, rules, steps=steps, job_state=job_state)
     inner = sql.SQL(
         "SELECT {id} AS key, {id}::text AS id, {cls} AS cls, {ls} AS last_sign, {created} AS created_at "
         "FROM {tbl} g {join} {lateral} WHERE {where}").format(
             id=m.raw("id"), cls=cls, ls=last_sign_sql(m, opts), tbl=m.qualified(), join=join, lateral=lateral,
-            where=where_stuck(m, opts), created=m.timestamp("created", naive_tz=tz))
+            where=sql.SQL("{} AND {}").format(where_stuck(m, opts),
+                                              grace_sql(m, opts, rules, steps=steps, job_state=job_state)),
+            created=m.timestamp("created", naive_tz=tz))
     return inner
 
 
@@ -535,15 +633,146 @@ def before_window(conn: Connection, mapping: SchemaMapping, options: ScanOptions
         for r in named_rows or ())
     by_class = {str(k): int(v) for k, v in (counts or {}).items()}
     return BeforeWindow(stuck=sum(by_class.values()), by_class=by_class, rows=rows)
+def steps_sql(m: SchemaMapping) -> sql.Composable:
+    """The row's step names as text[] (an empty array without a step log)."""
+    if not m.has("step_log"):
+        return sql.SQL("ARRAY[]::text[]")
+    return sql.SQL("ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
+                   "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '')").format(a=step_log_array(m))
+
+
+def class_sql(m: SchemaMapping, rules: Sequence[Rule], *, steps: sql.Composable,
+              job_state: sql.Composable) -> sql.Composable:
+    """The row's class by the rules, in SQL (``classify``'s twin)."""
+    if not rules:
+        return sql.SQL("'unknown'")
+    whens = sql.SQL(" ").join(
+        sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state), sql.Literal(r.cls))
+        for r in rules)
+    return sql.SQL("CASE {} ELSE 'unknown' END").format(whens)
+
+
+def grace_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], *, steps: sql.Composable,
+              job_state: sql.Composable) -> sql.Composable:
+    """Rows of a class with a grace longer than the threshold are stuck only once quiet past it."""
+    longer = sorted({(g, c) for c, g in opts.grace if g > max(opts.threshold, opts.older_than or 0.0)})
+    if not longer:
+        return sql.SQL("true")
+    cls = class_sql(m, rules, steps=steps, job_state=job_state)
+    callback = sql.SQL("coalesce(left({}, 200) = ANY({}::text[]), false)").format(
+        m.text("last_step"), sql.Literal(list(CALLBACK_STEPS)))
+    conds = [sql.SQL("NOT ({cls} = {c} AND {ls} >= now() - make_interval(secs => {g}){cb})").format(
+        cls=cls, c=sql.Literal(c), ls=last_sign_sql(m, opts), g=sql.Literal(g),
+        cb=sql.SQL(" AND {}").format(callback) if c == "awaiting-webhook" and c not in opts.grace_configured
+        else sql.SQL("")) for g, c in longer]
+    return sql.SQL(" AND ").join(conds)
+
+
+def alive_sql(m: SchemaMapping, opts: ScanOptions) -> sql.Composable | None:
+    """The app's signs of life besides the heartbeat, on row ``g`` alone (so a write can re-check it):
+
+    - a queue job locked less than ``queue_lock`` ago: a worker claimed it (a batch of up to 5 runs
+      one after another, so a claimed job may not have written a step yet), or a job released for
+      a retry whose ``run_after`` is still ahead (GENERATION_QUEUE_RETRY_DELAY_MS);
+    - a routing retry (``routingRetryAt``) ahead, or less than ``routing_retry_grace`` behind (the
+      app's liveness.ts isRoutingRetryPending).
+    None when the mapping has neither.
+    """
+    tz = opts.naive_timezone
+    signs: list[sql.Composable] = []
+    locked, run_after = m.queue.columns.get("locked_at"), m.queue.columns.get("run_after")
+    if m.queue.present and (locked or run_after):
+        def ts(col: str) -> sql.Composable:
+            t = (m.queue.types.get(col) or "").lower()
+            return sql.Identifier("jj", col) if t == "timestamp with time zone" else \
+                sql.SQL("({} AT TIME ZONE {})").format(sql.Identifier("jj", col), sql.Literal(tz))
+        job: list[sql.Composable] = []
+        if locked:
+            job.append(sql.SQL("{} >= now() - make_interval(secs => {})").format(ts(locked), sql.Literal(opts.queue_lock)))
+        if run_after:
+            job.append(sql.SQL("({l} {r} > now())").format(
+                l=sql.SQL("{} IS NULL AND").format(sql.Identifier("jj", locked)) if locked else sql.SQL(""),
+                r=ts(run_after)))
+        signs.append(sql.SQL("EXISTS (SELECT 1 FROM {t} jj WHERE jj.{k} = {id} AND ({c}))").format(
+            t=sql.Identifier(m.db_schema, m.queue.table or ""), k=sql.Identifier(m.queue.key or ""), id=m.raw("id"),
+            c=sql.SQL(" OR ").join(job)))
+    if m.has("routing_retry"):
+        signs.append(sql.SQL("coalesce({} + make_interval(secs => {}) > now(), false)").format(
+            m.timestamp("routing_retry", naive_tz=tz), sql.Literal(opts.routing_retry_grace)))
+    return sql.SQL(" OR ").join(signs) if signs else None
+
+
+def alive_reasons(conn: Any, m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], row_id: str) -> tuple[str, ...]:
+    """Why one in-flight row is judged alive although quiet past the threshold, in words (``show``).
+
+    The same judgements as ``alive_sql`` and ``grace_sql``, read for this row; empty when the row
+    is stuck, or simply not quiet long enough.
+    """
+    from psycopg.rows import tuple_row
+
+    from stuckgen.durations import format_duration
+
+    bare = replace(opts, grace=(), queue_lock=0.0, routing_retry_grace=-1e9, ids=(row_id,), since=None,
+                   classes=(), limit=None, older_than=None)
+    row = next(iter(ScanRun(conn, m, bare, rules)), None)
+    if row is None:
+        return ()
+    out: list[str] = []
+    cur = conn.cursor(row_factory=tuple_row)
+    locked, run_after = m.queue.columns.get("locked_at"), m.queue.columns.get("run_after")
+    if m.queue.present and (locked or run_after):
+        tz = sql.Literal(opts.naive_timezone)
+
+        def age(col: str | None) -> sql.Composable:
+            if not col:
+                return sql.SQL("NULL::float8")
+            t = (m.queue.types.get(col) or "").lower()
+            ts = sql.Identifier(col) if t == "timestamp with time zone" else \
+                sql.SQL("({} AT TIME ZONE {})").format(sql.Identifier(col), tz)
+            return sql.SQL("extract(epoch FROM now() - {})::float8").format(ts)
+        q = sql.SQL("SELECT {lk}, {ra} FROM {t} WHERE {k}::text = {id} ORDER BY 1 ASC NULLS LAST LIMIT 1").format(
+            lk=age(locked), ra=age(run_after), t=sql.Identifier(m.db_schema, m.queue.table or ""),
+            k=sql.Identifier(m.queue.key or ""), id=sql.Literal(row_id))
+        job = cur.execute(q).fetchone()
+        if job is not None:
+            lock_age, run_after_age = job
+            if lock_age is not None and lock_age <= opts.queue_lock:
+                out.append(f"alive: its queue job was claimed {format_duration(max(lock_age, 0))} ago and the lock "
+                           f"lasts {format_duration(opts.queue_lock)} (the app's GENERATION_QUEUE_LOCK_TIMEOUT_MS): "
+                           "a worker holds it, possibly behind other jobs of its batch")
+            elif lock_age is None and run_after_age is not None and run_after_age < 0:
+                out.append(f"alive: its queue job is scheduled to run again in {format_duration(-run_after_age)} "
+                           "(run_after)")
+    if m.has("routing_retry"):
+        q = sql.SQL("SELECT extract(epoch FROM {} - now())::float8 FROM {} g WHERE {}::text = {}").format(
+            m.timestamp("routing_retry", naive_tz=opts.naive_timezone), m.qualified(), m.raw("id"),
+            sql.Literal(row_id))
+        ahead = (cur.execute(q).fetchone() or (None,))[0]
+        if ahead is not None and ahead + opts.routing_retry_grace > 0:
+            when = f"in {format_duration(ahead)}" if ahead >= 0 else f"{format_duration(-ahead)} ago"
+            out.append(f"alive: the provider router rescheduled it (routingRetryAt {when}; stuck only "
+                       f"{format_duration(opts.routing_retry_grace)} past it, as the app's liveness.ts)")
+    grace = opts.grace_for(row.cls, last_step=row.last_step)
+    if row.quiet_seconds < grace:
+        out.append(f"alive: {row.cls} rows get a grace of {format_duration(grace)} (quiet "
+                   f"{format_duration(row.quiet_seconds)} so far); the app's liveness.ts waits 30m for a webhook")
+    return tuple(out)
 
 
 def where_stuck(m: SchemaMapping, opts: ScanOptions, *, window: bool = True) -> sql.Composable:
-    """The stuck predicate, shared by scan and the compare-and-set of remediation."""
+    """The stuck predicate, shared by scan and the compare-and-set of remediation.
+
+    In flight, quiet past the threshold, and no other sign of life (``alive_sql``). A class's
+    grace (``grace_sql``) needs the rules, so the selecting queries add it.
+    """
     quiet = max(opts.threshold, opts.older_than or 0.0)
     conds: list[sql.Composable] = [
         sql.SQL("{} = ANY({})").format(m.raw("status"), sql.Literal(list(opts.inflight_statuses))),
         sql.SQL("{} < now() - make_interval(secs => {})").format(last_sign_sql(m, opts), sql.Literal(quiet)),
     ]
+    alive = alive_sql(m, opts)
+    if alive is not None:
+        conds.append(sql.SQL("NOT ({})").format(alive))
     if window and opts.since is not None and m.has("created"):
         created = m.timestamp("created", naive_tz=opts.naive_timezone)
         if opts.before_window:
@@ -669,7 +898,11 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
     )
     cls, why = classify(ev, rules)
     if cls == "trigger-failed" and trigger_status is not None:
-        why = f"the trigger got HTTP {trigger_status} ({rec['trigger_failures']}x) and no worker ever started"
+        why = f"the trigger got HTTP {trigger_status} and no worker ever started"
+        # The app logs only its last attempt (src/app/api/generate/route.ts), so one entry says
+        # nothing of how many attempts were made; several entries count the ones logged.
+        n = int(rec["trigger_failures"] or 0)
+        why += f" (the last of {n} logged attempts)" if n > 1 else " (the app logs only its last attempt)"
     if cls == "unknown":
         bits = [f"last step {last_step!r}" if last_step else "no last step",
                 "heartbeat seen" if has_hb else ("no heartbeat" if has_hb is False else "heartbeat not mapped"),
@@ -689,7 +922,35 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
     )
 
 
-def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions) -> tuple[int | None, int | None]:
+class WindowCounts(NamedTuple):
+    """What the window holds besides the stuck rows: for rates, and the failed-at-the-trigger evidence."""
+
+    created_in_window: int | None
+    stuck_before_window: int | None
+    trigger_failures: TriggerFailures | None = None
+
+
+def trigger_failures_in(conn: Connection, mapping: SchemaMapping, options: ScanOptions) -> TriggerFailures:
+    """The failed rows with a failed trigger (stuckgen.trigger_failures), and the rows created in the
+    recent window (the rate's denominator)."""
+    from psycopg.rows import tuple_row
+
+    from stuckgen import trigger_failures
+
+    created_recent = None
+    if options.trigger_statuses and mapping.has("created"):
+        q = sql.SQL("SELECT count(*) FROM {t} g WHERE {c} >= now() - make_interval(secs => {r})").format(
+            t=mapping.qualified(), c=mapping.timestamp("created", naive_tz=options.naive_timezone),
+            r=sql.Literal(options.trigger_window))
+        counted = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+        created_recent = counted[0] if counted is not None else None
+    return trigger_failures.read(
+        conn, mapping, statuses=options.trigger_statuses, since=options.since, recent=options.trigger_window,
+        naive_timezone=options.naive_timezone, error_pattern=options.trigger_error_pattern,
+        created_recent=created_recent)
+
+
+def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions) -> WindowCounts:
     """(rows created in the window, stuck rows created before it); (None, None) without a window.
 
     On a table of more than EXACT_COUNT_MAX_ROWS rows the first is an ``Estimate`` from a block
@@ -700,19 +961,18 @@ def window_counts(conn: Connection, mapping: SchemaMapping, options: ScanOptions
 
     pct = sample_pct(mapping)
     q = build_window_counts(mapping, options, sample_pct=pct)
-    if q is None:
-        return None, None
-    row = conn.cursor(row_factory=tuple_row).execute(q).fetchone()
+    row = conn.cursor(row_factory=tuple_row).execute(q).fetchone() if q is not None else (None, None)
     assert row is not None  # an aggregate always returns its row
-    return scaled_count(row[0], pct), row[1]
+    return WindowCounts(scaled_count(row[0], pct), row[1], trigger_failures_in(conn, mapping, options))
 
 
 def window_facts(conn: Connection, mapping: SchemaMapping, options: ScanOptions,
-                 rules: Sequence[Rule] = DEFAULT_RULES) -> tuple[int | None, int | None, BeforeWindow | None]:
+                 rules: Sequence[Rule] = DEFAULT_RULES
+                 ) -> tuple[int | None, int | None, BeforeWindow | None, TriggerFailures | None]:
     """``window_counts`` plus the stuck rows created before the window, by class and by name."""
-    created, stuck_before = window_counts(conn, mapping, options)
+    created, stuck_before, failures = window_counts(conn, mapping, options)
     older = before_window(conn, mapping, options, rules) if stuck_before else None
-    return created, stuck_before, older
+    return created, stuck_before, older, failures
 
 
 def check_classes(classes: Iterable[str], rules: Sequence[Rule]) -> None:
@@ -724,12 +984,15 @@ def check_classes(classes: Iterable[str], rules: Sequence[Rule]) -> None:
 
 
 def apply_counts(summary: Summary, counts: tuple[Any, ...]) -> Summary:
-    """(created in the window, stuck before it[, BeforeWindow]) into ``summary``."""
+    """(created in the window, stuck before it[, BeforeWindow][, TriggerFailures]) into ``summary``."""
     summary.created_in_window, summary.stuck_before_window = counts[0], counts[1]
-    if len(counts) > 2 and counts[2] is not None:
-        summary.before_window = counts[2]
-        # The named rows follow --class; their count must agree with them.
-        summary.stuck_before_window = counts[2].stuck
+    for extra in counts[2:]:
+        if isinstance(extra, BeforeWindow):
+            summary.before_window = extra
+            # The named rows follow --class; their count must agree with them.
+            summary.stuck_before_window = extra.stuck
+        elif isinstance(extra, TriggerFailures):
+            summary.trigger_failures = extra
     return summary
 
 
@@ -762,7 +1025,7 @@ class ScanRun:
             self.summary.database_now = scalar(self.conn, "SELECT now()")
 
     def apply_counts(self, counts: tuple[Any, ...]) -> Summary:
-        """(created in the window, stuck before it[, BeforeWindow]) into the summary."""
+        """(created in the window, stuck before it[, BeforeWindow][, TriggerFailures]) into the summary."""
         return apply_counts(self.summary, counts)
 
     def __iter__(self) -> Iterator[StuckRow]:
@@ -771,7 +1034,7 @@ class ScanRun:
         # --limit shortens the list, never the counts: every stuck row is read and counted,
         # only the first ``limit`` are yielded.
         limit = self.options.limit
-        query = build_scan_query(self.mapping, replace(self.options, limit=None))
+        query = build_scan_query(self.mapping, replace(self.options, limit=None), self.rules)
         want = set(self.options.classes)
         with self.conn.cursor(name="stuckgen_scan", row_factory=dict_row) as cur:
             cur.itersize = self.fetch_size

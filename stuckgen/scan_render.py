@@ -127,8 +127,11 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         "CASE WHEN t.outputs IS NOT NULL THEN t.outputs || ' outputs' ELSE 'outputs not mapped' END")
     w = sql.SQL(
         "SELECT t.*, CASE WHEN t.cls = 'unknown' THEN " + unknown_bits + " "
-        "WHEN t.cls = 'trigger-failed' AND t.tstatus IS NOT NULL THEN 'the trigger got HTTP ' || t.tstatus || ' (' "
-        "|| coalesce(t.trigger_failures, 0) || 'x) and no worker ever started' ELSE t.rule_why END AS why, "
+        # As scan._row_to_stuck: the app logs only its last attempt, so one entry claims no count.
+        "WHEN t.cls = 'trigger-failed' AND t.tstatus IS NOT NULL THEN 'the trigger got HTTP ' || t.tstatus || "
+        "' and no worker ever started' || CASE WHEN coalesce(t.trigger_failures, 0) > 1 THEN ' (the last of ' || "
+        "t.trigger_failures || ' logged attempts)' ELSE ' (the app logs only its last attempt)' END "
+        "ELSE t.rule_why END AS why, "
         "array_remove(ARRAY["
         "CASE WHEN t.heartbeat_raw IS NOT NULL AND t.heartbeat_at IS NULL "
         "THEN 'heartbeat ''' || t.heartbeat_raw || ''' is not a timestamp' END, "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping as MappingABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
@@ -24,9 +24,9 @@ if TYPE_CHECKING:
 # Logical fields of the generations table, in display order.
 FIELDS: tuple[str, ...] = (
     "id", "status", "created", "updated", "heartbeat", "last_step",
-    "step_log", "error", "user", "processing_lock", "webhook",
+    "step_log", "error", "user", "processing_lock", "webhook", "routing_retry",
 )
-TIME_FIELDS = frozenset({"created", "updated", "heartbeat", "processing_lock"})
+TIME_FIELDS = frozenset({"created", "updated", "heartbeat", "processing_lock", "routing_retry"})
 
 # Candidates tried in order when nothing is configured. Column candidates first
 # (real columns beat keys inside JSON), then keys inside the JSON columns.
@@ -44,6 +44,7 @@ _COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     "processing_lock": ("processing_started_at", "processingStartedAt"),
     "webhook": ("replicate_prediction_id", "replicatePredictionId", "prediction_id", "predictionId",
                 "replicate_id", "replicateId", "fal_request_id", "falRequestId"),
+    "routing_retry": ("routing_retry_at", "routingRetryAt"),
 }
 _JSON_KEY_CANDIDATES: dict[str, tuple[str, ...]] = {
     "heartbeat": ("lastHeartbeatAt", "lastHeartbeat", "last_heartbeat_at", "heartbeatAt"),
@@ -52,6 +53,8 @@ _JSON_KEY_CANDIDATES: dict[str, tuple[str, ...]] = {
     "error": ("error", "errorMessage", "triggerErrorText", "error_message"),
     "processing_lock": ("processingStartedAt", "processing_started_at"),
     "webhook": ("replicatePredictionId", "predictionId", "replicate_prediction_id"),
+    # When the provider router will try again (the process route's routing reschedule).
+    "routing_retry": ("routingRetryAt", "routing_retry_at"),
 }
 _JSON_CONTAINERS = ("parameters", "params", "metadata", "meta", "data", "payload")
 _JSON_TYPES = frozenset({"json", "jsonb"})
@@ -219,6 +222,9 @@ class MappingConfig:
     outputs: str | None = "outputs.generation_id"  # "table.fk_column" or None/"none"
     queue: str | None = "generation_jobs.generation_id"
     sample_rows: int = 200
+    # Configured (flag, env, toml) rather than the defaults: joined as asked, without a foreign-key check.
+    outputs_explicit: bool = True
+    queue_explicit: bool = True
 
 
 def parse_spec(spec: str, *, option: str) -> tuple[str | None, tuple[str, ...]]:
@@ -391,10 +397,21 @@ def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
             f"columns: {', '.join(cols)}", hint="map one with --map created=COLUMN"
         )
 
-    outputs = _side_table(catalog, side_specs["outputs"], cfg.outputs, "outputs", {})
-    queue = _side_table(catalog, side_specs["queue"], cfg.queue, "queue",
-                        {"locked_at": ("locked_at", "lockedAt"), "run_after": ("run_after", "runAfter"),
-                         "attempts": ("attempts",)})
+    outputs = _side_table(catalog, side_specs["outputs"], cfg.outputs, "outputs", {}, conn=conn,
+                          db_schema=db_schema, main=cfg.table, explicit=cfg.outputs_explicit)
+    queue = _side_table(catalog, side_specs["queue"], cfg.queue, "queue", _LOCK_COLUMNS, conn=conn,
+                        db_schema=db_schema, main=cfg.table, explicit=cfg.queue_explicit)
+    if not queue.present and (cfg.queue_explicit is False or not cfg.queue) and fields["id"].present \
+            and not fields["id"].path:
+        # A job table that keeps its lock on the row itself (the app's output_analyses: status,
+        # attempts, locked_at, run_after): the row is its own queue job.
+        own = {logical: next(n for n in names if n in cols) for logical, names in _LOCK_COLUMNS.items()
+               if any(n in cols for n in names)}
+        if "locked_at" in own or "run_after" in own:
+            queue = SideTable(table=cfg.table, key=fields["id"].column, columns=own,
+                              types={c: cols[c] for c in own.values()},
+                              source=f"row-level lock columns of {cfg.table}" + (f" ({queue.source})"
+                                                                                 if queue.source else ""))
     return SchemaMapping(db_schema=db_schema, table=cfg.table, fields=fields, outputs=outputs,
                          queue=queue, columns=tuple(cols), warnings=tuple(warnings), row_estimate=rows)
 
@@ -407,6 +424,19 @@ _MISSING_CONSEQUENCE = {
 }
 
 
+_LOCK_COLUMNS = {"locked_at": ("locked_at", "lockedAt"), "run_after": ("run_after", "runAfter"),
+                 "attempts": ("attempts",)}
+
+
+def _references(conn: Any, db_schema: str, table: str, column: str) -> list[str]:
+    """The tables a foreign key on ``table.column`` references (same schema: bare names)."""
+    rows = conn.execute(
+        "SELECT CASE WHEN n.nspname = %s THEN r.relname ELSE n.nspname || '.' || r.relname END "
+        "FROM pg_constraint c JOIN pg_class r ON r.oid = c.confrelid JOIN pg_namespace n ON n.oid = r.relnamespace "
+        "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+        "WHERE c.contype = 'f' AND c.conrelid = to_regclass(%s) AND a.attname = %s",
+        (db_schema, sql.Identifier(db_schema, table).as_string(conn), column)).fetchall()
+    return [r[0] for r in rows]
 def missing_consequence(name: str, fields: MappingABC[str, FieldMap]) -> str:
     """What a missing field costs, given the rest of the mapping in force."""
     if name == "step_log":
@@ -431,7 +461,8 @@ def _side_spec(spec: str | None) -> tuple[str | None, str]:
 
 
 def _side_table(catalog: _Catalog, parsed: tuple[str | None, str], spec: str | None, what: str,
-                wanted: dict[str, tuple[str, ...]]) -> SideTable:
+                wanted: dict[str, tuple[str, ...]], *, conn: Any = None, db_schema: str = "public",
+                main: str = "generations", explicit: bool = True) -> SideTable:
     table, key = parsed
     if table is None:
         return SideTable(table=None, source="disabled")
@@ -439,7 +470,16 @@ def _side_table(catalog: _Catalog, parsed: tuple[str | None, str], spec: str | N
     if not cols:
         return SideTable(table=None, source=f"table {table!r} not found")
     if key not in cols:
+        if not explicit:
+            return SideTable(table=None, source=f"default {spec} does not fit (no column {key!r})")
         raise SchemaError(f"{what} table {table!r} has no column {key!r}; columns: {', '.join(cols)}")
+    if not explicit:
+        # The default names the incident app's tables: join them to another table (--table
+        # output_analyses) only when a foreign key says they belong to it.
+        refs = _references(conn, db_schema, table, key)
+        if (refs and main not in refs) or (not refs and main != "generations"):
+            why = f"references {refs[0]}" if refs else "has no foreign key to it"
+            return SideTable(table=None, source=f"default {table}.{key} not joined: it {why}, not {main}")
     found: dict[str, str] = {}
     for logical, names in wanted.items():
         hit = next((n for n in names if n in cols), None)
@@ -456,4 +496,6 @@ def mapping_config(settings: Settings) -> MappingConfig:
         override_source=dict(settings.mapping_sources),
         outputs=None if str(settings.outputs).lower() == "none" else settings.outputs,
         queue=None if str(settings.queue).lower() == "none" else settings.queue,
+        outputs_explicit=settings.sources.get("outputs", "default") != "default",
+        queue_explicit=settings.sources.get("queue", "default") != "default",
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from stuckgen.durations import parse_duration
 from stuckgen.errors import ConfigError
+from stuckgen.trigger_failures import DEFAULT_ERROR_PATTERN as DEFAULT_TRIGGER_ERROR_PATTERN
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,6 +82,34 @@ def _list(v: Any) -> tuple[str, ...]:
     else:
         items = str(v).split(",")
     return tuple(x.strip() for x in items if x.strip())
+
+
+def _statuses(v: Any) -> tuple[str, ...]:
+    """A status list; 'none' is the empty list (read no such rows)."""
+    items = _list(v)
+    return () if tuple(x.lower() for x in items) == ("none",) else items
+
+
+def _grace(v: Any) -> tuple[tuple[str, float], ...]:
+    """Per-class grace as configured: 'awaiting-webhook=30m,stalled=10m', a list of such items, or a
+    TOML table. 'CLASS=none' (or 0) is kept as 0: it switches a default grace off. The defaults
+    themselves are merged in by scan.scan_options, which needs to know what was configured."""
+    if isinstance(v, tuple) and all(isinstance(x, tuple) for x in v):
+        return v
+    items: list[tuple[str, Any]]
+    if isinstance(v, dict):
+        items = list(v.items())
+    else:
+        items = []
+        for part in _list(v):
+            cls, sep, dur = part.partition("=")
+            if not sep or not cls.strip():
+                raise ConfigError(f"--grace: {part!r} is not CLASS=DURATION (e.g. awaiting-webhook=30m)")
+            items.append((cls.strip(), dur.strip()))
+    out: dict[str, float] = {}
+    for cls, dur in items:
+        out[cls] = 0.0 if str(dur).strip().lower() in ("none", "0", "") else _duration(f"--grace {cls}")(dur)
+    return tuple(sorted(out.items()))
 
 
 def _str(v: Any) -> str:
@@ -200,6 +229,27 @@ class Settings:
         help="status values meaning work not finished; only rows in these can be stuck")
     failed_status: str = _opt("failed", _str,
         help="the status fail writes (checked against the column: enum label, CHECK) before anything is promised")
+    trigger_statuses: tuple[str, ...] = _opt(("failed",), _statuses,
+        help="statuses of rows read for evidence of a failed trigger ('none' reads none; default: the failed status)")
+    trigger_window: float = _opt(3600.0, _duration("--trigger-window"),
+        help="recent window on which check judges trigger failures (count and rate)")
+    trigger_error_pattern: str = _opt(DEFAULT_TRIGGER_ERROR_PATTERN, _str,
+        help="error text (PostgreSQL regex, case-insensitive) that says the trigger failed")
+    queue_lock: float = _opt(60.0, _duration("--queue-lock"),
+        help="how long a queue job's lock lasts (the app's GENERATION_QUEUE_LOCK_TIMEOUT_MS); a job locked "
+             "more recently is alive")
+    grace: tuple[tuple[str, float], ...] = _opt((), _grace,
+        help="per class, the quiet time before a row of it is stuck: CLASS=DURATION,... (default "
+             "awaiting-webhook=30m for rows waiting on a callback, the app's webhook grace)")
+    routing_retry_grace: float = _opt(300.0, _duration("--routing-retry-grace"),
+        help="a row whose routing retry (routingRetryAt) is ahead, or less than this behind, is alive")
+    retrigger_classes: tuple[str, ...] = _opt((), _list,
+        help="classes check's policy retriggers besides the safe ones (never-started, trigger-failed, "
+             "queued-not-drained)")
+    max_trigger_failures: int = _opt(2, _int("--max-trigger-failures"),
+        help="check fails when more rows than this failed at the trigger in the trigger window ...")
+    max_trigger_failure_rate: float = _opt(0.10, _float("--max-trigger-failure-rate"),
+        help="... and they are more than this share of the rows created in it (0.1 or 10%)")
     naive_timezone: str = _opt("UTC", _timezone,
         help="zone of times stored without one (timestamp without time zone, ISO strings without offset)")
     provider_results: str = _opt("auto", _choice("provider_results", ("auto", "webhook", "sync", "polling", "none")),
@@ -240,6 +290,7 @@ class Settings:
     mapping_overrides: Mapping[str, str] = field(default_factory=dict)
     mapping_sources: Mapping[str, str] = field(default_factory=dict)
     rules: tuple[Mapping[str, Any], ...] | None = None
+    replace_default_rules: bool = False  # [[rules]] replace the defaults instead of coming before them
     config_file: str | None = None
     env_file: str | None = None
 
@@ -403,7 +454,8 @@ def load_settings(
     dotenv = read_env_file(env_path) if env_path else {}
 
     toml, toml_name = read_config_file(Path(config_file) if config_file else None, cwd)
-    toml_opts = {k: v for k, v in toml.items() if not isinstance(v, dict) and k not in ("rules",)}
+    toml_opts = {k: v for k, v in toml.items()
+                 if (not isinstance(v, dict) or k == "grace") and k not in ("rules", "replace_default_rules")}
     for k in toml_opts:
         if k.replace("-", "_") not in OPTIONS:
             raise ConfigError(unknown_setting(str(toml_name), k))
@@ -465,6 +517,9 @@ def load_settings(
     if rules is not None and not (isinstance(rules, list) and all(isinstance(r, dict) for r in rules)):
         raise ConfigError(f"{toml_name}: rules must be an array of tables ([[rules]])")
 
+    replace_rules = toml.get("replace_default_rules", False)
+    if not isinstance(replace_rules, bool):
+        raise ConfigError(f"{toml_name}: replace_default_rules must be true or false")
     return Settings(**values, sources=sources, mapping_overrides=overrides, mapping_sources=override_src,
-                    rules=tuple(rules) if rules else None, config_file=toml_name,
+                    rules=tuple(rules) if rules else None, replace_default_rules=replace_rules, config_file=toml_name,
                     env_file=str(env_path) if env_path else None)

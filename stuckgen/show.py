@@ -25,7 +25,9 @@ from psycopg.rows import dict_row, tuple_row
 from stuckgen.audit import AuditLog, AuditRecord, FileAudit, TableAudit
 from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError, SelectionError
-from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, step_log_array, last_sign_sql
+from stuckgen.scan import (
+    DEFAULT_RULES, Rule, ScanOptions, ScanRun, StuckRow, alive_reasons, last_sign_sql, step_log_array,
+)
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import scrub
 from stuckgen.durations import iso_utc
@@ -88,6 +90,8 @@ class GenerationStory:
     provider: Any = None  # reconcile.Verdict: what the model provider says (with a token configured)
     dead_worker: Any = None  # deadline.DeadWorker: the worker started longer ago than the function may run
     platform_logs: tuple[Any, ...] | None = None  # vercel.logs.RuntimeLog near the trigger (with a Vercel token)
+    alive: tuple[str, ...] = ()  # why a row quiet past the threshold is still judged alive
+
 
     @property
     def verdict(self) -> str:
@@ -95,11 +99,17 @@ class GenerationStory:
         from stuckgen.durations import format_duration
 
         if self.stuck is not None:
-            return f"stuck: {self.stuck.cls} ({self.stuck.why})"
+            from stuckgen.remediate.safety import SYNC_ROUTE
+
+            advice = (f"; settle it with the app's sync route {SYNC_ROUTE.replace('{id}', self.id)} (a retrigger "
+                      "only rewrites its heartbeat)" if self.stuck.cls == "awaiting-webhook" else "")
+            return f"stuck: {self.stuck.cls} ({self.stuck.why}){advice}"
         if self.quiet_seconds is None:
             life = "no sign of life recorded"
         else:
             life = f"last sign of life {format_duration(self.quiet_seconds)} ago"
+        if self.inflight and self.alive:
+            return f"not stuck: {self.status}, {life}; " + "; ".join(self.alive)
         if self.inflight:
             return f"not stuck: {self.status}, {life} (threshold {format_duration(self.threshold)})"
         return f"not stuck: {self.status}, {life}"
@@ -118,6 +128,7 @@ class GenerationStory:
             "class": self.stuck.cls if self.stuck else None,
             "why": self.stuck.why if self.stuck else None,
             "verdict": self.verdict,
+            "alive": list(self.alive),
             "scan": self.stuck.as_dict() if self.stuck else None,
             "timeline": None if self.timeline is None else {
                 "total": self.timeline_total, "shown": len(self.timeline),
@@ -217,6 +228,8 @@ def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, 
 
     last_sign = rec["last_sign"]
     created = rec["created_at"]
+    inflight = rec["status"] in options.inflight_statuses
+    alive = alive_reasons(conn, m, replace(options, classes=()), rules, gid) if stuck is None and inflight else ()
     return GenerationStory(
         id=gid, table=f"{m.db_schema}.{m.table}", status=rec["status"], created_at=created,
         last_sign_of_life=last_sign,
@@ -224,10 +237,11 @@ def load_story(conn: Connection, mapping: SchemaMapping, generation_id: str, *, 
         age_seconds=(now - created).total_seconds() if created else None,
         heartbeat_at=rec["heartbeat_at"], last_step=rec["last_step"], user_id=rec["user_id"],
         error=_scrub(rec["error"], redact), database_now=now, threshold=options.threshold,
-        inflight=rec["status"] in options.inflight_statuses, stuck=stuck,
+        inflight=inflight, stuck=stuck,
         timeline=timeline, timeline_total=total, outputs=outputs, outputs_total=n_outputs,
         job=job, queue_mapped=m.queue.present, actions=actions, audit_where=audit.where if audit else None,
         provider_id=rec["provider_id"] or None, provider_page=provider_page(m, rec["provider_id"]),
+        alive=alive,
     )
 
 

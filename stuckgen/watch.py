@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql
 from psycopg.rows import tuple_row
 
+from stuckgen.durations import format_duration
 from stuckgen.scan import Summary
 from stuckgen.schema import SchemaMapping
 from stuckgen.durations import iso_utc
@@ -62,6 +63,7 @@ class Refresh:
     probe: Mapping[str, Any] | None = None
     stuck_before_window: int = 0  # stuck rows created before the --since window (not in ``stuck``)
     before_window_ids: tuple[str, ...] = ()
+    failed_at_trigger: Mapping[str, Any] | None = None  # TriggerFailures.as_dict(): the other evidence
 
     def as_dict(self, *, ids: int = IDS_IN_JSON) -> dict[str, Any]:
         def tail(items: Sequence[Any]) -> list[Any]:
@@ -88,6 +90,7 @@ class Refresh:
             "tracked_ids": self.tracked,
             "capped": self.capped,
             "probe": dict(self.probe) if self.probe is not None else None,
+            "failed_at_trigger": dict(self.failed_at_trigger) if self.failed_at_trigger is not None else None,
         }
 
     def summary_line(self) -> str:
@@ -95,8 +98,11 @@ class Refresh:
         classes = ", ".join(f"{c} {n}" for c, n in self.by_class.items())
         rate = f" ({self.stuck_rate:.1%} of {self.created_in_window} created)" if self.stuck_rate is not None else ""
         older = f", and {self.stuck_before_window} created before the window" if self.stuck_before_window else ""
+        tf = self.failed_at_trigger
+        failed = (f"; {tf['recent']} failed at the trigger in the last {format_duration(tf['recent_window_seconds'])}"
+                  if tf and tf.get("recent") else "")
         return (f"watch: {self.n} refreshes; {self.stuck} stuck now{rate}"
-                + (f" [{classes}]" if classes else "") + older
+                + (f" [{classes}]" if classes else "") + older + failed
                 + f"; since start {self.new_total} became stuck, {self.recovered_total} recovered"
                 + ("; id tracking capped" if self.capped else ""))
 
@@ -162,6 +168,7 @@ class Watcher:
             recovered=tuple(self.recovered.values()), tracked=len(now), capped=self.capped, probe=probe,
             stuck_before_window=summary.stuck_before_window or 0,
             before_window_ids=tuple(r.id for r in summary.before_window.rows) if summary.before_window else (),
+            failed_at_trigger=summary.trigger_failures.as_dict() if summary.trigger_failures is not None else None,
         )
 
     def _bounded_add(self, d: dict[str, Any], key: str, value: Any) -> None:

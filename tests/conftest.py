@@ -206,3 +206,20 @@ def pgbouncer(pg_server: str) -> Iterator[PgBouncer]:
     finally:
         stop_pgbouncer(bouncer)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# -- the Loop-Vesper fixture: the real app's schema and its own ways of writing rows ----------
+
+
+@pytest.fixture
+def loopvesper_db(empty_db: str) -> Iterator[tuple[str, "loopvesper_mod.App"]]:
+    """A fresh database holding Loop-Vesper's real schema (its Prisma migrations), in a non-UTC
+    server time zone; yields (DSN, App) where App writes rows as the app's code paths do."""
+    import loopvesper as loopvesper_mod
+
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE \"{conninfo_to_dict(empty_db)['dbname']}\" "
+                     f"SET timezone TO '{loopvesper_mod.SERVER_TIMEZONE}'")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        loopvesper_mod.apply_migrations(conn)
+        yield empty_db, loopvesper_mod.App(conn)

@@ -134,7 +134,9 @@ def test_attempts_across_runs_exhaust_and_leave_the_rows_for_the_fail_rule(db):
     with psycopg.connect(db, autocommit=True) as conn:
         young = [r.id for r in seed(conn, {"never-started": 2}, min_age=30, max_age=60)]
     # The worker accepts, heartbeats twice and dies: the row is stuck again a second later.
-    policy = ["--threshold", "1s", "--retrigger-after", "1s", "--max-attempts", "2", "--max-stuck", "10"]
+    # Stalled rows are re-run from the start by a new trigger, so the policy takes them only when named.
+    policy = ["--threshold", "1s", "--retrigger-after", "1s", "--max-attempts", "2", "--max-stuck", "10",
+              "--retrigger-class", "stalled"]
     with ReferenceDeployment(db, "worker-crash", secret=SECRET, heartbeat_interval=0.05) as dep:
         for attempt in (1, 2):
             r = check(db, *policy, "--url", dep.url, "--remediate", "--format", "json")

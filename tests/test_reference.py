@@ -72,7 +72,7 @@ def client() -> Iterator[httpx.Client]:
 
 def test_every_scenario_is_data_with_a_description() -> None:
     assert set(SCENARIOS) == {
-        "healthy", "secret-missing", "secret-mismatch", "secret-whitespace", "intermittent", "protected",
+        "healthy", "secret-missing", "secret-missing-marked-failed", "secret-mismatch", "secret-whitespace", "intermittent", "protected",
         "redirect", "cookie-expired", "dropped-trigger", "worker-crash", "slow", "lost-callback",
     }
     assert all(s.description for s in SCENARIOS.values())
@@ -178,9 +178,13 @@ def test_mark_failed_reproduces_the_app_as_written(db: str, client: httpx.Client
         gid = generate(dep, client)
         dep.wait_idle(5)
     status, params, _ = row(db, gid)
+    # src/app/api/generate/route.ts: the failed update spreads the request's parameters (the step
+    # log so far is dropped), then appendDebugLog logs the last try only.
     assert status == "failed"
-    assert params["error"] == "Process trigger failed: 401"
-    assert params["lastStep"] == "process:failed"
+    assert params["error"] == "Failed to trigger processing: 401 Unauthorized"
+    assert params["triggerErrorText"] == '{"error":"Unauthorized"}' or "Unauthorized" in params["triggerErrorText"]
+    assert params["lastStep"] == "process:trigger-failed-http"
+    assert [(e["step"], e.get("status")) for e in params["debugLogs"]] == [("process:trigger-failed-http", 401)]
 
 
 def test_intermittent_some_rows_complete_and_some_stick(db: str, client: httpx.Client) -> None:

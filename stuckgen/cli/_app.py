@@ -71,6 +71,14 @@ DatabaseUrlOpt = Annotated[Optional[str], typer.Option(
 ThresholdOpt = Annotated[Optional[str], typer.Option(
     "--threshold", "-t", show_default=False, metavar="DURATION",
     help=env_help("threshold", "Stuck when quiet longer than this: 90s, 2m, 1h30m, PT2M. Default 2m."))]
+GraceOpt = Annotated[Optional[list[str]], typer.Option(
+    "--grace", show_default=False, metavar="CLASS=DURATION",
+    help=env_help("grace", "Rows of this class are stuck only once quiet this long (repeatable; CLASS=none "
+                  "removes one). Default awaiting-webhook=30m, the app's webhook grace."))]
+QueueLockOpt = Annotated[Optional[str], typer.Option(
+    "--queue-lock", show_default=False, metavar="DURATION",
+    help=env_help("queue_lock", "A queue job locked more recently than this is alive (the app's "
+                  "GENERATION_QUEUE_LOCK_TIMEOUT_MS). Default 60s."))]
 SinceOpt = Annotated[Optional[str], typer.Option(
     "--since", show_default=False, metavar="DURATION",
     help=env_help("since", "List rows created within this window and rate them against it ('all' for no "

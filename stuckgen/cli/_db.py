@@ -31,9 +31,12 @@ def resolve_mapping(conn: Any, settings: Settings):
 
 
 def rules(settings: Settings):
-    from stuckgen.scan import DEFAULT_RULES, rules_from_config
+    from pathlib import Path
 
-    return rules_from_config(settings.rules) if settings.rules else DEFAULT_RULES
+    from stuckgen.scan import rules_in_force
+
+    return rules_in_force(settings.rules, replace_defaults=settings.replace_default_rules,
+                          source=Path(settings.config_file).name if settings.config_file else "stuckgen.toml")
 
 
 def scan_options(settings: Settings, **overrides: Any):

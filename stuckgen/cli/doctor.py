@@ -13,6 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     MaxDurationOpt,
+    GraceOpt, QueueLockOpt,
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt,
     TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
@@ -58,6 +59,8 @@ def doctor(
     no_probe: Annotated[bool, typer.Option("--no-probe", help="Do not call the deployment.")] = False,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
+    grace: GraceOpt = None,
+    queue_lock: QueueLockOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
                                                help="text | markdown | json | html. Default: text on a terminal, json in a pipe; from -o NAME.md/.html.")] = None,
@@ -159,6 +162,16 @@ def check(
                                            help="Fail when more rows than this are stuck.")] = 0,
     max_stuck_rate: Annotated[Optional[str], typer.Option("--max-stuck-rate", metavar="RATE", show_default=False,
                                                           help="Fail when the stuck rate exceeds this (0.05 or 5%).")] = None,
+    max_trigger_failures: Annotated[Optional[int], typer.Option(
+        "--max-trigger-failures", min=0, metavar="N", show_default=False,
+        help="Fail when more rows than this failed at the trigger in --trigger-window (and over the rate). "
+             "Default: 2.")] = None,
+    max_trigger_failure_rate: Annotated[Optional[str], typer.Option(
+        "--max-trigger-failure-rate", metavar="RATE", show_default=False,
+        help="... and they are more than this share of the rows created in the window. Default: 10%.")] = None,
+    trigger_window: Annotated[Optional[str], typer.Option(
+        "--trigger-window", metavar="DURATION", show_default=False,
+        help="Recent window the trigger failures are judged on. Default: 1h.")] = None,
     probe: Annotated[bool, typer.Option("--probe", help="Also run probe-auth against --url targets.")] = False,
     repeat: RepeatOpt = None,
     url: UrlOpt = None,
@@ -168,6 +181,8 @@ def check(
     cookie_name: CookieNameOpt = None,
     allow_insecure: AllowInsecureOpt = False,
     threshold: ThresholdOpt = None,
+    grace: GraceOpt = None,
+    queue_lock: QueueLockOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
                                                help="text | json | openmetrics. Default: text.")] = None,
@@ -190,6 +205,11 @@ def check(
     max_attempts: Annotated[int, typer.Option(
         "--max-attempts", min=1, metavar="N",
         help="Policy: triggers per row across runs (from the audit log); then left for --fail-after.")] = 3,
+    retrigger_classes: Annotated[Optional[list[str]], typer.Option(
+        "--retrigger-class", metavar="CLASS", show_default=False,
+        help="Policy: also retrigger rows of this class (repeatable). By default only never-started, "
+             "trigger-failed and queued-not-drained, which a new trigger cannot harm; the rest are listed as "
+             "left out.")] = None,
     remediate: Annotated[bool, typer.Option(
         "--remediate", help="Act on the policy. Without it the policy only reports what it would do.")] = False,
     wait: Annotated[Optional[str], typer.Option(
@@ -212,7 +232,10 @@ def check(
     """Health check for a scheduled CI job: thresholds, annotations, summaries, metrics, and a rescuer.
 
     Exit 1 when more than --max-stuck rows are stuck, the stuck rate exceeds
-    --max-stuck-rate, or (with --probe) a warning finding exists. Under GitHub Actions
+    --max-stuck-rate, more than --max-trigger-failures rows that are also over
+    --max-trigger-failure-rate of those created in the last --trigger-window ended
+    failed at the trigger (defaults 2, 10%, 1h: an incident pages, a stray refusal
+    does not), or (with --probe) a warning finding exists. Under GitHub Actions
     it writes ::error:: / ::warning:: annotations and appends a Markdown summary to
     $GITHUB_STEP_SUMMARY; --junit writes JUnit XML; --format openmetrics prints metrics;
     --metrics-file writes them atomically after every run, whatever the exit code.
@@ -365,7 +388,9 @@ def _check(settings: Any, run: "_CheckRun", *, max_stuck: int, max_stuck_rate: O
             out.warn("INTERNAL_API_SECRET is not set: triggers go without the secret header and will likely get 401")
         rescued = run_policy(settings, policy, act=remediate, endpoint=endpoint, wait=wait_s,
                              allow_insecure=allow_insecure)
-    result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit, policy=rescued)
+    result = evaluate(report, max_stuck=max_stuck, max_stuck_rate=rate_limit, policy=rescued,
+                      max_trigger_failures=settings.max_trigger_failures,
+                      max_trigger_failure_rate=settings.max_trigger_failure_rate)
     if run.channels:
         result = _notify(settings, run, result)
     run.result = result
@@ -424,7 +449,7 @@ def _policy(settings: Any, *, retrigger_after: str | None, fail_after: str | Non
     policy = rescuer.from_flags(
         retrigger_after=parse_duration(retrigger_after, option="--retrigger-after") if retrigger_after else None,
         fail_after=parse_duration(fail_after, option="--fail-after") if fail_after else None,
-        max_attempts=max_attempts, act=act)
+        max_attempts=max_attempts, act=act, retrigger_classes=tuple(settings.retrigger_classes))
     if policy is None or not (act and policy.retrigger_after):
         return policy, None
     # Checked before anything is read: a bad URL or plain HTTP to a remote host is a usage error.

@@ -372,6 +372,15 @@ def retrigger(
     reported as exhausted (use `stuckgen fail`). Redirects are never followed. Without
     --yes it is a dry run.
 
+    --all-stuck takes only classes a new trigger cannot harm (never-started,
+    trigger-failed, queued-not-drained) and lists what it left out and why; other
+    classes need --class CLASS and come with a warning of what the app will do
+    (outputs-not-finalized and stalled: the process route runs them again and the
+    provider may bill again; awaiting-webhook: skipped, settle those with the app's
+    sync route POST /api/generations/{id}/sync). With --wait, only real progress
+    counts: a new worker step in the log, or a finished status; a rewritten
+    heartbeat alone does not.
+
     Example:
 
         stuckgen retrigger --all-stuck --class never-started --url https://app.example.com --wait 60s --yes

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stuckgen.cli._app import (
+    GraceOpt, QueueLockOpt,
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, handle_errors,
     settings_from,
@@ -23,6 +24,8 @@ SLOW_SCAN_SECONDS = 1.0
 def scan(
     database_url: DatabaseUrlOpt = None,
     threshold: ThresholdOpt = None,
+    grace: GraceOpt = None,
+    queue_lock: QueueLockOpt = None,
     since: SinceOpt = None,
     cls: Annotated[Optional[list[str]], typer.Option(
         "--class", "-c", metavar="CLASS", show_default=False,
@@ -54,13 +57,20 @@ def scan(
       stuckgen scan --threshold 5m --since 6h
       stuckgen scan --format json | jq '.rows[] | select(.class == "trigger-failed") | .id'
 
-    Exit: 0 none stuck, 1 stuck rows found, 2 configuration error, 3 database unreachable.
+    Also reads the rows that ended failed at the trigger (status failed, a failed
+    trigger in the step log or error text), grouped by cause and HTTP status in the
+    summary; they count as findings past check's limits (--max-trigger-failures,
+    --max-trigger-failure-rate in the trigger window, defaults 2, 10%, 1h).
+
+    Exit: 0 none stuck, 1 stuck rows found (or trigger failures past the limits),
+    2 configuration error, 3 database unreachable.
     """
     from stuckgen.cli import _db
     from stuckgen.cli._progress import Ticker
     from stuckgen.render import TERMINAL_ROWS
     from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table, summary_lines
     from stuckgen.scan import before_window, explain_advice
+    from stuckgen.scan import trigger_failures_in
     from stuckgen.scan_render import RenderedScan
 
     settings = settings_from(locals())
@@ -91,6 +101,9 @@ def scan(
 
             def summary() -> Any:  # complete once the rows are read (the statement's last row)
                 s = run.summary
+                if s.trigger_failures is None:  # the other evidence: rows that ended failed at the trigger
+                    run.apply_counts((s.created_in_window, s.stuck_before_window,
+                                      trigger_failures_in(conn, mapping, opts)))
                 if s.stuck_before_window and s.before_window is None:  # named by class and id
                     run.apply_counts((s.created_in_window, s.stuck_before_window,
                                       before_window(conn, mapping, opts, run.rules)))
@@ -129,7 +142,10 @@ def scan(
                 if advice:
                     out.note(f"note: the scan reads all of {mapping.table} (no index serves the in-flight statuses); "
                              f"this partial index makes it cheap:\n  {advice}")
-    return ExitCode.FINDINGS if run.summary.stuck or run.summary.stuck_before_window else ExitCode.OK
+    tf = run.summary.trigger_failures
+    paged = tf is not None and tf.over(max_count=settings.max_trigger_failures,
+                                       max_rate=settings.max_trigger_failure_rate)
+    return ExitCode.FINDINGS if run.summary.stuck or run.summary.stuck_before_window or paged else ExitCode.OK
 
 
 @app.command()
@@ -147,12 +163,14 @@ def schema(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> int:
-    """Print the schema mapping stuckgen resolved, and where each field came from.
+    """Print the schema mapping stuckgen resolved, where each field came from, and the rules in force.
 
     Each logical field maps to a column, a key inside a JSON column, or nothing
     (which lowers what scan can conclude). Override with --map or [mapping] in stuckgen.toml.
     On a large table it also checks (EXPLAIN) that an index serves the stuck-row scan,
     and prints the partial index that would.
+    [[rules]] in stuckgen.toml come before the default rules (first match wins) unless
+    replace_default_rules = true; each rule is listed with its source.
 
     \b
     Example:
@@ -171,6 +189,7 @@ def schema(
     if fmt not in ("table", "json"):
         raise ConfigError(f"--format: {fmt!r} is not one of table, json")
     conn = _db.connect(settings)
+    rules = _db.rules(settings)
     with conn:
         with _db.read_tx(conn, settings):
             m = _db.resolve_mapping(conn, settings)
@@ -178,11 +197,15 @@ def schema(
             advice = explain_advice(conn, m, _db.scan_options(settings))
     inflight = list(settings.inflight_statuses)
     if fmt == "json":
-        out.lines(mapping_json_lines(m, cen, inflight, advice))
+        out.lines(mapping_json_lines(m, cen, inflight, advice, rules=rules))
         return ExitCode.OK
     for part in mapping_renderables(m, cen, inflight):
         out.out.print(part)
     if advice:
         out.out.print(f"note: the stuck-row scan reads all of {m.table} (no index serves the in-flight statuses); "
                       f"this partial index makes it cheap:\n  {advice}", markup=False, soft_wrap=True)
+    out.out.print("", markup=False)
+    out.out.print("Rules in force, first match wins:", markup=False)
+    for i, r in enumerate(rules, 1):
+        out.out.print(f"  {i:>2}. {r.cls:<22} {r.conditions()}  [{r.source}]", markup=False)
     return ExitCode.OK

@@ -7,6 +7,7 @@ import typer
 
 from stuckgen.cli._app import (
     MaxDurationOpt,
+    GraceOpt, QueueLockOpt,
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
     settings_from,
@@ -30,6 +31,8 @@ def show(
                                                  help="The generation's id (a UUID in the reference schema).")],
     database_url: DatabaseUrlOpt = None,
     threshold: ThresholdOpt = None,
+    grace: GraceOpt = None,
+    queue_lock: QueueLockOpt = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", show_default=False, metavar="FORMAT",
         help="table | json | markdown. Default: table on a terminal, json in a pipe.")] = None,

@@ -12,6 +12,7 @@ import typer
 from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
+    GraceOpt, QueueLockOpt,
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, env_help, handle_errors,
     settings_from,
@@ -32,6 +33,8 @@ def wait(seconds: float) -> None:
 def watch(
     database_url: DatabaseUrlOpt = None,
     threshold: ThresholdOpt = None,
+    grace: GraceOpt = None,
+    queue_lock: QueueLockOpt = None,
     since: SinceOpt = None,
     interval: Annotated[str, typer.Option(
         "--interval", "-i", metavar="DURATION", help="Time between refreshes.")] = "5s",

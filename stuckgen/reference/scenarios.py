@@ -51,6 +51,8 @@ class Scenario:
     use_webhooks: bool = False
     # The deployment holds REPLICATE_WEBHOOK_SECRET (its webhook route then verifies signatures).
     webhook_secret_set: bool = False
+    # The app as written today: after the trigger's third non-OK answer the row is marked failed.
+    mark_failed: bool = False
     expected_finding: str | None = None
     # The cause ``doctor`` must rank first against this scenario (None: nothing is wrong).
     # ``demo`` exits 0 only when its diagnosis names it: anything else is a bug in stuckgen.
@@ -78,6 +80,18 @@ SCENARIOS: dict[str, Scenario] = {
                 "(the operator, or a preview triggering production through the app URL): every internal call gets 401."
             ),
             secret_value_transform="different",
+            expected_finding="secret-rejected",
+            planted="secret-rejected",
+        ),
+        Scenario(
+            name="secret-missing-marked-failed",
+            description=(
+                "The app as written today: INTERNAL_API_SECRET is missing, every trigger gets 401, and after "
+                "the third the generate route marks the row failed ('Failed to trigger processing: 401 "
+                "Unauthorized'). Nothing stays in processing: the incident is in the failed rows."
+            ),
+            secret_value_transform="missing",
+            mark_failed=True,
             expected_finding="secret-rejected",
             planted="secret-rejected",
         ),

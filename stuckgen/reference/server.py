@@ -12,8 +12,10 @@ Choices where the app's behaviour had to be pinned down:
   incident that write never happened (the fire-and-forget fetch outlived its
   function), which is what left rows in ``processing``; so by default
   (``mark_failed=False``) the deployment logs each failed try in ``debugLogs``
-  and leaves the row ``processing``. Pass ``mark_failed=True`` for the app as
-  written.
+  and leaves the row ``processing``. Pass ``mark_failed=True`` (or a scenario
+  with ``mark_failed``) for the app as written today: the row ends ``failed``
+  with ``"Failed to trigger processing: 401 Unauthorized"`` and only the last
+  try in its step log.
 * Times are scaled down: the trigger waits ``trigger_timeout`` (default 1 s,
   the app's 10 s) and pauses ``trigger_backoff * attempt`` between tries.
 * Header values are stripped of surrounding whitespace, as HTTP and fetch do;
@@ -270,7 +272,7 @@ class ReferenceDeployment(ProviderRoutes):
         self.trigger_timeout = trigger_timeout
         self.trigger_backoff = trigger_backoff
         self.hang_seconds = hang_seconds
-        self.mark_failed = mark_failed
+        self.mark_failed = mark_failed or self.scenario.mark_failed
         self.bypass_secret = bypass_secret
         self.user_id = user_id or str(uuid.uuid4())
         self.session_id = str(uuid.uuid4())
@@ -750,7 +752,7 @@ class ReferenceDeployment(ProviderRoutes):
         if instance_secret and instance_secret.strip():
             headers["x-internal-secret"] = instance_secret.strip()
         last_status: int | None = None
-        last_text = ""
+        last_text = last_reason = ""
         with self._pool.connection() as conn:
             for attempt in range(1, 4):
                 if self._stopping.is_set():
@@ -767,35 +769,52 @@ class ReferenceDeployment(ProviderRoutes):
                     return
                 except httpx.HTTPError as exc:
                     last_status, last_text = None, f"{type(exc).__name__}: {exc}"[:200]
-                    self._log_step(
-                        conn, generation_id, "process:trigger-failed-exception", attempt=attempt, error=last_text
-                    )
+                    if not self.mark_failed:
+                        self._log_step(
+                            conn, generation_id, "process:trigger-failed-exception", attempt=attempt, error=last_text
+                        )
                 else:
                     if response.is_success:
                         self._log_step(conn, generation_id, "process:triggered", status=response.status_code)
                         return
                     last_status, last_text = response.status_code, response.text[:200]
-                    self._log_step(
-                        conn,
-                        generation_id,
-                        "process:trigger-failed-http",
-                        attempt=attempt,
-                        status=response.status_code,
-                        error=last_text,
-                    )
+                    last_reason = response.reason_phrase
+                    if not self.mark_failed:
+                        self._log_step(
+                            conn,
+                            generation_id,
+                            "process:trigger-failed-http",
+                            attempt=attempt,
+                            status=response.status_code,
+                            error=last_text,
+                        )
                 if attempt < 3 and self._stopping.wait(self.trigger_backoff * attempt):
                     return
             if self.mark_failed:
-                self._log_step(
-                    conn,
-                    generation_id,
-                    "process:failed",
-                    row_status="failed",
-                    set_params={
-                        "error": f"Process trigger failed: {last_status or 'exception'}",
-                        "triggerErrorText": last_text,
-                    },
-                )
+                self._mark_failed(conn, generation_id, last_status, last_reason, last_text)
+
+    def _mark_failed(self, conn: psycopg.Connection[Any], generation_id: str, status: int | None, reason: str,
+                     text: str) -> None:
+        """The app as written today (src/app/api/generate/route.ts): after the last failed try the row is
+        marked ``failed`` with parameters = {...generationParameters, error, triggerErrorText} (the spread
+        drops the step log written so far), then appendDebugLog logs that last try only."""
+        extra: dict[str, Any]
+        if status is not None:
+            error = f"Failed to trigger processing: {status} {reason}"
+            step, extra = "process:trigger-failed-http", {"status": status, "error": text}
+        else:
+            error = f"Failed to start background processing: {text}"
+            step, extra = "process:trigger-failed-exception", {"error": text}
+        with conn.transaction():
+            row = conn.execute("SELECT parameters FROM generations WHERE id = %s FOR UPDATE",
+                               (generation_id,)).fetchone()
+            if row is None:
+                return
+            request = {k: v for k, v in dict(row[0] or {}).items() if k not in ("debugLogs", "lastStep")}
+            params = {**request, "error": error, **({"triggerErrorText": text} if status is not None else {})}
+            conn.execute("UPDATE generations SET parameters = %s, status = 'failed' WHERE id = %s",
+                         (Jsonb(params), generation_id))
+        self._log_step(conn, generation_id, step, **extra)
 
     def _work(self, generation_id: str) -> None:
         """The process route's waitUntil work: lock, heartbeats, output, completion."""

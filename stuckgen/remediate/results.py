@@ -54,6 +54,7 @@ class Outcome(StrEnum):
     UNREACHABLE = "unreachable"
     NOT_SENT = "not-sent"
     NOT_ATTEMPTED = "not-attempted"
+    LEFT_OUT = "left-out"
 
 
 # What a run did, and what a dry run promises: ``remediated`` counts only the first.
@@ -83,6 +84,7 @@ OUTCOME_TEXT: dict[Outcome, str] = {
     Outcome.GAVE_UP: "the deployment kept failing (429/5xx)",
     Outcome.TIMEOUT: "no answer in time (the app may have started it)",
     Outcome.UNREACHABLE: "could not reach the deployment",
+    Outcome.LEFT_OUT: "not taken: a new trigger is not safe for its class (take it with --class)",
     Outcome.NOT_SENT: "not sent",
     Outcome.NOT_ATTEMPTED: "not attempted (interrupted)",
 }

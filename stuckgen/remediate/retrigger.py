@@ -266,7 +266,9 @@ def retrigger_rows(client: Any, conn: Connection, mapping: SchemaMapping, target
             verdicts = {}
             notes.append("verification interrupted")
         waited = options.wait > 0
-        ordered = [replace(o, verify=verdicts.get(o.id), ok=o.ok and not (waited and verdicts.get(o.id) == "still-stuck"))
+        # After waiting, a row whose heartbeat alone moved has not progressed (the route skipped it).
+        ordered = [replace(o, verify=verdicts.get(o.id),
+                           ok=o.ok and not (waited and verdicts.get(o.id) in ("still-stuck", "touched-only")))
                    if o.outcome == Outcome.ACCEPTED else o for o in ordered]
     return RemediationResult(action="retrigger", run_id=run_id, dry_run=False, table=tname, audit=audit.where,
                              operator=operator, outcomes=tuple(ordered) + tuple(rejected), started_at=started,
@@ -380,9 +382,28 @@ def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: t
     return outcome, status, tries, reason
 
 
+def progress_sql(mapping: SchemaMapping, tz: str) -> sql.Composable:
+    """A worker step logged after %(since)s: real progress. Not ``process:start`` nor a skip (the
+    process route logs both, and rewrites the heartbeat, for a row it then does not run), not a
+    trigger-side step.
+    Without a step log nothing proves progress, so this is false."""
+    if not mapping.has("step_log"):
+        return sql.SQL("false")
+    from stuckgen.scan import step_log_array
+    from stuckgen.schema import _text_time_sql
+
+    at = _text_time_sql(sql.SQL("(e->>'at')"), tz)
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM jsonb_array_elements({a}) e WHERE jsonb_typeof(e) = 'object' "
+        "AND NOT (coalesce(e->>'step', '') LIKE ANY (ARRAY['process:skipped%%', 'process:trigger%%', "
+        "'process:start', 'generate:%%', ''])) AND {at} > %(since)s)").format(a=step_log_array(mapping), at=at)
+
+
 def verify(conn: Connection, mapping: SchemaMapping, keys: Sequence[Any], *, since: datetime,
            options: RetriggerOptions) -> dict[str, str]:
-    """Per row: its new status when it left in flight, ``alive`` (heartbeat since the run), ``still-stuck``, ``in-flight``.
+    """Per row: its new status when it left in flight; ``progressing`` (a worker step logged since
+    the run); ``touched-only`` (its heartbeat moved but no worker step: the route skipped it, which
+    is not progress); ``still-stuck``; ``in-flight``.
 
     With ``options.wait`` > 0, polls until every row left the in-flight statuses or the time is up.
     """
@@ -390,9 +411,10 @@ def verify(conn: Connection, mapping: SchemaMapping, keys: Sequence[Any], *, sin
     inflight = sql.SQL("{} = ANY({})").format(mapping.raw("status"), sql.Literal(list(options.scan.inflight_statuses)))
     q = sql.SQL(
         "SELECT g.{idc}::text AS id, {st}::text AS status, ({inf}) AS inflight, ({pred}) AS stuck, "
-        "coalesce({hb} > %(since)s, false) AS alive FROM {t} g WHERE g.{idc} = ANY(%(ids)s)"
+        "({prog}) AS progressing, coalesce({hb} > %(since)s, false) AS touched FROM {t} g WHERE g.{idc} = ANY(%(ids)s)"
     ).format(idc=sql.Identifier(mapping["id"].column or "id"), st=mapping.raw("status"), inf=inflight,
              pred=where_stuck(mapping, recheck_options(options.scan), window=False),
+             prog=progress_sql(mapping, tz),
              hb=mapping.timestamp("heartbeat", naive_tz=tz) if mapping.has("heartbeat") else sql.SQL("NULL::timestamptz"),
              t=mapping.qualified())
     deadline = time.monotonic() + options.wait
@@ -406,8 +428,10 @@ def verify(conn: Connection, mapping: SchemaMapping, keys: Sequence[Any], *, sin
     for r in rows:
         if not r["inflight"]:
             out[r["id"]] = r["status"]
-        elif r["alive"]:
-            out[r["id"]] = "alive"
+        elif r["progressing"]:
+            out[r["id"]] = "progressing"
+        elif r["touched"]:
+            out[r["id"]] = "touched-only"
         elif r["stuck"]:
             out[r["id"]] = "still-stuck"
         else:

@@ -75,11 +75,14 @@ def retrigger_options(session: Session, *, endpoint: str, scan: ScanOptions, all
 
 def _run(session: Session, action: str, pick: Pick, *, yes: bool, question: Callable[[int, str], str],
          confirm: Confirm, check: Callable[[Selection, ScanOptions], None],
-         act: Callable[[Selection, ScanOptions, AuditLog, str, str], RemediationResult]) -> RemediationResult:
+         act: Callable[[Selection, ScanOptions, AuditLog, str, str], RemediationResult],
+         narrow: Callable[[Selection], Selection] | None = None) -> RemediationResult:
     from stuckgen.audit import new_run_id
 
     mapping = session.mapping()
     selection, opts = select(session, pick)
+    if narrow is not None:
+        selection = narrow(selection)
     audit = session.audit()
     op = session.operator()
     tname = table_name(mapping)
@@ -149,7 +152,20 @@ def retrigger(session: Session, pick: Pick, trigger: Trigger, *, yes: bool, conf
                                   options=options, audit=audit, run_id=run_id, operator=op,
                                   progress=advance, rejected=selection.rejected)
 
-    return _run(session, "retrigger", pick, yes=yes, confirm=confirm, check=check, act=act,
+    def narrow(selection: Selection) -> Selection:
+        # --all-stuck takes only classes a new trigger cannot harm, unless named with --class; rows
+        # taken by id or by an unsafe --class come with a warning of what the app will do.
+        from stuckgen.remediate import safety
+
+        if pick.all_stuck:
+            selection, left = safety.split(selection, explicit=tuple(pick.classes))
+            for line in safety.left_out_summary(left):
+                session.out.note(f"stuckgen: {line}")
+        for line in safety.warnings_for(selection.targets):
+            session.out.note(f"warning: {line}")
+        return selection
+
+    return _run(session, "retrigger", pick, yes=yes, confirm=confirm, check=check, act=act, narrow=narrow,
                 question=lambda n, t: f"Trigger {n} row(s) of {t} at {endpoint}?")
 
 

@@ -14,7 +14,10 @@ DOCTOR_SCHEMA = "stuckgen.doctor/v1"
 
 
 def _when(t: Any) -> str:
-    return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t is not None else "-"
+    from datetime import timezone
+
+    # The database hands back times in its session's zone, which need not be UTC.
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC") if t is not None else "-"
 
 
 def doctor_document(r: DoctorReport) -> dict[str, Any]:
@@ -27,6 +30,7 @@ def doctor_document(r: DoctorReport) -> dict[str, Any]:
         "config": [{"name": c.name, "value": c.value, "source": c.source} for c in r.config],
         "database": r.database,
         "summary": s.as_dict() if s is not None else None,
+        "rules": [x.as_dict() for x in r.rules],
         "step_evidence": r.step_evidence,
         "queues": [q.as_dict() for q in r.queues],
         "probe": None if r.probe_matrix is None else {
@@ -45,6 +49,21 @@ def doctor_document(r: DoctorReport) -> dict[str, Any]:
 
 def doctor_json_lines(r: DoctorReport) -> Iterator[str]:
     yield from json.dumps(doctor_document(r), indent=2).splitlines()
+
+
+def trigger_failure_lines(s: Any) -> Iterator[str]:
+    """The failed-at-the-trigger evidence beside the stuck counts (doctor, scan, watch)."""
+    tf = getattr(s, "trigger_failures", None)
+    if tf is None or not tf.statuses:
+        return
+    if not tf.groups:
+        yield f"no {'/'.join(tf.statuses)} row failed at the trigger in the window"
+        return
+    window = format_duration(tf.recent_window)
+    rate = f" ({tf.recent_rate:.1%} of {tf.created_recent} created)" if tf.recent_rate is not None else ""
+    yield (f"{tf.total} ended {'/'.join(tf.statuses)} at the trigger in the window, {tf.recent} in the last "
+           f"{window}{rate}; onset {_when(tf.onset)}")
+    yield "  by cause: " + ", ".join(f"{g.label} x{g.count}" for g in tf.groups)
 
 
 def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
@@ -70,10 +89,22 @@ def doctor_text_lines(r: DoctorReport) -> Iterator[str]:
             yield "  by class: " + ", ".join(f"{c} {n}" for c, n in s.by_class.most_common())
         elif not s.stuck_before_window:
             yield "  no stuck generations"
+        for line in trigger_failure_lines(s):
+            yield f"  {line}"
         from stuckgen.render.scan import before_window_lines
         yield from before_window_lines(s, since=r.since_seconds, indent="  ")
     for line in r.step_evidence:
         yield f"  {line}"
+    if r.rules:
+        custom = [x for x in r.rules if x.source != "default"]
+        defaults = len(r.rules) - len(custom)
+        yield ""
+        yield (f"Rules in force: {len(custom)} from configuration, then {defaults} default"
+               if custom else f"Rules in force: the {defaults} default rules")
+        for i, x in enumerate(custom, 1):
+            yield f"  {i}. {x.cls}: {x.conditions()}  [{x.source}]"
+        if custom and not defaults:
+            yield "  (replace_default_rules = true: the defaults are off; rows no rule matches are 'unknown')"
     if r.probe_matrix is not None:
         yield ""
         yield "Process route (probe-auth)"
@@ -131,6 +162,8 @@ def doctor_markdown_lines(r: DoctorReport, *, actions: list[str] | None = None,
         yield "- By class: " + ", ".join(f"`{c}` {n}" for c, n in s.by_class.most_common()) + "."
     elif s is not None and not s.stuck_before_window:
         yield "- No generation is stuck right now."
+    for line in trigger_failure_lines(s) if s is not None else ():
+        yield f"- {line.strip()}"
     if s is not None and s.stuck_before_window:
         ids = ", ".join(f"`{x.id}`" for x in s.before_window.rows[:5]) if s.before_window else ""
         yield (f"- **{s.stuck_before_window} more stuck since before the window**"

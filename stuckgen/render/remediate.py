@@ -17,7 +17,7 @@ HISTORY_SCHEMA = "stuckgen.history/v1"
 _STYLE = {"failed": "green", "accepted": "green", "restored": "green", "would-fail": "cyan",
           "would-trigger": "cyan", "would-restore": "cyan", "auth-rejected": "bold red", "redirected": "bold red",
           "exhausted": "yellow", "skipped-locked": "yellow", "skipped-completed": "yellow",
-          "skipped-touched": "yellow", "skipped-changed": "yellow"}
+          "skipped-touched": "yellow", "skipped-changed": "yellow", "left-out": "yellow"}
 _VERB = {"fail": "failed", "retrigger": "triggered", "undo": "restored"}
 
 

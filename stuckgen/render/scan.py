@@ -118,6 +118,14 @@ def summary_lines(s: Summary, *, threshold: float, since: float | None) -> Itera
             for hour, n in sorted(s.per_hour.items()):
                 bar = "#" * max(1, round(30 * n / peak))
                 yield f"  {hour.strftime('%Y-%m-%d %H:00')}  {n:>6}  {bar}"
+    tf = s.trigger_failures
+    if tf is not None and tf.groups:
+        rate = f" ({tf.recent_rate:.1%} of {tf.created_recent} created)" if tf.recent_rate is not None else ""
+        yield (f"Failed at the trigger: {tf.total} rows ended {'/'.join(tf.statuses)} with a failed trigger in "
+               f"{window}, {tf.recent} in the last {format_duration(tf.recent_window)}{rate}: "
+               + ", ".join(f"{g.label} x{g.count}" for g in tf.groups) + ".")
+        if tf.onset is not None:
+            yield f"Onset: first failed at the trigger {_short_time(tf.onset, full=True)}."
     yield from before_window_lines(s, since=since)
     if s.truncated:
         yield "The list stops at --limit; the counts above cover every stuck row."

@@ -33,7 +33,7 @@ def census_notes(cen: Census, inflight: Sequence[str]) -> list[str]:
 
 
 def mapping_json_lines(m: SchemaMapping, cen: Census, inflight: Sequence[str],
-                       advice: str | None = None) -> Iterator[str]:
+                       advice: str | None = None, *, rules: Sequence[Any] = ()) -> Iterator[str]:
     """The mapping, where each field came from, and the census, as one indented JSON document."""
     doc = {
         "schema": MAPPING_SCHEMA, "db_schema": m.db_schema, "table": m.table,
@@ -47,6 +47,7 @@ def mapping_json_lines(m: SchemaMapping, cen: Census, inflight: Sequence[str],
         "census": cen.as_dict(),
         "census_notes": census_notes(cen, inflight),
         "index_advice": advice,
+        "rules": [r.as_dict() for r in rules],  # the classification rules in force, with their sources
     }
     yield json.dumps(doc, indent=2)
 

@@ -58,6 +58,17 @@ def watch_renderable(r: Refresh, *, threshold: float, interval: float,
     if r.recovered_total > len(rec):
         more.append(f"{r.recovered_total - len(rec)} earlier recovered")
     parts: list[RenderableType] = [head, Text(""), classes, Text(""), moves]
+    tf = r.failed_at_trigger
+    if tf and tf.get("groups"):
+        window = format_duration(tf["recent_window_seconds"])
+        rate = f" ({tf['recent_rate']:.1%} of {tf['created_recent']} created)" if tf.get("recent_rate") is not None else ""
+        line = Text()
+        line.append(f"failed at the trigger: {tf['recent']} in the last {window}{rate}",
+                    style="bold red" if tf["recent"] else "")
+        line.append("; " + ", ".join(
+            (f"{g['cause']} HTTP {g['http_status']}" if g["http_status"] is not None else g["cause"]) + f" x{g['count']}"
+            for g in tf["groups"]) + f" in the window")
+        parts += [Text(""), line]
     if more:
         parts.append(Text("... and " + ", ".join(more) + " (newest shown, bold: this refresh)", style="dim"))
     if r.capped:
