@@ -122,9 +122,14 @@ class Session:
         return self._mapping
 
     def rules(self) -> Sequence[Rule]:
-        from stuckgen.scan import DEFAULT_RULES, rules_from_config
+        from pathlib import Path
 
-        return rules_from_config(self.settings.rules) if self.settings.rules else DEFAULT_RULES
+        from stuckgen.scan import rules_in_force
+
+        # [[rules]] before the defaults (replace_default_rules = true: instead of them), each with its source.
+        cfg = self.settings.config_file
+        return rules_in_force(self.settings.rules, replace_defaults=self.settings.replace_default_rules,
+                              source=Path(cfg).name if cfg else "stuckgen.toml")
 
     def scan_options(self, **overrides: Any) -> ScanOptions:
         """ScanOptions from the settings; ``overrides`` that are not None win."""
