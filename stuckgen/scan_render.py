@@ -270,6 +270,11 @@ class RenderedScan:
             yield from self._lines(stream, cap, pct)
         finally:
             self.close()
+        # The other evidence, as ScanRun.count_window reads it: rows that ended failed at the trigger.
+        if self.summary.trigger_failures is None:
+            from stuckgen.scan import trigger_failures_in
+
+            self.summary.trigger_failures = trigger_failures_in(self.conn, self.mapping, self.options)
 
     def close(self) -> None:
         """End the statement if its rows were not all read (a reader that stopped early, `| head`):
