@@ -99,12 +99,15 @@ def test_healthy_rows_complete_with_heartbeats_and_an_output(db: str, client: ht
     assert status == "completed" and outputs == 1
     s = steps(params)
     assert s[0] == "generate:create"
-    # The trigger logs process:triggered when the 202 arrives; the worker it started may
-    # log process:start first (as in the app, where both write the same row concurrently).
-    assert sorted(s[1:3]) == ["process:start", "process:triggered"]
-    assert s[3] == "model:generate:start"
+    # The trigger logs process:triggered when the 202 arrives; the worker it started runs
+    # concurrently (as in the app, where both write the same row), so on a loaded machine
+    # it may be past process:start, even model:generate:start, by then. Only the worker's
+    # own order is fixed.
+    assert s.count("process:triggered") == 1 and 1 <= s.index("process:triggered")
+    worker = [x for x in s[1:] if x != "process:triggered"]
+    assert worker[:2] == ["process:start", "model:generate:start"]
     assert s.count("model:generate:heartbeat") >= 2
-    assert s[-2:] == ["model:generate:end", "process:completed"]
+    assert worker[-2:] == ["model:generate:end", "process:completed"]
     assert params["lastStep"] == "process:completed"
     assert params["lastHeartbeatAt"].endswith("Z")
     assert isinstance(params["processingStartedAt"], int)
