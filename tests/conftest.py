@@ -223,3 +223,13 @@ def loopvesper_db(empty_db: str) -> Iterator[tuple[str, "loopvesper_mod.App"]]:
     with psycopg.connect(empty_db, autocommit=True) as conn:
         loopvesper_mod.apply_migrations(conn)
         yield empty_db, loopvesper_mod.App(conn)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection]:
+    """A stuckgen connection to ``db`` (the remediation tests share it; a test file may define its own)."""
+    from stuckgen import db as dbmod
+
+    c = dbmod.connect(db)
+    yield c
+    c.close()

@@ -8,7 +8,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,49 +16,14 @@ import pytest
 
 from stuckgen import db as dbmod
 from stuckgen import remediate
-from stuckgen.audit import AuditRecord, FileAudit, TableAudit
+from stuckgen.audit import AuditRecord, FileAudit
 from stuckgen.errors import ConfigError, SelectionError
 from stuckgen.reference.seed import generate, insert_rows, seed
 from stuckgen.scan import ScanOptions
-from stuckgen.schema import MappingConfig, SchemaMapping, resolve
+from stuckgen.schema import MappingConfig, resolve
+from remediation_helpers import OPTS, audit_rows, mapping_of, select, statuses, table_audit
 
 SECRET = "s3cret-value-for-tests-4f1a"
-OPTS = ScanOptions(since=None)
-
-
-@pytest.fixture
-def conn(db: str) -> Iterator[psycopg.Connection]:
-    c = dbmod.connect(db)
-    yield c
-    c.close()
-
-
-def mapping_of(conn: psycopg.Connection) -> SchemaMapping:
-    with dbmod.transaction(conn, read_only=True):
-        return resolve(conn, MappingConfig())
-
-
-def select(conn: psycopg.Connection, m: SchemaMapping, **kw: Any) -> remediate.Selection:
-    with dbmod.transaction(conn, read_only=True):
-        return remediate.select_rows(conn, m, kw.pop("opts", OPTS), **kw)
-
-
-def table_audit(conn: psycopg.Connection, m: SchemaMapping) -> TableAudit:
-    a = TableAudit("stuckgen_audit", default_schema=m.db_schema)
-    with dbmod.transaction(conn, read_only=False):
-        a.prepare(conn)
-    return a
-
-
-def statuses(dsn: str) -> dict[str, str]:
-    with psycopg.connect(dsn) as c:
-        return {str(r[0]): r[1] for r in c.execute("SELECT id, status FROM generations")}
-
-
-def audit_rows(dsn: str, action: str = "fail") -> list[tuple]:
-    with psycopg.connect(dsn) as c:
-        return c.execute("SELECT row_id, outcome, previous, new, check_hash, run_id FROM stuckgen_audit "
-                         "WHERE action = %s", (action,)).fetchall()
 
 
 def fail(conn, m, targets, audit, **kw) -> remediate.RemediationResult:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,50 +15,13 @@ import respx
 from stuckgen import db as dbmod
 from stuckgen import http as transport
 from stuckgen import remediate
-from stuckgen.audit import AuditRecord, TableAudit
+from stuckgen.audit import AuditRecord
 from stuckgen.errors import ConfigError, InsecureTransportError
 from stuckgen.reference import ReferenceDeployment
 from stuckgen.reference.seed import seed
-from stuckgen.scan import ScanOptions
-from stuckgen.schema import MappingConfig, SchemaMapping, resolve
+from remediation_helpers import OPTS, audit_rows, mapping_of, select, statuses, table_audit
 
 SECRET = "s3cret-value-for-tests-4f1a"
-OPTS = ScanOptions(since=None)
-
-
-@pytest.fixture
-def conn(db: str) -> Iterator[psycopg.Connection]:
-    c = dbmod.connect(db)
-    yield c
-    c.close()
-
-
-def mapping_of(conn: psycopg.Connection) -> SchemaMapping:
-    with dbmod.transaction(conn, read_only=True):
-        return resolve(conn, MappingConfig())
-
-
-def select(conn: psycopg.Connection, m: SchemaMapping, **kw: Any) -> remediate.Selection:
-    with dbmod.transaction(conn, read_only=True):
-        return remediate.select_rows(conn, m, kw.pop("opts", OPTS), **kw)
-
-
-def table_audit(conn: psycopg.Connection, m: SchemaMapping) -> TableAudit:
-    a = TableAudit("stuckgen_audit", default_schema=m.db_schema)
-    with dbmod.transaction(conn, read_only=False):
-        a.prepare(conn)
-    return a
-
-
-def statuses(dsn: str) -> dict[str, str]:
-    with psycopg.connect(dsn) as c:
-        return {str(r[0]): r[1] for r in c.execute("SELECT id, status FROM generations")}
-
-
-def audit_rows(dsn: str, action: str = "fail") -> list[tuple]:
-    with psycopg.connect(dsn) as c:
-        return c.execute("SELECT row_id, outcome, previous, new, check_hash, run_id FROM stuckgen_audit "
-                         "WHERE action = %s", (action,)).fetchall()
 
 
 # -- retrigger: helpers -------------------------------------------------------------------------------
