@@ -81,7 +81,7 @@ def test_terminal_table_shows_a_screenful_and_counts_every_row(db, monkeypatch, 
     from typer.testing import CliRunner
 
     from stuckgen.cli import app
-    from stuckgen.cli._app import Output
+    from stuckgen.console import Output
     from stuckgen.render import TERMINAL_ROWS
 
     with psycopg.connect(db, autocommit=True) as conn:
@@ -125,7 +125,7 @@ class _Tty(io.StringIO):
 
 
 def test_progress_appears_after_the_delay_and_is_erased():
-    from stuckgen.cli._progress import Ticker
+    from stuckgen.progress import Ticker
 
     stream = _Tty()
     ticker = Ticker("scanning", stream=stream, after=0.0, every=3600.0)
@@ -137,7 +137,7 @@ def test_progress_appears_after_the_delay_and_is_erased():
 
 
 def test_no_progress_off_a_terminal_or_for_quick_work():
-    from stuckgen.cli._progress import Ticker
+    from stuckgen.progress import Ticker
 
     piped = io.StringIO()
     with Ticker("scanning", stream=piped, after=0.0, every=0.01) as t:

@@ -14,14 +14,13 @@ from contextvars import ContextVar
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
 from stuckgen import __version__
+from stuckgen.console import Output, default_format
 from stuckgen.errors import ExitCode, StuckgenError
 
 HELP = """Find, explain and safely remediate background jobs stuck in 'processing'.
@@ -165,124 +164,6 @@ def _flags_of(fn: Callable[..., Any]) -> dict[str, str]:
                 decls += list(meta.param_decls or ())
                 out[name] = next((d for d in decls if d.startswith("--")), "--" + name.replace("_", "-"))
     return out
-
-
-# -- output -----------------------------------------------------------------------------------
-
-
-@dataclass
-class Output:
-    """stdout for data, stderr for messages; colour only on a terminal and without NO_COLOR."""
-
-    def __post_init__(self) -> None:
-        self.is_tty = sys.stdout.isatty()
-        self._out: Any = None
-        self._err: Any = None
-
-    # The consoles are built on first use: JSON and CSV in a pipe never need rich.
-    @property
-    def out(self) -> Any:
-        if self._out is None:
-            from rich.console import Console
-
-            self._out = Console(file=sys.stdout, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                                width=None if self.is_tty else (_columns() or 200), emoji=False)
-        return self._out
-
-    @property
-    def err(self) -> Any:
-        if self._err is None:
-            from rich.console import Console
-
-            self._err = Console(file=sys.stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                                emoji=False)
-        return self._err
-
-    @property
-    def width(self) -> int | None:
-        """Columns to fit text and tables into: the terminal's, or $COLUMNS in a pipe (None: don't wrap)."""
-        if self.is_tty:
-            import shutil
-
-            return _columns() or shutil.get_terminal_size((100, 24)).columns
-        return _columns()
-
-    def lines(self, lines: Iterable[str]) -> None:
-        """Write plain lines to stdout as they come (streamed, never styled)."""
-        write = sys.stdout.write
-        for line in lines:
-            write(line)
-            write("\n")
-        sys.stdout.flush()
-
-    def note(self, message: str) -> None:
-        """A message on stderr, never wrapped: it may hold a command to copy."""
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-
-    def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/yellow] {_escape(message)}")
-
-    def confirmer(self, yes: bool) -> Callable[[str], bool]:
-        """How the core asks before it acts: --yes acts; a terminal gets one question; else a dry run."""
-        def confirm(question: str) -> bool:
-            if yes:
-                return True
-            if sys.stdin.isatty() and self.err.is_terminal:
-                return typer.confirm(question, default=False, err=True)
-            return False
-        return confirm
-
-    @contextmanager
-    def rows_progress(self, label: str, total: int) -> Iterator[Callable[[int], None] | None]:
-        """The core's progress hook: a bar advanced by rows done on a terminal, else None."""
-        with self.progress(label, total=total, estimate=total) as bar:
-            yield bar.advance if bar else None
-
-    @contextmanager
-    def progress(self, label: str, *, total: int | None, estimate: int, at_least: int = 2) -> Iterator["Bar | None"]:
-        """A transient progress bar on stderr when it is a terminal and ``estimate`` >= ``at_least``; else None."""
-        if not self.err.is_terminal or estimate < at_least:
-            yield None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self.err,
-                      transient=True) as bar:
-            yield Bar(bar, bar.add_task(label, total=total))
-
-
-@dataclass(frozen=True)
-class Bar:
-    """A running progress bar: ``advance`` by rows done, or ``update`` to done of total."""
-
-    _progress: Any
-    _task: Any
-
-    def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)
-
-    def update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-
-def _columns() -> int | None:
-    """$COLUMNS when it is a sensible width (what `script`, CI logs and tests set), else None."""
-    try:
-        n = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        return None
-    return n if 20 <= n <= 1000 else None
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
-def default_format(fmt: str | None, *, tty: bool) -> str:
-    return fmt or ("table" if tty else "json")
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -170,7 +170,7 @@ def _selection(conn: Any, settings: Any, mapping: Any, *, ids: list[str] | None,
     opts = remediation_scan_options(
         settings, classes=tuple(classes or ()),
         older_than=parse_duration(older_than, option="--older-than") if older_than else None)
-    from stuckgen.cli._progress import Ticker
+    from stuckgen.progress import Ticker
 
     with _db.read_tx(conn, settings), Ticker("selecting stuck rows"):
         selection = select_rows(conn, mapping, opts, ids=tuple(ids or ()), all_stuck=all_stuck,

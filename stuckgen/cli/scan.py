@@ -66,7 +66,7 @@ def scan(
     2 configuration error, 3 database unreachable.
     """
     from stuckgen.cli import _db
-    from stuckgen.cli._progress import Ticker
+    from stuckgen.progress import Ticker
     from stuckgen.render import TERMINAL_ROWS
     from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table, summary_lines
     from stuckgen.scan import before_window, explain_advice
