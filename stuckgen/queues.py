@@ -17,7 +17,9 @@ writes it into the generated configuration.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from stuckgen.db import Connection, scalar
@@ -112,7 +114,7 @@ def queue_census(conn: Connection, *, threshold: float = 120.0) -> list[QueueCen
 
 @dataclass(frozen=True)
 class Job:
-    """One library job as stuckgen reports it."""
+    """One library job as stuckgen reports it; ``kind`` is its class by the library's rules."""
 
     library: str
     id: str
@@ -123,6 +125,20 @@ class Job:
     locked_by: str | None
     quiet_seconds: float | None
     last_error: str | None
+    queue: str | None = None
+    state: str | None = None  # pg-boss's state; graphile-worker: locked, available or failed
+    created_at: datetime | None = None
+    run_at: datetime | None = None  # graphile-worker run_at, pg-boss start_after
+    locked_at: datetime | None = None  # graphile-worker locked_at, pg-boss started_on
+    expire_in_seconds: float | None = None  # pg-boss expire_in
+
+    @property
+    def stuck(self) -> bool:
+        return self.kind in STUCK_KINDS
+
+    @property
+    def table(self) -> str:
+        return TABLES[self.library]
 
     def as_dict(self) -> dict[str, Any]:
         return {"library": self.library, "id": self.id, "task": self.task, "kind": self.kind,
@@ -130,45 +146,94 @@ class Job:
                 "quiet_seconds": None if self.quiet_seconds is None else round(self.quiet_seconds, 3),
                 "last_error": self.last_error}
 
+    def row(self) -> dict[str, Any]:
+        """The job as a scan row (``stuckgen.jobs-scan/v1``)."""
+        def iso(t: datetime | None) -> str | None:
+            return t.isoformat() if t is not None else None
 
+        return {"id": self.id, "library": self.library, "task": self.task, "queue": self.queue,
+                "class": self.kind, "state": self.state,
+                "quiet_seconds": None if self.quiet_seconds is None else round(self.quiet_seconds, 3),
+                "attempts": self.attempts, "max_attempts": self.max_attempts, "locked_by": self.locked_by,
+                "created_at": iso(self.created_at), "run_at": iso(self.run_at), "locked_at": iso(self.locked_at),
+                "expire_in_seconds": self.expire_in_seconds, "last_error": self.last_error,
+                "why": MEANING[self.library].get(self.kind, self.kind)}
+
+
+TABLES = {"graphile-worker": "graphile_worker._private_jobs", "pg-boss": "pgboss.job"}
+MEANING = {"graphile-worker": _GRAPHILE_MEANING, "pg-boss": _PGBOSS_MEANING}
+
+# One statement per library: every job classified by the library's own rules, filtered by kind or id.
 _GRAPHILE_JOBS = (
-    "SELECT j.id::text, t.identifier, CASE "
+    "SELECT * FROM (SELECT j.id::text AS id, t.identifier, CASE "
     "WHEN j.attempts >= j.max_attempts THEN 'failed' "
     "WHEN j.locked_at IS NOT NULL AND j.locked_at < now() - make_interval(secs => %(exp)s) THEN 'lock-expired' "
     "WHEN j.locked_at IS NOT NULL THEN 'locked' "
-    "WHEN j.run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' ELSE 'waiting' END, "
-    "j.attempts, j.max_attempts, j.locked_by, extract(epoch FROM now() - coalesce(j.locked_at, j.run_at))::float8, "
-    "left(j.last_error, 300) FROM graphile_worker._private_jobs j "
-    "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id ")
+    "WHEN j.run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' ELSE 'waiting' END AS kind, "
+    "j.attempts::int, j.max_attempts::int, j.locked_by, "
+    "extract(epoch FROM now() - coalesce(j.locked_at, j.run_at))::float8 AS quiet, left(j.last_error, 300), "
+    "q.queue_name, CASE WHEN j.attempts >= j.max_attempts THEN 'failed' WHEN j.locked_at IS NOT NULL THEN 'locked' "
+    "ELSE 'available' END, j.created_at, j.run_at, j.locked_at, NULL::float8 "
+    "FROM graphile_worker._private_jobs j "
+    "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id "
+    "LEFT JOIN graphile_worker._private_job_queues q ON q.id = j.job_queue_id) jobs ")
+
+_PGBOSS_JOBS = (
+    "SELECT * FROM (SELECT id::text AS id, name, CASE "
+    "WHEN state = 'active' AND started_on + expire_in < now() THEN 'expired-active' "
+    "WHEN state = 'active' THEN 'active' "
+    "WHEN state IN ('created', 'retry') AND start_after < now() - make_interval(secs => %(t)s) "
+    "THEN 'queued-not-drained' WHEN state IN ('created', 'retry') THEN 'waiting' ELSE state::text END AS kind, "
+    "retry_count, retry_limit, NULL::text, "
+    "extract(epoch FROM now() - coalesce(started_on, start_after))::float8 AS quiet, "
+    "CASE WHEN state IN ('retry', 'failed') THEN left(output::text, 300) END, name, state::text, created_on, "
+    "start_after, started_on, extract(epoch FROM expire_in)::float8 FROM pgboss.job) jobs ")
+
+
+def _select(conn: Connection, library: str, *, threshold: float, ids: Sequence[str] | None = None,
+            kinds: Sequence[str] = (), limit: int | None = None) -> list[Job]:
+    """Jobs of ``library`` with ``ids``, else of ``kinds``; quietest first."""
+    if library == "graphile-worker":
+        sql = _GRAPHILE_JOBS
+        ids = [i for i in ids if i.strip().isdigit()] if ids is not None else None
+    else:
+        sql = _PGBOSS_JOBS
+        ids = [i for i in ids if _is_uuid(i)] if ids is not None else None
+    if ids is not None and not ids:
+        return []
+    where = "WHERE id = ANY(%(ids)s)" if ids is not None else "WHERE kind = ANY(%(kinds)s)"
+    rows = conn.execute(sql + where + " ORDER BY quiet DESC NULLS LAST, id" + (" LIMIT %(n)s" if limit else ""),
+                        {"exp": GRAPHILE_LOCK_EXPIRY_SECONDS, "t": threshold, "kinds": list(kinds),
+                         "ids": [i.strip() for i in ids or ()], "n": limit}).fetchall()
+    return [Job(library, *r) for r in rows]
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def graphile_jobs(conn: Connection, *, threshold: float, ids: list[str] | None = None,
                   kinds: tuple[str, ...] = tuple(sorted(STUCK_KINDS))) -> list[Job]:
     """graphile-worker's jobs of ``kinds`` (default: the stuck ones), or exactly ``ids``; quietest first."""
-    where = "WHERE j.id = ANY(%(ids)s::bigint[])" if ids else ""
-    rows = conn.execute(_GRAPHILE_JOBS + where + " ORDER BY 7 DESC NULLS LAST, j.id",
-                        {"exp": GRAPHILE_LOCK_EXPIRY_SECONDS, "t": threshold, "ids": ids or []}).fetchall()
-    jobs = [Job("graphile-worker", *r) for r in rows]
-    return jobs if ids else [j for j in jobs if j.kind in kinds]
+    return _select(conn, "graphile-worker", threshold=threshold, ids=ids or None, kinds=kinds)
 
 
 def pgboss_jobs(conn: Connection, *, threshold: float) -> list[Job]:
-    rows = conn.execute(
-        "SELECT id::text, name, CASE WHEN state = 'active' AND started_on + expire_in < now() THEN 'expired-active' "
-        "ELSE 'queued-not-drained' END, retry_count, retry_limit, NULL::text, "
-        "extract(epoch FROM now() - coalesce(started_on, start_after))::float8, NULL::text FROM pgboss.job "
-        "WHERE (state = 'active' AND started_on + expire_in < now()) OR (state IN ('created', 'retry') "
-        "AND start_after < now() - make_interval(secs => %(t)s)) ORDER BY 7 DESC, 1", {"t": threshold}).fetchall()
-    return [Job("pg-boss", *r) for r in rows]
+    return _select(conn, "pg-boss", threshold=threshold, kinds=tuple(sorted(STUCK_KINDS)))
 
 
 def stuck_jobs(conn: Connection, *, threshold: float) -> list[Job]:
     """Stuck jobs of every library found, by each library's rules."""
     out: list[Job] = []
-    if _present(conn, "graphile_worker._private_jobs"):
-        out += graphile_jobs(conn, threshold=threshold)
-    if _present(conn, "pgboss.job"):
-        out += pgboss_jobs(conn, threshold=threshold)
+    for library, table in TABLES.items():
+        if _present(conn, table):
+            out += _select(conn, library, threshold=threshold, kinds=tuple(sorted(STUCK_KINDS)))
     return out
 
 
@@ -242,3 +307,170 @@ def graphile_remediate(conn: Connection, jobs: list[Job], *, action: str, reason
     if audit is not None and records:
         audit.append(conn, records)
     return outs
+
+
+# -- queue mode: scan, show, check and doctor read a library's jobs instead of an app table ------
+
+# A --table naming a library's own job table means the library (graphile_worker.jobs is its public view).
+_LIBRARY_TABLES = {"graphile_worker.jobs": "graphile-worker", "graphile_worker._private_jobs": "graphile-worker",
+                   "pgboss.job": "pg-boss"}
+
+
+def libraries_in_force(settings: Any) -> tuple[str, ...]:
+    """The job-queue libraries configured instead of an app table: ``queue_library``, or a ``table``
+    (with ``db_schema``) that names a library's own job table."""
+    if settings.queue_library:
+        return tuple(settings.queue_library)
+    table = str(settings.table)
+    name = table if "." in table or not settings.db_schema else f"{settings.db_schema}.{table}"
+    lib = _LIBRARY_TABLES.get(name.lower())
+    return (lib,) if lib else ()
+
+
+def require(conn: Connection, libraries: Sequence[str]) -> None:
+    """SchemaError when a configured library's tables are not in the database."""
+    from stuckgen.errors import SchemaError
+
+    for lib in libraries:
+        if not _present(conn, TABLES[lib]):
+            raise SchemaError(f"queue_library {lib}: its job table {TABLES[lib]} is not in this database",
+                              hint=f"{lib}'s own migrations create it (graphile-worker: `graphile-worker --schema-only`; "
+                                   "pg-boss: boss.start()); or unset queue_library to read an app table")
+
+
+# The way out of each stuck class, by the library's own means.
+FIX: dict[tuple[str, str], str] = {
+    ("graphile-worker", "lock-expired"): (
+        "its worker is gone: `stuckgen retrigger --all-stuck --yes` unlocks it with graphile_worker.force_unlock_workers "
+        "so a live worker runs it again (a running worker also does this itself after 4 hours); "
+        "`stuckgen fail ID --yes` ends it with graphile_worker.permanently_fail_jobs"),
+    ("graphile-worker", "queued-not-drained"): (
+        "no worker is taking jobs: start one (`graphile-worker` / run()) and check it connects to this database "
+        "and knows the task; `stuckgen fail ID --yes` ends a job for good (graphile_worker.permanently_fail_jobs)"),
+    ("pg-boss", "expired-active"): (
+        "its consumer is gone: run a pg-boss instance with its supervisor on (supervise: true), whose maintenance "
+        "turns expired jobs into a retry or a failure; or from code: boss.retry(name, id) / boss.fail(name, id, data)"),
+    ("pg-boss", "queued-not-drained"): (
+        "no consumer is fetching: start one (boss.work(name, handler)) against this database; "
+        "from code: boss.cancel(name, id) to drop a job"),
+}
+
+
+@dataclass(frozen=True)
+class JobScan:
+    """Stuck jobs of the configured libraries: the ones listed (at most ``limit``) and every one counted."""
+
+    libraries: tuple[str, ...]
+    jobs: tuple[Job, ...]
+    by_class: dict[str, int]
+    census: tuple[QueueCensus, ...]
+    threshold: float
+
+    @property
+    def stuck(self) -> int:
+        return sum(self.by_class.values())
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        return tuple(TABLES[lib] for lib in self.libraries)
+
+
+def scan_jobs(conn: Connection, libraries: Sequence[str], *, threshold: float, classes: Sequence[str] = (),
+              limit: int | None = None) -> JobScan:
+    """The libraries' stuck jobs by their own rules, quietest first (all of them counted, ``limit`` listed)."""
+    from stuckgen.errors import ConfigError
+
+    unknown = [c for c in classes if c not in STUCK_KINDS]
+    if unknown:
+        raise ConfigError(f"--class: {', '.join(unknown)} is not a job class; job classes: {', '.join(sorted(STUCK_KINDS))}")
+    require(conn, libraries)
+    kinds = tuple(classes) or tuple(sorted(STUCK_KINDS))
+    jobs: list[Job] = []
+    for lib in libraries:
+        jobs += _select(conn, lib, threshold=threshold, kinds=kinds, limit=limit)
+    jobs.sort(key=lambda j: (-(j.quiet_seconds or 0.0), j.library, j.id))
+    census = tuple(c for c in (graphile_census(conn, threshold=threshold) if "graphile-worker" in libraries else None,
+                               pgboss_census(conn, threshold=threshold) if "pg-boss" in libraries else None)
+                   if c is not None)
+    by_class: dict[str, int] = {}
+    for c in census:
+        for k, n in c.counts.items():
+            if k in kinds:
+                by_class[k] = by_class.get(k, 0) + n
+    return JobScan(libraries=tuple(libraries), jobs=tuple(jobs[:limit] if limit else jobs), by_class=by_class,
+                   census=census, threshold=threshold)
+
+
+@dataclass(frozen=True)
+class JobStory:
+    """One job by its library's rules: the job, the verdict and why, and the way out when it is stuck."""
+
+    job: Job
+    verdict: str
+    why: str
+    fix: str | None
+
+    @property
+    def stuck(self) -> bool:
+        return self.job.stuck
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"schema": "stuckgen.job/v1", "table": self.job.table, "job": self.job.row(), "stuck": self.stuck,
+                "verdict": self.verdict, "why": self.why, "fix": self.fix}
+
+
+def find_job(conn: Connection, libraries: Sequence[str], job_id: str, *, threshold: float) -> Job:
+    """The job with this id in one of the libraries (graphile-worker ids are numbers, pg-boss's UUIDs)."""
+    from stuckgen.errors import SelectionError
+
+    require(conn, libraries)
+    for lib in libraries:
+        found = _select(conn, lib, threshold=threshold, ids=[job_id])
+        if found:
+            return found[0]
+    shape = " and ".join(f"{lib} ids are {'whole numbers' if lib == 'graphile-worker' else 'UUIDs'}"
+                         for lib in libraries)
+    raise SelectionError(f"no job {job_id!r} in {', '.join(TABLES[lib] for lib in libraries)} ({shape}; "
+                         "a finished graphile-worker job is deleted)")
+
+
+def job_story(conn: Connection, libraries: Sequence[str], job_id: str, *, threshold: float) -> JobStory:
+    """Why one job is or is not stuck, told by its library's rules."""
+    from stuckgen.durations import format_duration as fd
+
+    j = find_job(conn, libraries, job_id, threshold=threshold)
+    quiet = fd(max(0.0, j.quiet_seconds or 0.0))
+    if j.library == "graphile-worker":
+        left = GRAPHILE_LOCK_EXPIRY_SECONDS - (j.quiet_seconds or 0.0)
+        why = {
+            "lock-expired": f"locked by {j.locked_by} {quiet} ago, longer than graphile-worker's 4-hour lock: the "
+                            "worker that took it is gone (a running worker would have unlocked it)",
+            "locked": f"locked by {j.locked_by} {quiet} ago; graphile-worker has no heartbeat, so a live worker and "
+                      f"a dead one look alike until its 4-hour lock passes (in {fd(max(0.0, left))})",
+            "queued-not-drained": f"available and due since {quiet} ago, longer than the threshold "
+                                  f"({fd(threshold)}): no worker is taking jobs",
+            "waiting": (f"due in {fd(-(j.quiet_seconds or 0.0))} (run_at in the future: a retry's backoff or a "
+                        "scheduled job)" if (j.quiet_seconds or 0.0) < 0
+                        else f"due {quiet} ago, within the threshold ({fd(threshold)})"),
+            "failed": f"attempts used up ({j.attempts}/{j.max_attempts}): failed for good"
+                      + (f"; last_error: {j.last_error}" if j.last_error else ""),
+        }[j.kind]
+    else:
+        exp = fd(j.expire_in_seconds or 0.0)
+        why = {
+            "expired-active": f"active since {quiet} ago, past its expire_in ({exp}): the consumer is gone, and only "
+                              "pg-boss's supervisor turns an expired job into a retry or a failure",
+            "active": f"active since {quiet} ago, within its expire_in ({exp})",
+            "queued-not-drained": f"{j.state}, due since {quiet} ago, longer than the threshold ({fd(threshold)}): "
+                                  "no consumer is fetching",
+            "waiting": (f"{j.state}, due in {fd(-(j.quiet_seconds or 0.0))}" if (j.quiet_seconds or 0.0) < 0
+                        else f"{j.state}, due {quiet} ago, within the threshold ({fd(threshold)})"),
+        }.get(j.kind, f"{j.state}: ended" + (f"; output: {j.last_error}" if j.last_error else ""))
+    verdict = f"stuck: {j.kind}" if j.stuck else f"not stuck: {j.kind}"
+    return JobStory(job=j, verdict=verdict, why=why, fix=FIX.get((j.library, j.kind)))
+
+
+def job_findings_evidence(c: QueueCensus) -> list[tuple[str, str]]:
+    """(kind, evidence line) for each stuck kind a census holds, with example ids and the library's rule."""
+    return [(k, f"{c.counts[k]} {k} (e.g. {', '.join(c.examples.get(k, [])[:3])}): {c.meaning.get(k, k)}")
+            for k in ("lock-expired", "expired-active", "queued-not-drained") if c.counts.get(k)]

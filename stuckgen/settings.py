@@ -152,6 +152,18 @@ REMOVED: dict[str, str] = {
 }
 
 
+QUEUE_LIBRARIES = ("graphile-worker", "pg-boss")
+
+
+def _queue_libraries(v: Any) -> tuple[str, ...]:
+    """graphile-worker, pg-boss, both (comma-separated or a TOML array), or 'none'."""
+    items = _statuses(v)
+    for lib in items:
+        if lib.lower() not in QUEUE_LIBRARIES:
+            raise ConfigError(f"queue_library: {lib!r} is not one of {', '.join(QUEUE_LIBRARIES)} (or none)")
+    return tuple(dict.fromkeys(x.lower() for x in items))
+
+
 def _url_list(v: Any) -> tuple[str, ...]:
     urls = _list(v)
     for u in urls:
@@ -259,6 +271,9 @@ class Settings:
         help="TABLE.FK_COLUMN of the outputs table pointing at the job row, or none")
     queue: str = _opt("generation_jobs.generation_id", _str,
         help="TABLE.FK_COLUMN of the queue table (lock/attempt columns) pointing at the job row, or none")
+    queue_library: tuple[str, ...] = _opt((), _queue_libraries,
+        help="read the jobs of this job-queue library (graphile-worker, pg-boss, or both comma-separated) "
+             "by its own rules instead of an app table")
     audit_table: str = _opt("stuckgen.audit", _str,
         help="audit table of every change and trigger, created on first use")
     audit_file: str | None = _opt(None, _str, help="keep the audit log in this JSON Lines file instead of a table")

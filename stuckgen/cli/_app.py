@@ -102,6 +102,10 @@ MapOpt = Annotated[Optional[list[str]], typer.Option(
 InflightOpt = Annotated[Optional[str], typer.Option(
     "--inflight-statuses", show_default=False, metavar="A,B",
     help=env_help("inflight_statuses", "Statuses that mean 'in flight'. Default processing,queued."))]
+QueueLibraryOpt = Annotated[Optional[str], typer.Option(
+    "--queue-library", show_default=False, metavar="LIBRARY",
+    help=env_help("queue_library", "Read the jobs of this job-queue library by its own rules instead of an app "
+                  "table: graphile-worker, pg-boss, or both comma-separated."))]
 EnvFileOpt = Annotated[Optional[str], typer.Option(
     "--env-file", show_default=False, metavar="PATH", help="Read this .env file instead of ./.env.")]
 ConfigOpt = Annotated[Optional[str], typer.Option(

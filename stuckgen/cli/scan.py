@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from stuckgen.cli._app import (
-    GraceOpt, QueueLockOpt,
+    GraceOpt, QueueLibraryOpt, QueueLockOpt,
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, handle_errors,
     settings_from,
@@ -27,6 +27,7 @@ def scan(
     grace: GraceOpt = None,
     queue_lock: QueueLockOpt = None,
     since: SinceOpt = None,
+    queue_library: QueueLibraryOpt = None,
     cls: Annotated[Optional[list[str]], typer.Option(
         "--class", "-c", metavar="CLASS", show_default=False,
         help="Only rows of this class (repeatable): never-started, trigger-failed, stalled, awaiting-webhook, "
@@ -74,6 +75,12 @@ def scan(
     from stuckgen.scan_render import RenderedScan
 
     settings = settings_from(locals())
+    from stuckgen.queues import libraries_in_force
+
+    if libraries := libraries_in_force(settings):  # queue mode: the library's jobs, by its rules
+        from stuckgen.cli import _queues
+
+        return _queues.scan(settings, libraries, fmt=fmt, classes=tuple(cls or ()), limit=limit)
     out = Output()
     fmt = default_format(fmt, tty=out.is_tty)
     if fmt not in FORMATS:

@@ -7,7 +7,7 @@ import typer
 
 from stuckgen.cli._app import (
     MaxDurationOpt,
-    GraceOpt, QueueLockOpt,
+    GraceOpt, QueueLibraryOpt, QueueLockOpt,
     ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt, InflightOpt, LockTimeoutOpt,
     MapOpt, Output, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors,
     settings_from,
@@ -33,6 +33,7 @@ def show(
     threshold: ThresholdOpt = None,
     grace: GraceOpt = None,
     queue_lock: QueueLockOpt = None,
+    queue_library: QueueLibraryOpt = None,
     fmt: Annotated[Optional[str], typer.Option(
         "--format", "-f", show_default=False, metavar="FORMAT",
         help="table | json | markdown. Default: table on a terminal, json in a pipe.")] = None,
@@ -71,6 +72,12 @@ def show(
     from stuckgen.show import load_story
 
     settings = settings_from(locals())
+    from stuckgen.queues import libraries_in_force
+
+    if libraries := libraries_in_force(settings):  # queue mode: a library's job, by its rules
+        from stuckgen.cli import _queues
+
+        return _queues.show(settings, libraries, generation_id, fmt=fmt)
     out = Output()
     fmt = default_format(fmt, tty=out.is_tty)
     if fmt not in FORMATS:
