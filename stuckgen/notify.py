@@ -101,7 +101,7 @@ class Incident:
 
 def class_incidents(by_class: Mapping[str, int]) -> list[Incident]:
     """One incident per stuck class present (the same titles, severities and fixes as doctor's findings)."""
-    from stuckgen.doctor import CLASS_CAUSES, class_severity
+    from stuckgen.doctor.stuck import CLASS_CAUSES, class_severity
 
     total = sum(by_class.values())
     out = []

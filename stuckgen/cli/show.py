@@ -149,10 +149,9 @@ def _with_platform_logs(out, settings, story):
     from dataclasses import replace
 
     from stuckgen import http as transport
-    from stuckgen.doctor import _log_deployments
     from stuckgen.errors import StuckgenError
     from stuckgen.vercel import VercelClient
-    from stuckgen.vercel.logs import near
+    from stuckgen.vercel.logs import log_deployments, near
 
     at = story.created_at
     found = []
@@ -162,7 +161,7 @@ def _with_platform_logs(out, settings, story):
                               team=settings.vercel_team, base_url=settings.vercel_api_url)
             deployments = [*vc.list_deployments(target="production", live_before=at),
                            *vc.list_deployments(target="preview", live_before=at)]
-            for d in _log_deployments([d for d in deployments if d.created_at is None or d.created_at <= at]):
+            for d in log_deployments([d for d in deployments if d.created_at is None or d.created_at <= at]):
                 for x in near(vc.runtime_logs(d.uid), at, before=5, after=120):
                     if story.id in x.message or (x.path == settings.route and x.source == "request"):
                         found.append(replace(x, deployment=d.url or d.uid))

@@ -143,3 +143,10 @@ def count_calls(logs: Sequence[RuntimeLog], route: str, *, deployment: str) -> R
     return RouteCalls(deployment=deployment, route=route, total=sum(statuses.values()), by_status=dict(statuses),
                       timeouts=len(outs), timeout_seconds=max(outs) if outs else None,
                       first=calls[0].at if calls else None, last=calls[-1].at if calls else None)
+
+
+def log_deployments(deployments: Sequence[Any], limit: int = 3) -> list[Any]:
+    """The deployments whose runtime logs are read: the most recent ready ones (production first)."""
+    ready = [d for d in deployments if (d.state or "").upper() == "READY"]
+    ready.sort(key=lambda d: (d.target != "production", -(d.created_at.timestamp() if d.created_at else 0)))
+    return ready[:limit]
