@@ -10,7 +10,8 @@ each thing once, and closes everything it opened:
 * ``rules()``, ``scan_options()``, ``remediation_scan_options()``: what a scan needs.
 * ``audit()`` / ``prepare_audit()``: the audit log for the mapping's schema.
 * ``cookie()``: the operator's session cookie (``--cookie`` or ``--cookie-file``).
-* ``http_client()``: clients built by ``stuckgen.http`` (no redirects, proxies off).
+* ``http_client()``: clients built by ``stuckgen.http`` (no redirects, proxies off);
+  ``provider_options()``: how to ask the provider's API.
 * ``id_in_use()`` / ``probe_id()``: a probe's id must match no row.
 * ``interruptible()``: SIGTERM behaves like Ctrl-C (``KeyboardInterrupt``, exit 130);
   inside a batch both are held until it commits (``remediate.DeferredSignals``).
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from stuckgen.audit import AuditLog
     from stuckgen.cookies import CookieInfo
     from stuckgen.db import Connection
+    from stuckgen.replicate import ProviderOptions
     from stuckgen.scan import Rule, ScanOptions
     from stuckgen.schema import SchemaMapping
     from stuckgen.settings import Settings
@@ -184,6 +186,21 @@ class Session:
         client = http.client(timeout=self.settings.http_timeout, concurrency=concurrency, trust_env=trust_env)
         self._clients.append(client)
         return client
+
+    def provider_options(self, *, concurrency: int = 4, tries: int = 3) -> ProviderOptions:
+        """How to ask the provider (Replicate's API); ConfigError without a token (it is never printed)."""
+        from stuckgen.errors import ConfigError
+        from stuckgen.replicate import ProviderOptions
+
+        token = self.settings.replicate_api_token
+        if not token:
+            raise ConfigError("no provider token: set REPLICATE_API_TOKEN (the app's own variable) to ask the provider",
+                              hint="it is read from the environment or .env, never from a flag, and never printed")
+        url = str(self.settings.replicate_api_url).rstrip("/")
+        if "://" not in url:
+            raise ConfigError(f"--provider-url: {url!r} has no scheme (write https://...)")
+        return ProviderOptions(api_url=url, token=token, timeout=self.settings.http_timeout, tries=tries,
+                               concurrency=concurrency, allow_insecure=self.allow_insecure)
 
     def endpoint(self) -> str:
         """The one process-route URL triggers go to; refuses the secret over plain HTTP to a remote host."""

@@ -169,7 +169,7 @@ def test_closed_output_pipe_ends_quietly_with_141(db, tmp_path):
 
 
 def test_slow_sequential_scan_of_a_large_table_prints_the_partial_index_that_fixes_it(db, monkeypatch):
-    from stuckgen.cli import scan as scan_cli
+    from stuckgen.commands import scan as scan_cli
 
     # Every scan counts as slow here; on a real table "slow" is over SLOW_SCAN_SECONDS.
     monkeypatch.setattr(scan_cli, "SLOW_SCAN_SECONDS", 0.0)
@@ -217,7 +217,7 @@ def test_scan_limit_shortens_the_list_never_the_counts(seeded):
 
 def test_a_fast_scan_runs_no_explain(db, monkeypatch):
     from stuckgen import scan as scan_core
-    from stuckgen.cli import scan as scan_cli
+    from stuckgen.commands import scan as scan_cli
 
     calls = []
     monkeypatch.setattr(scan_core, "explain_advice", lambda *a, **k: calls.append(a) or None)

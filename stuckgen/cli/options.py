@@ -28,7 +28,8 @@ import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt, SinceOpt, StatementTimeoutOpt,
+    TableOpt, ThresholdOpt,
     app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.errors import ConfigError
@@ -99,6 +100,9 @@ CookieOpt = Annotated[Optional[str], typer.Option(
 CookieFileOpt = Annotated[Optional[str], typer.Option(
     "--cookie-file", metavar="PATH", show_default=False,
     help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))]
+CookieNameOpt = Annotated[Optional[str], typer.Option(
+    "--cookie-name", metavar="NAME", show_default=False,
+    help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))]
 HttpTimeoutOpt = Annotated[Optional[str], typer.Option(
     "--http-timeout", metavar="DURATION", show_default=False,
     help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))]
@@ -128,17 +132,35 @@ RemediationSinceOpt = Annotated[Optional[str], typer.Option(
     "--since", metavar="DURATION", show_default=False,
     help="Only rows created within this window. Default: any age (the oldest stuck rows need remediation most).")]
 
+# The database and its timeouts (jobs: the queue libraries' own tables, no mapping).
+CONNECTION = group(database_url=DatabaseUrlOpt, statement_timeout=StatementTimeoutOpt, lock_timeout=LockTimeoutOpt,
+                   connect_timeout=ConnectTimeoutOpt)
+# ... and the app's job table, mapped.
 DATABASE = group(database_url=DatabaseUrlOpt, table=TableOpt, db_schema=DbSchemaOpt, map=MapOpt,
-                 inflight_statuses=InflightOpt, statement_timeout=StatementTimeoutOpt, lock_timeout=LockTimeoutOpt,
-                 connect_timeout=ConnectTimeoutOpt)
-STUCK = group(threshold=ThresholdOpt, since=SinceOpt)
-STUCK_ANY_AGE = group(threshold=ThresholdOpt, since=RemediationSinceOpt)
+                 inflight_statuses=InflightOpt) + CONNECTION
+# What makes a row stuck (the classes' grace and the queue lock decide it too); show reads one row, any age.
+CLASSIFY = group(threshold=ThresholdOpt, grace=GraceOpt, queue_lock=QueueLockOpt)
+# ... over the rows created in the --since window (remediation: any age unless --since is given).
+STUCK = CLASSIFY + group(since=SinceOpt)
+STUCK_ANY_AGE = CLASSIFY + group(since=RemediationSinceOpt)
+# A job-queue library's own table instead of the app's (scan, show).
+QUEUE_MODE = group(queue_library=QueueLibraryOpt)
 AUDIT = group(audit_table=AuditTableOpt, audit_file=AuditFileOpt, operator=OperatorOpt)
 # The process route and how to reach it; the secret itself comes from the environment or .env.
 ROUTE = group(base_url=UrlOpt, route=RouteOpt, secret_header=SecretHeaderOpt, bypass_secret=BypassSecretOpt,
               http_timeout=HttpTimeoutOpt, allow_insecure=AllowInsecureOpt)
 # Everything a probe can send: the route's options plus the secret and the session cookie.
-DEPLOYMENT = ROUTE + group(internal_secret=SecretOpt, cookie=CookieOpt, cookie_file=CookieFileOpt)
+DEPLOYMENT = ROUTE + group(internal_secret=SecretOpt, cookie=CookieOpt, cookie_file=CookieFileOpt,
+                           cookie_name=CookieNameOpt)
+
+def _notify() -> Group:
+    from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
+
+    return group(slack_webhook_url=SlackOpt, pagerduty_routing_key=PagerDutyOpt, notify_webhook_url=WebhookOpt)
+
+
+# Where incidents are told (check, watch); the state of each incident is kept in the audit log.
+NOTIFY = _notify()
 COMMON = group(env_file=EnvFileOpt, config=ConfigOpt, debug=DebugOpt)
 
 
