@@ -74,9 +74,10 @@ def evaluate(report: DoctorReport, *, max_stuck: int = 0, max_stuck_rate: float 
         named = [r.id for r in s.before_window.rows[:3]] if s is not None and s.before_window else []
         eg = f", e.g. {', '.join(named)}" if named else ""
         split = f" ({in_window} created in the window, {older} before it{eg})"
-    outcomes.append(CheckOutcome(
-        name="stuck-count", passed=stuck <= max_stuck,
-        message=f"{stuck} stuck generations{split} (limit {max_stuck}); by class: {by}"))
+    if not report.database.get("queue_library"):  # queue mode: the queue:<library> checks below count the jobs
+        outcomes.append(CheckOutcome(
+            name="stuck-count", passed=stuck <= max_stuck,
+            message=f"{stuck} stuck generations{split} (limit {max_stuck}); by class: {by}"))
     for q in getattr(report, "queues", ()) or ():
         # Library queues are judged by their own rules (graphile-worker's 4-hour lock, pg-boss's expire_in).
         counts = ", ".join(f"{n} {k}" for k, n in sorted(q.counts.items())) or "no jobs"

@@ -192,6 +192,11 @@ def run(session: Session, policy: Policy, *, act: bool, endpoint: str | None, wa
     """
     from stuckgen.remediate.runner import fail_options, retrigger_options
 
+    from stuckgen.queues import libraries_in_force
+
+    if libraries_in_force(session.settings):
+        raise ConfigError("check's policy rescues rows of an app table; with queue_library, act on the library's "
+                          "jobs with `stuckgen retrigger` / `stuckgen fail` (its own admin functions)")
     mapping = session.mapping(announce=False)  # check's report already names the mapping's gaps
     scan = session.remediation_scan_options()
     audit = session.audit()

@@ -338,15 +338,15 @@ def require(conn: Connection, libraries: Sequence[str]) -> None:
                                    "pg-boss: boss.start()); or unset queue_library to read an app table")
 
 
-# The way out of each stuck class, by the library's own means.
-FIX: dict[tuple[str, str], str] = {
+# The way out of each stuck class, by the library's own means ({retry}/{fail}: stuckgen's command for it).
+_FIX: dict[tuple[str, str], str] = {
     ("graphile-worker", "lock-expired"): (
-        "its worker is gone: `stuckgen retrigger --all-stuck --yes` unlocks it with graphile_worker.force_unlock_workers "
-        "so a live worker runs it again (a running worker also does this itself after 4 hours); "
-        "`stuckgen fail ID --yes` ends it with graphile_worker.permanently_fail_jobs"),
+        "its worker is gone: `{retry}` unlocks it with graphile_worker.force_unlock_workers so a live worker runs "
+        "it again (a running worker also does this itself after 4 hours); `{fail}` ends it with "
+        "graphile_worker.permanently_fail_jobs"),
     ("graphile-worker", "queued-not-drained"): (
         "no worker is taking jobs: start one (`graphile-worker` / run()) and check it connects to this database "
-        "and knows the task; `stuckgen fail ID --yes` ends a job for good (graphile_worker.permanently_fail_jobs)"),
+        "and knows the task; `{fail}` ends a job for good (graphile_worker.permanently_fail_jobs)"),
     ("pg-boss", "expired-active"): (
         "its consumer is gone: run a pg-boss instance with its supervisor on (supervise: true), whose maintenance "
         "turns expired jobs into a retry or a failure; or from code: boss.retry(name, id) / boss.fail(name, id, data)"),
@@ -354,6 +354,17 @@ FIX: dict[tuple[str, str], str] = {
         "no consumer is fetching: start one (boss.work(name, handler)) against this database; "
         "from code: boss.cancel(name, id) to drop a job"),
 }
+
+
+def fix_for(library: str, kind: str, *, queue_mode: bool = True) -> str | None:
+    """The way out of a stuck class; the stuckgen commands named are queue mode's, or `stuckgen jobs` beside an
+    app table."""
+    text = _FIX.get((library, kind))
+    if text is None:
+        return None
+    if queue_mode:
+        return text.format(retry="stuckgen retrigger --all-stuck --yes", fail="stuckgen fail ID --yes")
+    return text.format(retry="stuckgen jobs --retry --all-stuck --yes", fail="stuckgen jobs --fail ID --yes")
 
 
 @dataclass(frozen=True)
@@ -467,7 +478,7 @@ def job_story(conn: Connection, libraries: Sequence[str], job_id: str, *, thresh
                         else f"{j.state}, due {quiet} ago, within the threshold ({fd(threshold)})"),
         }.get(j.kind, f"{j.state}: ended" + (f"; output: {j.last_error}" if j.last_error else ""))
     verdict = f"stuck: {j.kind}" if j.stuck else f"not stuck: {j.kind}"
-    return JobStory(job=j, verdict=verdict, why=why, fix=FIX.get((j.library, j.kind)))
+    return JobStory(job=j, verdict=verdict, why=why, fix=fix_for(j.library, j.kind))
 
 
 def job_findings_evidence(c: QueueCensus) -> list[tuple[str, str]]:

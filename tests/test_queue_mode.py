@@ -127,3 +127,42 @@ def test_show_a_live_lock_is_not_stuck_yet(queues, tmp_path, monkeypatch):  # no
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["verdict"] == "not stuck: locked" and "in 1h" in doc["why"]
+
+
+def test_check_fails_on_stuck_jobs_and_passes_on_fresh_ones(queues, tmp_path, monkeypatch):  # noqa: F811
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    env = {"STUCKGEN_QUEUE_LIBRARY": "graphile-worker,pg-boss"}
+    r = run("check", "-d", dsn, "-f", "json", env=env)
+    assert r.exit_code == 0, r.output
+    names = {c["name"]: c for c in json.loads(r.stdout)["checks"]}
+    assert names["queue:graphile-worker"]["passed"] and names["queue:pg-boss"]["passed"]
+    assert "stuck-count" not in names  # no app table: nothing to count there, and no false "0 stuck generations"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    r = run("check", "-d", dsn, env=env)
+    assert r.exit_code == 1, r.output
+    assert "FAIL queue:graphile-worker: 3 stuck jobs in graphile_worker._private_jobs" in r.stdout
+    assert "FAIL queue:pg-boss: 2 stuck jobs in pgboss.job" in r.stdout
+    r = run("check", "-d", dsn, "--fail-after", "1h", env=env)
+    assert r.exit_code == 2 and "stuckgen retrigger" in r.stderr  # the policy acts on app tables only
+
+
+def test_doctor_ranks_each_librarys_stuck_jobs_with_its_own_way_out(stuck):
+    dsn, ids = stuck
+    r = run("doctor", "-d", dsn, "--queue-library", "graphile-worker,pg-boss", "-f", "json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    ranked = [f["id"] for f in doc["findings"]]
+    assert ranked[:2] == ["queue-graphile-worker", "queue-pg-boss"] or ranked[:2] == ["queue-pg-boss", "queue-graphile-worker"]
+    assert not {"secret-not-configured", "no-target", "table-not-found"} & set(ranked)
+    gw = next(f for f in doc["findings"] if f["id"] == "queue-graphile-worker")
+    assert any(ids["graphile"]["dead_worker"] in e and "4-hour lock" in e for e in gw["evidence"])
+    assert "lock-expired: its worker is gone: `stuckgen retrigger --all-stuck --yes`" in gw["fix"]
+    assert "queued-not-drained: no worker is taking jobs" in gw["fix"]
+    boss = next(f for f in doc["findings"] if f["id"] == "queue-pg-boss")
+    assert any(ids["pgboss"]["dead_consumer"] in e for e in boss["evidence"]) and "boss.retry" in boss["fix"]
+    assert doc["database"]["queue_library"] == ["graphile-worker", "pg-boss"]
+    r = run("doctor", "-d", dsn, "--queue-library", "graphile-worker", "-f", "text")
+    assert r.exit_code == 1, r.output
+    assert "3 graphile-worker jobs stuck in graphile_worker._private_jobs" in r.stdout

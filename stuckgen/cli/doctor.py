@@ -13,7 +13,7 @@ from stuckgen.cli import _alerting
 from stuckgen.cli._alerting import HeartbeatOpt, PagerDutyOpt, SlackOpt, WebhookOpt
 from stuckgen.cli._app import (
     MaxDurationOpt,
-    GraceOpt, QueueLockOpt,
+    GraceOpt, QueueLibraryOpt, QueueLockOpt,
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt,
     TableOpt, ThresholdOpt, app, default_format, env_help, handle_errors, settings_from,
@@ -61,6 +61,7 @@ def doctor(
     threshold: ThresholdOpt = None,
     grace: GraceOpt = None,
     queue_lock: QueueLockOpt = None,
+    queue_library: QueueLibraryOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
                                                help="text | markdown | json | html. Default: text on a terminal, json in a pipe; from -o NAME.md/.html.")] = None,
@@ -183,6 +184,7 @@ def check(
     threshold: ThresholdOpt = None,
     grace: GraceOpt = None,
     queue_lock: QueueLockOpt = None,
+    queue_library: QueueLibraryOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
                                                help="text | json | openmetrics. Default: text.")] = None,

@@ -20,7 +20,10 @@ def config_facts(settings: Settings) -> list[ConfigFact]:
 
     facts: list[ConfigFact] = []
     for name in ("database_url", "base_url", "route", "internal_secret", "bypass_secret", "cookie",
-                 "cookie_file", "threshold", "since", "table", "vercel_token", "vercel_project", "vercel_team"):
+                 "cookie_file", "threshold", "since", "table", "queue_library", "vercel_token", "vercel_project",
+                 "vercel_team"):
+        if name == "queue_library" and not settings.values.get(name):
+            continue  # shown only in queue mode
         v = settings.values.get(name)
         src = settings.sources.get(name, "default")
         if name == "database_url":
@@ -82,6 +85,10 @@ def trigger_notices_apply(settings: Any, mapping: Any, summary: Any) -> bool:
     """Notices about the internal secret and the process route apply to apps that trigger a process route."""
     if settings.values.get("base_url") or settings.values.get("internal_secret"):
         return True
+    from stuckgen.queues import libraries_in_force
+
+    if libraries_in_force(settings):  # a job-queue library's workers take jobs; no process route is triggered
+        return False
     if mapping is None:
         return True
     if summary is not None and any(summary.by_class.get(c) for c in _TRIGGER_CLASSES):

@@ -175,7 +175,13 @@ def database_findings(conn: Connection | None, settings: Any, report: DoctorRepo
             evidence=(db_error or "database_url: not set",),
             fix=db_fix or ("set DATABASE_URL (a read-only role is enough for doctor)" if not db_error
                            else "check the host and port in DATABASE_URL, and that this machine may reach them")))]
+    from stuckgen.queues import libraries_in_force
+
     try:
+        if libraries_in_force(settings):  # queue mode: the library's jobs are the job table
+            from stuckgen.doctor.queues import read_queues
+
+            return read_queues(conn, settings, report, libraries_in_force(settings))
         return read_database(conn, settings, report, rules=rules, sample_rows=sample_rows, step=step,
                              timeline=timeline)
     except SchemaError as exc:
