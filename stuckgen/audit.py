@@ -162,6 +162,17 @@ class AuditLog(ABC):
     def append(self, conn: Connection, records: Sequence[AuditRecord]) -> None:
         """Write records (a table: in the caller's open transaction; a file: appended and fsynced)."""
 
+    def append_alone(self, conn: Connection, records: Sequence[AuditRecord], *, statement_timeout: float,
+                     lock_timeout: float) -> None:
+        """Write records outside any batch: a table in a transaction of its own, a file appended."""
+        if not self.in_transaction:
+            self.append(conn, records)
+            return
+        from stuckgen.db import transaction
+
+        with transaction(conn, read_only=False, statement_timeout=statement_timeout, lock_timeout=lock_timeout):
+            self.append(conn, records)
+
     @abstractmethod
     def attempts(self, conn: Connection, *, table: str, row_ids: Sequence[str]) -> dict[str, int]:
         """Triggers per row that may have started work (COUNTED_TRIGGER_OUTCOMES), across runs."""

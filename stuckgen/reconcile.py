@@ -21,8 +21,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from psycopg import sql
 
 from stuckgen.durations import format_duration, iso_utc
 from stuckgen.errors import ExitCode, SchemaError
+from stuckgen.fanout import fan_out
 from stuckgen.replicate import ProviderAnswer, ProviderOptions, get_prediction
 from stuckgen.scan import DEFAULT_RULES, Rule, ScanOptions
 from stuckgen.schema import SchemaMapping
@@ -243,35 +243,17 @@ def reconcile_rows(client: Any, rows: Sequence[ProviderRow], *, options: Provide
             stopped.append(ans.problem or "the provider refused the token")
         return verdict_for(row, ans, now=now)
 
-    interrupted = False
-    queue = list(reversed(rows))
-    futures: dict[Future[Verdict], ProviderRow] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="stuckgen-reconcile")
-    try:
-        while queue or futures:
-            while queue and len(futures) < options.concurrency:
-                r = queue.pop()
-                futures[pool.submit(one, r)] = r
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-            for fut in done:
-                r = futures.pop(fut)
-                verdicts[r.id] = fut.result()
-                if progress:
-                    progress(1)
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        for fut, r in futures.items():
-            try:
-                verdicts[r.id] = fut.result()
-            except BaseException:
-                pass
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    def collect(row: ProviderRow, verdict: Verdict) -> None:
+        verdicts[row.id] = verdict
+        if progress and not stop.is_set():  # rows collected after Ctrl-C do not move the bar
+            progress(1)
+
+    run = fan_out(rows, one, concurrency=options.concurrency, on_result=collect, on_interrupt=stop.set,
+                  thread_name="stuckgen-reconcile")
     ordered = tuple(verdicts[r.id] for r in rows if r.id in verdicts)
     return ReconcileResult(verdicts=ordered, provider_url=options.api_url, checked_at=now, stuck_rows=stuck_rows,
                            without_prediction=without_prediction, stopped=stopped[0] if stopped else None,
-                           interrupted=interrupted)
+                           interrupted=run.interrupted)
 
 
 # -- doctor and show: the provider as evidence ------------------------------------------------------

@@ -29,7 +29,6 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -40,6 +39,7 @@ from psycopg.rows import dict_row
 from stuckgen.audit import AuditLog, AuditRecord
 from stuckgen.db import Connection, transaction
 from stuckgen.errors import ConfigError, ExitCode
+from stuckgen.fanout import fan_out
 from stuckgen.reconcile import SETTLEABLE, VERDICT_TEXT, ProviderRow, Verdict
 from stuckgen.replicate import ProviderOptions, get_prediction, webhook_headers
 from stuckgen.scan import ScanOptions
@@ -223,34 +223,67 @@ def _reread_query(mapping: SchemaMapping, options: ScanOptions) -> sql.Composed:
         t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
 
 
-def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Sequence[ProviderRow],
-                verdicts: Sequence[Verdict], *, options: SettleOptions, provider_client: Any | None = None,
-                provider: ProviderOptions | None = None, audit: AuditLog, run_id: str,
-                operator: str) -> SettleResult:
-    """Settle each row whose verdict says the provider has the final word, through the app; report what changed."""
-    import httpx
+def _outcome(v: Verdict, outcome: str, ok: bool = False, **kw: Any) -> SettleOutcome:
+    """The row's outcome; its reason defaults to the outcome's text."""
+    kw.setdefault("reason", OUTCOME_TEXT.get(outcome, outcome))
+    return SettleOutcome(id=v.id, prediction_id=v.prediction_id, verdict=v.verdict, outcome=outcome, ok=ok, **kw)
 
-    check_options(options)
-    if options.via == "webhook" and any(v.verdict == NOT_ASKED for v in verdicts):
-        raise ConfigError("a webhook replay carries what the provider says: ask it first (stuckgen reconcile --apply)")
-    if options.via == "webhook" and (provider is None or provider_client is None):
-        raise ConfigError("--via webhook replays what the provider says now: the provider must be configured")
-    if getattr(client, "follow_redirects", False):
-        raise ConfigError("the HTTP client must not follow redirects (credentials would follow them)")
-    take, left = settleable(verdicts)
-    by_id = {r.id: r for r in rows}
-    reread = _reread_query(mapping, options.scan)
-    db_lock = threading.Lock()
-    stop = threading.Event()
-    stopped: list[str] = []
-    secrets = [options.access_token, options.webhook_secret, options.bypass_secret]
-    tname = f"{mapping.db_schema}.{mapping.table}"
 
-    def read(key: Any) -> dict[str, Any] | None:
-        with db_lock, transaction(conn, read_only=True, statement_timeout=options.statement_timeout):
-            return conn.cursor(row_factory=dict_row).execute(reread, (key,)).fetchone()
+def _recheck(v: Verdict, before: dict[str, Any] | None, scan: ScanOptions) -> SettleOutcome | None:
+    """Why the row, re-read just before sending, must not be sent (None: send it)."""
+    if before is None:
+        return _outcome(v, "skipped-missing")
+    if before["status"] not in scan.inflight_statuses:
+        return _outcome(v, "skipped-completed", reason=f"left the in-flight statuses meanwhile (now {before['status']!r}); "
+                                                       "not sent", status_before=before["status"])
+    if not before["stuck"]:
+        return _outcome(v, "skipped-touched", status_before=before["status"])
+    return None
 
-    def request(v: Verdict) -> tuple[str, bytes, dict[str, str]] | SettleOutcome:
+
+def _changed(v: Verdict, sent: tuple[str, int | None, int, str], before: dict[str, Any],
+             after: dict[str, Any] | None, scan: ScanOptions) -> SettleOutcome:
+    """The outcome from what the row became: settled when it left the in-flight statuses, whatever the answer."""
+    outcome, status, tries, reason = sent
+    res_kw: dict[str, Any] = dict(http_status=status, tries=tries, status_before=before["status"],
+                                  outputs_before=before["outputs"],
+                                  status_after=None if after is None else after["status"],
+                                  outputs_after=None if after is None else after["outputs"])
+    if after is not None and after["status"] not in scan.inflight_statuses:
+        return _outcome(v, "settled", ok=True, reason=f"HTTP {status}: {reason[:160]}" if status else reason, **res_kw)
+    if outcome == "answered":
+        return _outcome(v, "unchanged", reason=f"HTTP {status}: {reason[:160]}", **res_kw)
+    return _outcome(v, outcome, reason=reason, **res_kw)
+
+
+class _Settler:
+    """One settle run's sending: each row re-read, its request built, posted with retries, re-read, audited.
+
+    The first 401 or redirect appends to ``stopped``: no further row is sent.
+    """
+
+    def __init__(self, client: Any, conn: Connection, mapping: SchemaMapping, rows: Sequence[ProviderRow], *,
+                 options: SettleOptions, provider_client: Any | None, provider: ProviderOptions | None,
+                 run_id: str, operator: str) -> None:
+        self.client, self.conn, self.options = client, conn, options
+        self.provider_client, self.provider = provider_client, provider
+        self.run_id, self.operator = run_id, operator
+        self.by_id = {r.id: r for r in rows}
+        self.reread = _reread_query(mapping, options.scan)
+        self.db_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.stopped: list[str] = []
+        self.secrets = [options.access_token, options.webhook_secret, options.bypass_secret]
+        self.table = f"{mapping.db_schema}.{mapping.table}"
+
+    def read(self, key: Any) -> dict[str, Any] | None:
+        """The row's status, whether it is still stuck, and its outputs (one connection, shared by the workers)."""
+        with self.db_lock, transaction(self.conn, read_only=True, statement_timeout=self.options.statement_timeout):
+            return self.conn.cursor(row_factory=dict_row).execute(self.reread, (key,)).fetchone()
+
+    def request(self, v: Verdict) -> tuple[str, bytes, dict[str, str]] | SettleOutcome:
+        """(url, body, headers) to send for the row; an outcome instead when the provider's answer changed."""
+        options = self.options
         headers = {"accept": "application/json"}
         if options.bypass_secret:
             headers[BYPASS_HEADER] = options.bypass_secret
@@ -258,54 +291,38 @@ def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Seq
         if options.via == "sync":
             headers["authorization"] = f"Bearer {options.access_token}"
             return base + options.sync_route.replace("{id}", v.id), b"", headers
-        assert provider is not None
-        ans = get_prediction(provider_client, v.prediction_id, provider, stop=stop)
+        assert self.provider is not None
+        ans = get_prediction(self.provider_client, v.prediction_id, self.provider, stop=self.stop)
         if ans.document is None or ans.status not in ("succeeded", "failed", "canceled"):
-            return SettleOutcome(id=v.id, prediction_id=v.prediction_id, verdict=v.verdict, outcome="provider-changed",
-                                 ok=False, reason=f"the provider now says {ans.status or ans.problem}; not replayed")
+            return _outcome(v, "provider-changed", reason=f"the provider now says {ans.status or ans.problem}; not replayed")
         body = json.dumps(ans.document, separators=(",", ":")).encode("utf-8")
         headers["content-type"] = "application/json"
         if options.webhook_secret:
             headers.update(webhook_headers(options.signature, options.webhook_secret, body))
         return base + options.webhook_route, body, headers
 
-    def one(v: Verdict) -> tuple[SettleOutcome, AuditRecord | None]:
+    def post(self, v: Verdict, url: str, body: bytes, headers: dict[str, str]) -> tuple[str, int | None, int, str]:
+        """Send with retries on timeouts, 429 and 5xx: (outcome, last HTTP status, tries, reason)."""
+        import httpx
+
         from stuckgen.http import parse_retry_after, retry_delay
 
-        def out(outcome: str, ok: bool = False, **kw: Any) -> SettleOutcome:
-            kw.setdefault("reason", OUTCOME_TEXT.get(outcome, outcome))
-            return SettleOutcome(id=v.id, prediction_id=v.prediction_id, verdict=v.verdict, outcome=outcome, ok=ok, **kw)
-
-        if stopped or stop.is_set():
-            return out("not-sent", reason="not sent: " + (stopped[0] if stopped else "interrupted")), None
-        row = by_id[v.id]
-        before = read(row.key)
-        if before is None:
-            return out("skipped-missing"), None
-        if before["status"] not in options.scan.inflight_statuses:
-            return out("skipped-completed", reason=f"left the in-flight statuses meanwhile (now {before['status']!r}); "
-                                                   "not sent", status_before=before["status"]), None
-        if not before["stuck"]:
-            return out("skipped-touched", status_before=before["status"]), None
-        req = request(v)
-        if isinstance(req, SettleOutcome):
-            return req, None
-        url, body, headers = req
+        options = self.options
         outcome, status, tries, reason = "not-sent", None, 0, "not sent"
         for n in range(1, options.tries + 1):
-            if stopped and n > 1:
+            if self.stopped and n > 1:
                 break
             tries = n
             retry_after = None
             try:
-                resp = client.post(url, content=body, headers=headers)
+                resp = self.client.post(url, content=body, headers=headers)
             except httpx.TimeoutException:
                 outcome, status, reason = "timeout", None, "no answer in time (the app may have settled it)"
             except httpx.TransportError as exc:
                 outcome, status, reason = "unreachable", None, f"could not reach the deployment: {type(exc).__name__}"
             else:
                 status = resp.status_code
-                excerpt = scrub(resp.text[:300], secrets).strip()
+                excerpt = scrub(resp.text[:300], self.secrets).strip()
                 if 200 <= status < 300:
                     outcome, reason = "answered", excerpt
                     break
@@ -315,7 +332,7 @@ def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Seq
                            "the sync route refused the access token (expired session cookie?)")
                     if "Authentication Required" in resp.text or "_vercel_sso_nonce" in resp.headers.get("set-cookie", ""):
                         why = "Vercel Deployment Protection answered before the app (VERCEL_AUTOMATION_BYPASS_SECRET)"
-                    stopped.append(f"HTTP 401 for row {v.id}: {why}; stopped before sending any further row")
+                    self.stopped.append(f"HTTP 401 for row {v.id}: {why}; stopped before sending any further row")
                     outcome, reason = "auth-rejected", f"HTTP 401: {why}"
                     break
                 if status == 403 and options.via == "sync":
@@ -323,7 +340,7 @@ def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Seq
                     break
                 if 300 <= status < 400:
                     loc = resp.headers.get("location", "?")
-                    stopped.append(f"HTTP {status} redirecting to {loc}: use the final URL as --url")
+                    self.stopped.append(f"HTTP {status} redirecting to {loc}: use the final URL as --url")
                     outcome, reason = "redirected", f"HTTP {status} to {loc}; not followed"
                     break
                 if status == 429 or status >= 500:
@@ -332,76 +349,78 @@ def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Seq
                 else:
                     outcome, reason = "rejected", f"HTTP {status}: {excerpt[:160]}"
                     break
-            if n < options.tries and stop.wait(retry_delay(n, base=options.backoff, cap=options.max_backoff,
-                                                           retry_after=retry_after)):
+            if n < options.tries and self.stop.wait(retry_delay(n, base=options.backoff, cap=options.max_backoff,
+                                                                retry_after=retry_after)):
                 break
-        after = read(row.key) if outcome in ("answered", "timeout", "gave-up") else before
-        res_kw: dict[str, Any] = dict(http_status=status, tries=tries, status_before=before["status"],
-                                      outputs_before=before["outputs"],
-                                      status_after=None if after is None else after["status"],
-                                      outputs_after=None if after is None else after["outputs"])
-        if after is not None and after["status"] not in options.scan.inflight_statuses:
-            result = out("settled", ok=True, reason=f"HTTP {status}: {reason[:160]}" if status else reason, **res_kw)
-        elif outcome == "answered":
-            result = out("unchanged", reason=f"HTTP {status}: {reason[:160]}", **res_kw)
-        else:
-            result = out(outcome, reason=reason, **res_kw)
+        return outcome, status, tries, reason
+
+    def one(self, v: Verdict) -> tuple[SettleOutcome, AuditRecord | None]:
+        """Re-check, send and re-read one row; its outcome and (when something was sent) its audit record."""
+        if self.stopped or self.stop.is_set():
+            return _outcome(v, "not-sent", reason="not sent: " + (self.stopped[0] if self.stopped else "interrupted")), None
+        row = self.by_id[v.id]
+        before = self.read(row.key)
+        skip = _recheck(v, before, self.options.scan)
+        if skip is not None:
+            return skip, None
+        assert before is not None  # _recheck skips a missing row
+        req = self.request(v)
+        if isinstance(req, SettleOutcome):
+            return req, None
+        url, body, headers = req
+        sent = self.post(v, url, body, headers)
+        outcome, status, tries, _ = sent
+        after = self.read(row.key) if outcome in ("answered", "timeout", "gave-up") else before
+        result = _changed(v, sent, before, after, self.options.scan)
+        options = self.options
         record = AuditRecord(
-            run_id=run_id, action="reconcile", row_id=v.id, table=tname, at=datetime.now(timezone.utc),
-            operator=operator, outcome=result.outcome,
+            run_id=self.run_id, action="reconcile", row_id=v.id, table=self.table, at=datetime.now(timezone.utc),
+            operator=self.operator, outcome=result.outcome,
             previous={"status": before["status"], "outputs": before["outputs"]},
             new=None if after is None else {"status": after["status"], "outputs": after["outputs"]},
             detail={"via": options.via, "url": url, "prediction_id": v.prediction_id, "verdict": v.verdict,
                     "http_status": status, "tries": tries, "signature": options.signature if options.via == "webhook" else None})
         return result, record
 
+
+def settle_rows(client: Any, conn: Connection, mapping: SchemaMapping, rows: Sequence[ProviderRow],
+                verdicts: Sequence[Verdict], *, options: SettleOptions, provider_client: Any | None = None,
+                provider: ProviderOptions | None = None, audit: AuditLog, run_id: str,
+                operator: str) -> SettleResult:
+    """Settle each row whose verdict says the provider has the final word, through the app; report what changed."""
+    check_options(options)
+    if options.via == "webhook" and any(v.verdict == NOT_ASKED for v in verdicts):
+        raise ConfigError("a webhook replay carries what the provider says: ask it first (stuckgen reconcile --apply)")
+    if options.via == "webhook" and (provider is None or provider_client is None):
+        raise ConfigError("--via webhook replays what the provider says now: the provider must be configured")
+    if getattr(client, "follow_redirects", False):
+        raise ConfigError("the HTTP client must not follow redirects (credentials would follow them)")
+    take, left = settleable(verdicts)
+    settler = _Settler(client, conn, mapping, rows, options=options, provider_client=provider_client,
+                       provider=provider, run_id=run_id, operator=operator)
+    stopped = settler.stopped
     results: dict[str, SettleOutcome] = {}
     records: list[AuditRecord] = []
-    interrupted = False
-    queue = list(reversed(take))
-    futures: dict[Future[tuple[SettleOutcome, AuditRecord | None]], Verdict] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="stuckgen-settle")
+
+    def collect(v: Verdict, done: tuple[SettleOutcome, AuditRecord | None]) -> None:
+        results[v.id] = done[0]
+        if done[1] is not None:
+            records.append(done[1])
+
     try:
-        while queue or futures:
-            while queue and len(futures) < options.concurrency and not stopped:
-                v = queue.pop()
-                futures[pool.submit(one, v)] = v
-            if not futures:
-                break
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-            for fut in done:
-                v = futures.pop(fut)
-                res, rec = fut.result()
-                results[v.id] = res
-                if rec is not None:
-                    records.append(rec)
-        for v in queue:
-            results[v.id] = SettleOutcome(id=v.id, prediction_id=v.prediction_id, verdict=v.verdict, outcome="not-sent",
-                                          ok=False, reason="not sent: " + (stopped[0] if stopped else "stopped"))
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        for fut, v in futures.items():
-            try:
-                res, rec = fut.result()
-                results[v.id] = res
-                if rec is not None:
-                    records.append(rec)
-            except BaseException:
-                pass
+        run = fan_out(take, settler.one, concurrency=options.concurrency, on_result=collect,
+                      halted=lambda: bool(stopped), on_interrupt=settler.stop.set, thread_name="stuckgen-settle")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         if records:
-            if audit.in_transaction:
-                with transaction(conn, read_only=False, statement_timeout=options.statement_timeout,
-                                 lock_timeout=options.lock_timeout):
-                    audit.append(conn, records)
-            else:
-                audit.append(conn, records)
+            audit.append_alone(conn, records, statement_timeout=options.statement_timeout,
+                               lock_timeout=options.lock_timeout)
+    if not run.interrupted:
+        for v in run.unsent:
+            results[v.id] = _outcome(v, "not-sent", reason="not sent: " + (stopped[0] if stopped else "stopped"))
     ordered = tuple(results[v.id] for v in take if v.id in results)
     return SettleResult(run_id=run_id, dry_run=False, via=options.via, url=options.url, audit=audit.where,
                         operator=operator, outcomes=ordered, left=left, stopped=stopped[0] if stopped else None,
-                        interrupted=interrupted)
+                        interrupted=run.interrupted)
 
 
 def summary_lines(result: SettleResult) -> list[str]:

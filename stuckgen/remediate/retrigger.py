@@ -11,7 +11,6 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from psycopg.rows import dict_row
 from stuckgen.audit import AuditLog, AuditRecord
 from stuckgen.db import Connection, scalar, transaction
 from stuckgen.errors import ConfigError
+from stuckgen.fanout import fan_out
 from stuckgen.http import check_transport, parse_retry_after, read_capped, retry_delay
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
 from stuckgen.remediate.select import Target, check_remediable, recheck_options, table_name
@@ -136,6 +136,102 @@ def partition_attempts(targets: Sequence[Target], attempts: dict[str, int], *,
     return under, exhausted
 
 
+def _check_options(client: Any, mapping: SchemaMapping, options: RetriggerOptions) -> None:
+    """ConfigError before anything is sent: limits, redirects, transport, the body template, the table."""
+    if options.concurrency < 1:
+        raise ConfigError("--concurrency: must be at least 1")
+    if options.tries < 1 or options.max_attempts < 1:
+        raise ConfigError("--tries and --max-attempts must be at least 1")
+    if getattr(client, "follow_redirects", False):
+        raise ConfigError("the HTTP client must not follow redirects (the secret would follow them)")
+    check_transport(options.url, sends_credentials=bool(options.secret or options.bypass_secret),
+                    allow_insecure=options.allow_insecure)
+    render_body(options.body_template, "x")  # validate once, before anything is sent
+    check_remediable(mapping)
+
+
+class _Trigger:
+    """One retrigger run's sending: each row re-read just before it is sent, triggered with retries, audited.
+
+    The workers share one connection (behind a lock), the breaker and the audit writer.
+    """
+
+    def __init__(self, client: Any, conn: Connection, mapping: SchemaMapping, *, options: RetriggerOptions,
+                 attempts: dict[str, int], audit: AuditLog, run_id: str, operator: str) -> None:
+        self.client, self.conn, self.options, self.attempts = client, conn, options, attempts
+        self.audit, self.run_id, self.operator = audit, run_id, operator
+        self.table = table_name(mapping)
+        self.db_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.breaker = _Breaker(unreachable_limit=max(3, options.concurrency))
+        pred = where_stuck(mapping, recheck_options(options.scan), window=False)
+        self.reread = sql.SQL("SELECT {st}::text AS status, ({pred}) AS stuck FROM {t} g WHERE g.{idc} = %s").format(
+            st=mapping.raw("status"), pred=pred, t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
+        self.secret_fp = fingerprint(options.secret) if options.secret else None
+        self.writer = _AuditWriter(self.flush_audit)
+
+    def flush_audit(self, records: list[AuditRecord]) -> None:
+        """Write a group of trigger records (from the writer's thread, so behind the connection's lock)."""
+        with self.db_lock:
+            self.audit.append_alone(self.conn, records, statement_timeout=self.options.statement_timeout,
+                                    lock_timeout=self.options.lock_timeout)
+
+    def recheck(self, t: Target) -> RowOutcome | None:
+        """Why the row, re-read just before sending, must not be sent (None: send it)."""
+        options = self.options
+        with self.db_lock, transaction(self.conn, read_only=True, statement_timeout=options.statement_timeout):
+            row = self.conn.cursor(row_factory=dict_row).execute(self.reread, (t.key,)).fetchone()
+        if row is None:
+            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_MISSING, ok=False, cls=t.cls, reason="deleted meanwhile")
+        if row["status"] not in options.scan.inflight_statuses:
+            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_COMPLETED, ok=False, cls=t.cls,
+                              reason=f"left the in-flight statuses meanwhile (now {row['status']!r}); not sent")
+        if not row["stuck"]:
+            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_TOUCHED, ok=False, cls=t.cls,
+                              reason="showed a sign of life meanwhile; not sent")
+        return None
+
+    def one(self, t: Target) -> RowOutcome:
+        """Re-check and trigger one row; audit what was sent."""
+        options = self.options
+        attempt = self.attempts.get(t.id, 0) + 1
+        if self.stop.is_set() or self.breaker.open:
+            return RowOutcome(id=t.id, outcome=Outcome.NOT_SENT, ok=False, cls=t.cls,
+                              reason="not sent: " + ("interrupted" if self.stop.is_set() else "the circuit breaker is open"))
+        skip = self.recheck(t)
+        if skip is not None:
+            return skip
+        key = f"stuckgen-{t.id}-{attempt}"
+        outcome, status, tries, reason = _send(self.client, t.id, key, options, self.stop, self.breaker)
+        self.breaker.record(outcome, options.url)
+        if outcome != Outcome.NOT_SENT:
+            detail: dict[str, Any] = {"class": t.cls, "attempt": attempt, "tries": tries, "http_status": status,
+                                      "idempotency_key": key if options.idempotency_header else None,
+                                      "url": options.url}
+            if self.secret_fp:
+                detail["secret_fingerprint"] = self.secret_fp
+            self.writer.add(AuditRecord(run_id=self.run_id, action="retrigger", row_id=t.id, table=self.table,
+                                        at=utcnow(), operator=self.operator, outcome=outcome, detail=detail))
+        sent = outcome != Outcome.NOT_SENT  # a row never sent has no attempt and no try
+        return RowOutcome(id=t.id, outcome=outcome, ok=outcome == Outcome.ACCEPTED, cls=t.cls, http_status=status,
+                          attempt=attempt if sent else None, tries=tries if sent else None, reason=reason)
+
+
+def _with_verdicts(conn: Connection, mapping: SchemaMapping, ordered: list[RowOutcome], keys: dict[str, Any], *,
+                   since: datetime, options: RetriggerOptions) -> tuple[list[RowOutcome], bool]:
+    """The accepted rows with what they became since the run began (``verify``); True when Ctrl-C cut it short."""
+    accepted = [o.id for o in ordered if o.outcome == Outcome.ACCEPTED]
+    try:
+        verdicts = verify(conn, mapping, [keys[i] for i in accepted], since=since, options=options)
+    except KeyboardInterrupt:
+        return ordered, True
+    waited = options.wait > 0
+    # After waiting, a row whose heartbeat alone moved has not progressed (the route skipped it).
+    return [replace(o, verify=verdicts.get(o.id),
+                    ok=o.ok and not (waited and verdicts.get(o.id) in ("still-stuck", "touched-only")))
+            if o.outcome == Outcome.ACCEPTED else o for o in ordered], False
+
+
 def retrigger_rows(client: Any, conn: Connection, mapping: SchemaMapping, targets: Sequence[Target], *,
                    options: RetriggerOptions, audit: AuditLog, run_id: str, operator: str,
                    progress: Callable[[int], None] | None = None,
@@ -148,132 +244,43 @@ def retrigger_rows(client: Any, conn: Connection, mapping: SchemaMapping, target
     twice at once. The first 401/403 (or a redirect) opens the circuit breaker:
     no further row is sent.
     """
-    if options.concurrency < 1:
-        raise ConfigError("--concurrency: must be at least 1")
-    if options.tries < 1 or options.max_attempts < 1:
-        raise ConfigError("--tries and --max-attempts must be at least 1")
-    if getattr(client, "follow_redirects", False):
-        raise ConfigError("the HTTP client must not follow redirects (the secret would follow them)")
-    check_transport(options.url, sends_credentials=bool(options.secret or options.bypass_secret),
-                    allow_insecure=options.allow_insecure)
-    render_body(options.body_template, "x")  # validate once, before anything is sent
-    check_remediable(mapping)
+    _check_options(client, mapping, options)
     started = utcnow()
-    tname = table_name(mapping)
-    db_lock = threading.Lock()
-    stop = threading.Event()
-    breaker = _Breaker(unreachable_limit=max(3, options.concurrency))
-    pred = where_stuck(mapping, recheck_options(options.scan), window=False)
-    reread = sql.SQL("SELECT {st}::text AS status, ({pred}) AS stuck FROM {t} g WHERE g.{idc} = %s").format(
-        st=mapping.raw("status"), pred=pred, t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
-    secret_fp = fingerprint(options.secret) if options.secret else None
-
     with transaction(conn, read_only=True, statement_timeout=options.statement_timeout):
-        attempts = audit.attempts(conn, table=tname, row_ids=[t.id for t in targets])
+        attempts = audit.attempts(conn, table=table_name(mapping), row_ids=[t.id for t in targets])
         t0 = scalar(conn, "SELECT now()")
-
     to_send, exhausted = partition_attempts(targets, attempts, max_attempts=options.max_attempts)
     outcomes: dict[str, RowOutcome] = {o.id: o for o in exhausted}
+    trigger = _Trigger(client, conn, mapping, options=options, attempts=attempts, audit=audit, run_id=run_id,
+                       operator=operator)
 
-    def flush_audit(records: list[AuditRecord]) -> None:
-        with db_lock:
-            if audit.in_transaction:
-                with transaction(conn, read_only=False, statement_timeout=options.statement_timeout,
-                                 lock_timeout=options.lock_timeout):
-                    audit.append(conn, records)
-            else:
-                audit.append(conn, records)
+    def collect(t: Target, outcome: RowOutcome) -> None:
+        outcomes[t.id] = outcome
+        if progress and not trigger.stop.is_set():  # rows collected after Ctrl-C do not move the bar
+            progress(1)
 
-    writer = _AuditWriter(flush_audit)
-
-    def one(t: Target) -> RowOutcome:
-        attempt = attempts.get(t.id, 0) + 1
-        if stop.is_set() or breaker.open:
-            return RowOutcome(id=t.id, outcome=Outcome.NOT_SENT, ok=False, cls=t.cls,
-                              reason="not sent: " + ("interrupted" if stop.is_set() else "the circuit breaker is open"))
-        with db_lock, transaction(conn, read_only=True, statement_timeout=options.statement_timeout):
-            row = conn.cursor(row_factory=dict_row).execute(reread, (t.key,)).fetchone()
-        if row is None:
-            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_MISSING, ok=False, cls=t.cls, reason="deleted meanwhile")
-        if row["status"] not in options.scan.inflight_statuses:
-            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_COMPLETED, ok=False, cls=t.cls,
-                              reason=f"left the in-flight statuses meanwhile (now {row['status']!r}); not sent")
-        if not row["stuck"]:
-            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_TOUCHED, ok=False, cls=t.cls,
-                              reason="showed a sign of life meanwhile; not sent")
-        key = f"stuckgen-{t.id}-{attempt}"
-        outcome, status, tries, reason = _send(client, t.id, key, options, stop, breaker)
-        breaker.record(outcome, options.url)
-        if outcome != Outcome.NOT_SENT:
-            detail: dict[str, Any] = {"class": t.cls, "attempt": attempt, "tries": tries, "http_status": status,
-                                      "idempotency_key": key if options.idempotency_header else None,
-                                      "url": options.url}
-            if secret_fp:
-                detail["secret_fingerprint"] = secret_fp
-            writer.add(AuditRecord(run_id=run_id, action="retrigger", row_id=t.id, table=tname, at=utcnow(),
-                                    operator=operator, outcome=outcome, detail=detail))
-        sent = outcome != Outcome.NOT_SENT  # a row never sent has no attempt and no try
-        return RowOutcome(id=t.id, outcome=outcome, ok=outcome == Outcome.ACCEPTED, cls=t.cls, http_status=status,
-                          attempt=attempt if sent else None, tries=tries if sent else None, reason=reason)
-
-    interrupted = False
-    pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="stuckgen-retrigger")
-    futures: dict[Future[RowOutcome], Target] = {}
-    queue = list(reversed(to_send))
+    # Submit only as many as can run: rows not yet submitted when the breaker opens are never sent.
     try:
-        # Submit only as many as can run: rows not yet submitted when the breaker opens are never sent.
-        while queue or futures:
-            while queue and len(futures) < options.concurrency and not breaker.open and not stop.is_set():
-                t = queue.pop()
-                futures[pool.submit(one, t)] = t
-            if not futures:
-                break
-            done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
-            for fut in done:
-                t = futures.pop(fut)
-                outcomes[t.id] = fut.result()
-                if progress:
-                    progress(1)
-            if breaker.open or stop.is_set():
-                for rest in queue:
-                    outcomes[rest.id] = RowOutcome(id=rest.id, outcome=Outcome.NOT_SENT, ok=False, cls=rest.cls,
-                                                   reason="not sent: the circuit breaker is open")
-                queue.clear()
-    except KeyboardInterrupt:
-        interrupted = True
-        stop.set()
-        for fut, t in futures.items():
-            try:
-                outcomes[t.id] = fut.result()
-            except BaseException:  # the worker itself was interrupted: nothing was recorded for it
-                outcomes[t.id] = RowOutcome(id=t.id, outcome=Outcome.NOT_ATTEMPTED, ok=False, cls=t.cls,
-                                            reason=OUTCOME_TEXT[Outcome.NOT_ATTEMPTED])
-        for t in queue:
-            outcomes[t.id] = RowOutcome(id=t.id, outcome=Outcome.NOT_ATTEMPTED, ok=False, cls=t.cls,
-                                        reason=OUTCOME_TEXT[Outcome.NOT_ATTEMPTED])
+        run = fan_out(to_send, trigger.one, concurrency=options.concurrency, on_result=collect,
+                      halted=lambda: trigger.breaker.open or trigger.stop.is_set(), on_interrupt=trigger.stop.set,
+                      thread_name="stuckgen-retrigger")
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        writer.close()
-
+        trigger.writer.close()
+    for t in run.unsent + run.lost:
+        outcomes[t.id] = (RowOutcome(id=t.id, outcome=Outcome.NOT_ATTEMPTED, ok=False, cls=t.cls,
+                                     reason=OUTCOME_TEXT[Outcome.NOT_ATTEMPTED]) if run.interrupted else
+                          RowOutcome(id=t.id, outcome=Outcome.NOT_SENT, ok=False, cls=t.cls,
+                                     reason="not sent: the circuit breaker is open"))
     ordered = [outcomes[t.id] for t in targets if t.id in outcomes]
-    notes: list[str] = []
-    accepted = [t for t in targets if outcomes.get(t.id) and outcomes[t.id].outcome == Outcome.ACCEPTED]
-    if accepted and not interrupted:
-        try:
-            verdicts = verify(conn, mapping, [t.key for t in accepted], since=t0, options=options)
-        except KeyboardInterrupt:
-            interrupted = True
-            verdicts = {}
-            notes.append("verification interrupted")
-        waited = options.wait > 0
-        # After waiting, a row whose heartbeat alone moved has not progressed (the route skipped it).
-        ordered = [replace(o, verify=verdicts.get(o.id),
-                           ok=o.ok and not (waited and verdicts.get(o.id) in ("still-stuck", "touched-only")))
-                   if o.outcome == Outcome.ACCEPTED else o for o in ordered]
-    return RemediationResult(action="retrigger", run_id=run_id, dry_run=False, table=tname, audit=audit.where,
+    interrupted, notes = run.interrupted, []
+    if not interrupted and any(o.outcome == Outcome.ACCEPTED for o in ordered):
+        ordered, interrupted = _with_verdicts(conn, mapping, ordered, {t.id: t.key for t in targets}, since=t0,
+                                              options=options)
+        notes = ["verification interrupted"] if interrupted else []
+    return RemediationResult(action="retrigger", run_id=run_id, dry_run=False, table=trigger.table, audit=audit.where,
                              operator=operator, outcomes=tuple(ordered) + tuple(rejected), started_at=started,
                              finished_at=utcnow(), batches_done=0, batches_total=0, interrupted=interrupted,
-                             stopped=breaker.reason, stop_kind=breaker.kind, notes=tuple(notes))
+                             stopped=trigger.breaker.reason, stop_kind=trigger.breaker.kind, notes=tuple(notes))
 
 
 class _AuditWriter:
