@@ -29,6 +29,91 @@ class UndoOptions:
     dry_run: bool = False
 
 
+def _pending_groups(conn: Connection, audit: AuditLog, run_id: str, *, table: str, done_before: set[str],
+                    outcomes: list[RowOutcome], page: int) -> Iterator[list[AuditRecord]]:
+    """The run's fail records still to restore, a page at a time, grouped by how each is undone.
+
+    Records an earlier undo restored become ``already-undone`` outcomes (appended to ``outcomes``), not batches.
+    """
+    for records in audit.run_pages(conn, run_id, action="fail", outcome=Outcome.FAILED, page=page):
+        fresh = []
+        for rec in records:
+            if rec.table and rec.table != table:
+                raise ConfigError(f"run {run_id} changed {rec.table}, but the mapping points at {table}",
+                                  hint="pass --table/--db-schema as for the fail run")
+            if rec.row_id in done_before:
+                outcomes.append(RowOutcome(id=rec.row_id, outcome=Outcome.ALREADY_UNDONE, ok=True,
+                                           cls=rec.detail.get("class"), reason=OUTCOME_TEXT[Outcome.ALREADY_UNDONE]))
+            else:
+                fresh.append(rec)
+        # One statement per record schema and set of fields (a run uses one mapping, so normally one).
+        groups: dict[tuple[str, tuple[str, ...]], list[AuditRecord]] = {}
+        for rec in fresh:
+            groups.setdefault(_undo_group(rec), []).append(rec)
+        yield from groups.values()
+
+
+def _restore_parts(mapping: SchemaMapping, run_id: str, schema: str,
+                   names: tuple[str, ...]) -> tuple[sql.Composable, sql.Composable]:
+    """(snapshot compared with the run's check, SET list) for one group of records."""
+    if schema == AUDIT_SCHEMA_V1:
+        unknown = [c for c in names if c not in mapping.columns]
+        if not names or unknown:
+            raise SchemaError(f"run {run_id} recorded columns {', '.join(names) or '(none)'}, "
+                              f"which {table_name(mapping)} does not have all of")
+        return columns_snapshot(names, "g"), _columns_restore(names, mapping.qualified())
+    if not names:
+        raise SchemaError(f"run {run_id} recorded no fields it set; nothing to restore")
+    fields = fields_from_keys(mapping, names)
+    return fields_snapshot(fields), fields_restore(fields, mapping.qualified())
+
+
+def _row_outcome(r: dict[str, Any], cls: str | None, *, run_id: str, dry_run: bool) -> RowOutcome:
+    """What the compare-and-set did to one row."""
+    if r["changed"]:
+        return RowOutcome(id=r["id"], outcome=Outcome.WOULD_RESTORE if dry_run else Outcome.RESTORED, ok=True,
+                          cls=cls, reason="previous values restored" if not dry_run else
+                          "dry run: unchanged since the run, would be restored")
+    if r["got_lock"]:
+        return RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_CHANGED, ok=False, cls=cls,
+                          reason=f"changed since run {run_id} (now {r['status_now']!r}); not overwritten")
+    if r["still_exists"]:
+        return RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_LOCKED, ok=False, cls=cls,
+                          reason=OUTCOME_TEXT[Outcome.SKIPPED_LOCKED])
+    return RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_MISSING, ok=False, cls=cls, reason="deleted since the run")
+
+
+def _restore_batch(conn: Connection, mapping: SchemaMapping, batch: Sequence[AuditRecord], *, run_id: str,
+                   new_run_id: str, operator: str, audit: AuditLog,
+                   dry_run: bool) -> tuple[list[RowOutcome], list[AuditRecord]]:
+    """Restore one group by compare-and-set: each row's outcome, and the audit records a file log needs
+    (a table log is written by the statement itself)."""
+    from psycopg.types.json import Jsonb
+
+    tname = table_name(mapping)
+    schema, names = _undo_group(batch[0])
+    snap, sets = _restore_parts(mapping, run_id, schema, names)
+    keys = [coerce_id(mapping, rec.row_id) for rec in batch]
+    _check_restores(conn, mapping, batch, names, keys)
+    params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
+              "run": new_run_id, "op": operator, "tname": tname, "of": run_id}
+    stmt = _undo_statement(mapping, snap=snap, sets=sets, audit=audit, dry_run=dry_run)
+    rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
+    by_id = {rec.row_id: rec for rec in batch}
+    outs: list[RowOutcome] = []
+    recs: list[AuditRecord] = []
+    now = utcnow()
+    for r in rows:
+        rec = by_id[r["id"]]
+        cls = rec.detail.get("class")
+        outs.append(_row_outcome(r, cls, run_id=run_id, dry_run=dry_run))
+        if r["changed"] and not dry_run and not audit.in_transaction:
+            recs.append(AuditRecord(run_id=new_run_id, action="undo", row_id=r["id"], table=tname, at=now,
+                                    operator=operator, outcome=Outcome.RESTORED, previous=r["cur"],
+                                    new=rec.previous, check=r["chk"], detail={"undo_of": run_id, "class": cls}))
+    return outs, recs
+
+
 def undo(conn: Connection, mapping: SchemaMapping, run_id: str, *, audit: AuditLog, new_run_id: str, operator: str,
          options: UndoOptions = UndoOptions(), progress: Callable[[int], None] | None = None) -> RemediationResult:
     """Restore the previous values of the rows a ``fail`` run changed, by compare-and-set.
@@ -52,75 +137,16 @@ def undo(conn: Connection, mapping: SchemaMapping, run_id: str, *, audit: AuditL
     total = -(-max(actions["fail"] - len(done_before), 0) // options.batch_size)
     outcomes: list[RowOutcome] = []
     notes: list[str] = []
-
-    def pages() -> Iterator[list[AuditRecord]]:
-        for page in audit.run_pages(conn, run_id, action="fail", outcome=Outcome.FAILED, page=options.batch_size):
-            fresh = []
-            for rec in page:
-                if rec.table and rec.table != tname:
-                    raise ConfigError(f"run {run_id} changed {rec.table}, but the mapping points at {tname}",
-                                      hint="pass --table/--db-schema as for the fail run")
-                if rec.row_id in done_before:
-                    outcomes.append(RowOutcome(id=rec.row_id, outcome=Outcome.ALREADY_UNDONE, ok=True,
-                                               cls=rec.detail.get("class"), reason=OUTCOME_TEXT[Outcome.ALREADY_UNDONE]))
-                else:
-                    fresh.append(rec)
-            # One statement per record schema and set of fields (a run uses one mapping, so normally one).
-            groups: dict[tuple[str, tuple[str, ...]], list[AuditRecord]] = {}
-            for rec in fresh:
-                groups.setdefault(_undo_group(rec), []).append(rec)
-            yield from groups.values()
+    pages = _pending_groups(conn, audit, run_id, table=tname, done_before=done_before, outcomes=outcomes,
+                            page=options.batch_size)
 
     def apply(batch: Sequence[AuditRecord]) -> tuple[list[RowOutcome], list[AuditRecord]]:
-        schema, names = _undo_group(batch[0])
-        if schema == AUDIT_SCHEMA_V1:
-            unknown = [c for c in names if c not in mapping.columns]
-            if not names or unknown:
-                raise SchemaError(f"run {run_id} recorded columns {', '.join(names) or '(none)'}, "
-                                  f"which {tname} does not have all of")
-            snap, sets = columns_snapshot(names, "g"), _columns_restore(names, mapping.qualified())
-        else:
-            if not names:
-                raise SchemaError(f"run {run_id} recorded no fields it set; nothing to restore")
-            fields = fields_from_keys(mapping, names)
-            snap, sets = fields_snapshot(fields), fields_restore(fields, mapping.qualified())
-        keys = [coerce_id(mapping, rec.row_id) for rec in batch]
-        _check_restores(conn, mapping, batch, names, keys)
-        from psycopg.types.json import Jsonb
+        return _restore_batch(conn, mapping, batch, run_id=run_id, new_run_id=new_run_id, operator=operator,
+                              audit=audit, dry_run=options.dry_run)
 
-        params = {"ids": keys, "prev": [Jsonb(rec.previous) for rec in batch], "chk": [rec.check or "" for rec in batch],
-                  "run": new_run_id, "op": operator, "tname": tname, "of": run_id}
-        stmt = _undo_statement(mapping, snap=snap, sets=sets, audit=audit, dry_run=options.dry_run)
-        rows = conn.cursor(row_factory=dict_row).execute(stmt, params).fetchall()
-        by_id = {rec.row_id: rec for rec in batch}
-        outs: list[RowOutcome] = []
-        recs: list[AuditRecord] = []
-        now = utcnow()
-        for r in rows:
-            rec = by_id[r["id"]]
-            cls = rec.detail.get("class")
-            if r["changed"]:
-                outs.append(RowOutcome(id=r["id"], outcome=Outcome.WOULD_RESTORE if options.dry_run else Outcome.RESTORED, ok=True,
-                                       cls=cls, reason="previous values restored" if not options.dry_run else
-                                       "dry run: unchanged since the run, would be restored"))
-                if not options.dry_run and not audit.in_transaction:
-                    recs.append(AuditRecord(run_id=new_run_id, action="undo", row_id=r["id"], table=tname, at=now,
-                                            operator=operator, outcome=Outcome.RESTORED, previous=r["cur"],
-                                            new=rec.previous, check=r["chk"], detail={"undo_of": run_id, "class": cls}))
-            elif r["got_lock"]:
-                outs.append(RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_CHANGED, ok=False, cls=cls,
-                                       reason=f"changed since run {run_id} (now {r['status_now']!r}); not overwritten"))
-            elif r["still_exists"]:
-                outs.append(RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_LOCKED, ok=False, cls=cls,
-                                       reason=OUTCOME_TEXT[Outcome.SKIPPED_LOCKED]))
-            else:
-                outs.append(RowOutcome(id=r["id"], outcome=Outcome.SKIPPED_MISSING, ok=False, cls=cls,
-                                       reason="deleted since the run"))
-        return outs, recs
-
-    state = apply_batches(conn, pages(), apply, audit=audit, statement_timeout=options.statement_timeout,
-                           lock_timeout=options.lock_timeout, run_id=new_run_id, progress=progress, pending=None,
-                           total=total)
+    state = apply_batches(conn, pages, apply, audit=audit, statement_timeout=options.statement_timeout,
+                          lock_timeout=options.lock_timeout, run_id=new_run_id, progress=progress, pending=None,
+                          total=total)
     if state.interrupted:
         left = actions["fail"] - len(done_before) - sum(1 for o in state.outcomes)
         notes.append(f"interrupted: {max(left, 0)} row(s) of run {run_id} were not attempted; run undo again to finish")
