@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -126,7 +127,8 @@ def test_show_a_live_lock_is_not_stuck_yet(queues, tmp_path, monkeypatch):  # no
     r = run("show", ids["graphile"]["dead_worker"], "-d", dsn, "--queue-library", "graphile-worker", "-f", "json")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
-    assert doc["verdict"] == "not stuck: locked" and "in 1h" in doc["why"]
+    assert doc["verdict"] == "not stuck: locked"
+    assert re.search(r"until its 4-hour lock passes \(in (59m\d\ds|1h)\)", doc["why"]), doc["why"]
 
 
 def test_check_fails_on_stuck_jobs_and_passes_on_fresh_ones(queues, tmp_path, monkeypatch):  # noqa: F811
@@ -166,3 +168,91 @@ def test_doctor_ranks_each_librarys_stuck_jobs_with_its_own_way_out(stuck):
     r = run("doctor", "-d", dsn, "--queue-library", "graphile-worker", "-f", "text")
     assert r.exit_code == 1, r.output
     assert "3 graphile-worker jobs stuck in graphile_worker._private_jobs" in r.stdout
+
+
+def _job(dsn: str, job_id: str) -> tuple | None:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT locked_by, attempts, max_attempts, last_error, run_at <= now() "
+                            "FROM graphile_worker._private_jobs WHERE id = %s", (int(job_id),)).fetchone()
+
+
+GW = {"STUCKGEN_QUEUE_LIBRARY": "graphile-worker"}
+
+
+def test_retrigger_unlocks_the_dead_workers_job_with_force_unlock_workers(stuck):
+    dsn, ids = stuck
+    dead = ids["graphile"]["dead_worker"]
+    r = run("retrigger", "--all-stuck", "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 1, r.output  # the undrained jobs need a worker, not stuckgen: skipped
+    doc = json.loads(r.stdout)
+    assert doc["dry_run"] and "dry run" in r.stderr
+    got = {o["id"]: o for o in doc["outcomes"]}
+    assert got[dead]["outcome"] == "would-retry" and "force_unlock_workers" in got[dead]["reason"]
+    assert got[ids["graphile"]["waiting"]]["outcome"] == "skipped" and "start one" in got[ids["graphile"]["waiting"]]["reason"]
+    assert _job(dsn, dead)[0] is not None  # the dry run changed nothing
+    r = run("retrigger", dead, "--yes", "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [o["outcome"] for o in doc["outcomes"]] == ["retried"] and doc["run_id"]
+    locked_by, attempts, _max, _err, _due = _job(dsn, dead)
+    assert locked_by is None and attempts == 1  # unlocked; the attempt it used stays counted
+    with psycopg.connect(dsn) as conn:
+        rec = conn.execute("SELECT action, outcome, previous, new FROM stuckgen.audit WHERE row_id = %s", (dead,)).fetchone()
+    assert rec[0] == "jobs-retry" and rec[1] == "retried" and rec[2]["locked_by"] and rec[3]["locked_by"] is None
+    # Unlocked and due: by graphile-worker's rules it now waits for a worker like any due job.
+    r = run("scan", "-d", dsn, "-f", "json", env=GW)
+    assert {row["id"]: row["class"] for row in json.loads(r.stdout)["rows"]}[dead] == "queued-not-drained"
+
+
+def test_fail_uses_permanently_fail_jobs_and_leaves_a_live_lock_alone(queues, tmp_path, monkeypatch):  # noqa: F811
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    dead, waiting = ids["graphile"]["dead_worker"], ids["graphile"]["waiting"]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 3600)  # locked one hour ago: its worker may be alive
+    r = run("fail", dead, waiting, "--yes", "-d", dsn, "-f", "json", "--audit-file", str(tmp_path / "a.jsonl"), env=GW)
+    assert r.exit_code == 1, r.output
+    got = {o["id"]: o for o in json.loads(r.stdout)["outcomes"]}
+    assert got[dead]["outcome"] == "skipped" and "4-hour lock" in got[dead]["reason"]
+    assert got[waiting]["outcome"] == "failed"
+    assert _job(dsn, dead)[0] is not None and _job(dsn, dead)[1] == 1
+    _lb, attempts, max_attempts, last_error, _due = _job(dsn, waiting)
+    assert attempts == max_attempts and last_error == "failed by stuckgen: queued-not-drained"
+    line = json.loads((tmp_path / "a.jsonl").read_text().splitlines()[-1])
+    assert line["action"] == "jobs-fail" and line["row_id"] == waiting and line["previous"]["attempts"] == 0
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 4 * 3600)
+    r = run("fail", "--all-stuck", "--class", "lock-expired", "--reason", "worker lost", "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 0 and json.loads(r.stdout)["dry_run"] and _job(dsn, dead)[3] is None  # dry run
+    r = run("fail", "--all-stuck", "--class", "lock-expired", "--reason", "worker lost", "--yes", "-d", dsn,
+            "-f", "json", env=GW)
+    assert r.exit_code == 0, r.output
+    _lb, attempts, max_attempts, last_error, _due = _job(dsn, dead)
+    assert attempts == max_attempts and last_error == "worker lost"
+    r = run("show", dead, "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 0 and json.loads(r.stdout)["verdict"] == "not stuck: failed"
+    # retrigger gives a failed job its attempts back with graphile-worker's reschedule_jobs.
+    r = run("retrigger", dead, "--yes", "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 0, r.output
+    assert "reschedule_jobs" in json.loads(r.stdout)["outcomes"][0]["reason"]
+    _lb, attempts, _max, _err, due = _job(dsn, dead)
+    assert attempts == 0 and due
+
+
+def test_pg_boss_jobs_are_refused_with_the_node_call_to_use(stuck):
+    dsn, ids = stuck
+    boss = {"STUCKGEN_QUEUE_LIBRARY": "pg-boss"}
+    for cmd in ("fail", "retrigger"):
+        r = run(cmd, ids["pgboss"]["dead_consumer"], "--yes", "-d", dsn, env=boss)
+        assert r.exit_code == 2, r.output
+        assert "boss.retry(name, id)" in r.stderr and "boss.fail(name, id, data)" in r.stderr
+    r = run("fail", "--all-stuck", "--yes", "-d", dsn, env=boss)
+    assert r.exit_code == 2 and "stuckgen does not write pg-boss jobs" in r.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT state::text FROM pgboss.job WHERE id = %s",
+                            (ids["pgboss"]["dead_consumer"],)).fetchone()[0] == "active"
+    # Both libraries: graphile-worker's jobs are acted on, pg-boss's listed as skipped with the reason.
+    r = run("fail", "--all-stuck", "-d", dsn, "-f", "json", env={"STUCKGEN_QUEUE_LIBRARY": "graphile-worker,pg-boss"})
+    got = {o["id"]: o for o in json.loads(r.stdout)["outcomes"]}
+    assert got[ids["pgboss"]["dead_consumer"]]["outcome"] == "skipped" and "boss.fail" in got[ids["pgboss"]["dead_consumer"]]["reason"]
+    assert got[ids["graphile"]["dead_worker"]]["outcome"] == "would-fail"

@@ -28,7 +28,7 @@ import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, MaxDurationOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt, SinceOpt, StatementTimeoutOpt,
+    GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt, SinceOpt, StatementTimeoutOpt,
     TableOpt, ThresholdOpt,
     app, default_format, env_help, handle_errors, settings_from,
 )
@@ -139,7 +139,7 @@ CONNECTION = group(database_url=DatabaseUrlOpt, statement_timeout=StatementTimeo
 DATABASE = group(database_url=DatabaseUrlOpt, table=TableOpt, db_schema=DbSchemaOpt, map=MapOpt,
                  inflight_statuses=InflightOpt) + CONNECTION
 # What makes a row stuck (the classes' grace and the queue lock decide it too); show reads one row, any age.
-CLASSIFY = group(threshold=ThresholdOpt, grace=GraceOpt, queue_lock=QueueLockOpt, max_duration=MaxDurationOpt)
+CLASSIFY = group(threshold=ThresholdOpt, grace=GraceOpt, queue_lock=QueueLockOpt)
 # ... over the rows created in the --since window (remediation: any age unless --since is given).
 STUCK = CLASSIFY + group(since=SinceOpt)
 STUCK_ANY_AGE = CLASSIFY + group(since=RemediationSinceOpt)

@@ -13,7 +13,7 @@ import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, SecretOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
+    InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, QueueLibraryOpt, SecretOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt,
     app, default_format, env_help, handle_errors, settings_from,
 )
 from stuckgen.errors import ConfigError, ExitCode
@@ -135,6 +135,24 @@ def _render(out: Output, fmt: str, result: Any, *, rows: bool = True) -> None:
 def _note(out: Output, line: str) -> None:
     """A message on stderr, never wrapped (lines are greppable)."""
     out.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _queue_mode(settings: Any) -> tuple[str, ...]:
+    from stuckgen.queues import libraries_in_force
+
+    return libraries_in_force(settings)
+
+
+def _jobs(settings: Any, out: Output, action: str, ids: Optional[list[str]], all_stuck: bool,
+          cls: Optional[list[str]], older_than: Optional[str], **kw: Any) -> int:
+    """fail / retrigger with queue_library: the library's jobs (stuckgen.commands.queues)."""
+    from stuckgen.commands.queues import run_remediate_jobs
+    from stuckgen.session import Session
+
+    pick = _pick(ids, all_stuck, cls, older_than)
+    with Session(settings, out) as session:
+        return run_remediate_jobs(session, out, _queue_mode(settings), action=action, ids=pick.ids,
+                                  all_stuck=all_stuck, classes=pick.classes, older_than=pick.older_than, **kw)
 
 
 def _finish(result: Any) -> int:
@@ -262,6 +280,7 @@ def fail(
     audit_table: AuditTableOpt = None,
     audit_file: AuditFileOpt = None,
     operator: OperatorOpt = None,
+    queue_library: QueueLibraryOpt = None,
     database_url: DatabaseUrlOpt = None,
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
@@ -298,6 +317,8 @@ def fail(
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
+    if _queue_mode(settings):  # graphile-worker's own admin functions; pg-boss refused
+        return _jobs(settings, out, "fail", ids, all_stuck, cls, older_than, reason=reason, yes=yes, fmt=fmt)
     with Session(settings, out) as session, session.interruptible():
         result = runner.fail(session, _pick(ids, all_stuck, cls, older_than), reason=reason, batch_size=batch_size,
                              yes=yes, confirm=_confirmer(out, yes, settings), progress=out.rows_progress)
@@ -350,6 +371,7 @@ def retrigger(
     audit_table: AuditTableOpt = None,
     audit_file: AuditFileOpt = None,
     operator: OperatorOpt = None,
+    queue_library: QueueLibraryOpt = None,
     database_url: DatabaseUrlOpt = None,
     table: TableOpt = None,
     db_schema: DbSchemaOpt = None,
@@ -397,6 +419,8 @@ def retrigger(
     settings = settings_from(locals())
     out = Output()
     fmt = _format(fmt, out)
+    if _queue_mode(settings):  # graphile-worker's own admin functions; pg-boss refused
+        return _jobs(settings, out, "retry", ids, all_stuck, cls, older_than, yes=yes, fmt=fmt)
     if via != "process":
         from stuckgen.cli.reconcile import retrigger_via_sync
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from stuckgen.console import Output
@@ -47,3 +48,51 @@ def run_show_job(session: Session, out: Output, libraries: tuple[str, ...], job_
         for line in story_lines(story, markdown=fmt == "markdown"):
             out.out.print(line, markup=False, soft_wrap=True)
     return ExitCode.FINDINGS if story.stuck else ExitCode.OK
+
+
+def run_remediate_jobs(session: Session, out: Output, libraries: tuple[str, ...], *, action: str,
+                       ids: Sequence[str] = (), all_stuck: bool = False, classes: Sequence[str] = (),
+                       older_than: float | None = None, reason: str | None = None, yes: bool = False,
+                       fmt: str = "table") -> int:
+    """`retrigger` (action ``retry``) and `fail` with queue_library: graphile-worker's own admin functions,
+    audited, a dry run unless ``yes``; pg-boss is refused (ConfigError, exit 2): pg-boss acts on its jobs
+    only through its Node API. OK when every selected job was acted on, FINDINGS when some were skipped."""
+    import json
+
+    from stuckgen.audit import audit_log, new_run_id
+    from stuckgen.errors import ConfigError
+    from stuckgen.queues.remediate import PGBOSS_REFUSAL, JobRemediation, act, preview, select_jobs
+
+    s = session.settings
+    conn = session.connection()
+    with session.read():
+        jobs = select_jobs(conn, libraries, threshold=s.threshold, ids=ids, all_stuck=all_stuck, classes=classes,
+                           older_than=older_than)
+    if any(j.library == "pg-boss" for j in jobs) and all(j.library == "pg-boss" for j in jobs) or libraries == ("pg-boss",):
+        raise ConfigError(f"stuckgen does not write pg-boss jobs: {PGBOSS_REFUSAL}")
+    planned = preview(jobs, action)
+    do = yes and any(o.outcome.startswith("would-") for o in planned)
+    if not do:
+        result = JobRemediation(action=action, dry_run=not yes, run_id=None, outcomes=tuple(planned))
+    else:
+        audit = audit_log(audit_file=s.audit_file, audit_table=s.audit_table, default_schema="stuckgen")
+        session.prepare_audit(audit)
+        run_id = new_run_id()
+        with session.write():
+            outcomes, records = act(conn, jobs, action=action, reason=reason, threshold=s.threshold, run_id=run_id,
+                                    operator=session.operator())
+            if records and audit.in_transaction:  # the audit commits with the change, or neither does
+                audit.append(conn, records)
+        if records and not audit.in_transaction:
+            audit.append(conn, records)
+        result = JobRemediation(action=action, dry_run=False, run_id=run_id, outcomes=tuple(outcomes))
+    if fmt == "json":
+        out.lines([json.dumps(result.as_dict())])
+    else:
+        for o in result.outcomes:
+            out.out.print(f"{o.id:<38} {o.outcome:<12} {o.reason}", markup=False, soft_wrap=True)
+    if result.dry_run:
+        out.note(f"dry run: nothing changed; add --yes to {'retrigger' if action == 'retry' else 'fail'}")
+    elif result.run_id:
+        out.note(f"run {result.run_id}: audited as jobs-{action}")
+    return ExitCode.FINDINGS if result.skipped else ExitCode.OK

@@ -1,4 +1,4 @@
-"""Job-queue libraries that keep job state in their own tables: graphile-worker and pg-boss.
+"""Job-queue libraries read by their own rules: graphile-worker and pg-boss (read-only).
 
 Read-only, with each library's own rules (from their source):
 
@@ -109,7 +109,7 @@ def queue_census(conn: Connection, *, threshold: float = 120.0) -> list[QueueCen
             if c is not None]
 
 
-# -- graphile-worker remediation through its own admin functions ---------------------------------
+# -- jobs, one by one ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -235,78 +235,6 @@ def stuck_jobs(conn: Connection, *, threshold: float) -> list[Job]:
         if _present(conn, table):
             out += _select(conn, library, threshold=threshold, kinds=tuple(sorted(STUCK_KINDS)))
     return out
-
-
-@dataclass(frozen=True)
-class JobOutcome:
-    id: str
-    outcome: str  # would-retry, retried, would-fail, failed, skipped
-    reason: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "outcome": self.outcome, "reason": self.reason}
-
-
-_SNAPSHOT = ("SELECT id::text, jsonb_build_object('locked_at', locked_at, 'locked_by', locked_by, 'attempts', attempts, "
-             "'max_attempts', max_attempts, 'last_error', last_error) FROM graphile_worker._private_jobs "
-             "WHERE id = ANY(%s::bigint[])")
-
-
-def graphile_remediate(conn: Connection, jobs: list[Job], *, action: str, reason: str, dry_run: bool,
-                       audit: Any = None, run_id: str = "", operator: str = "") -> list[JobOutcome]:
-    """Retry or fail graphile-worker jobs with its own admin functions, in one transaction, audited.
-
-    retry: ``force_unlock_workers`` for the workers holding lock-expired jobs (their worker is
-    gone), so a live worker takes them again with their attempts counted; a job no worker holds
-    needs a worker, not stuckgen. fail: ``permanently_fail_jobs``, which itself leaves alone a
-    job locked by a worker within the last 4 hours.
-    """
-    from datetime import datetime, timezone
-
-    from stuckgen.audit import AuditRecord
-
-    outs: list[JobOutcome] = []
-    if action == "retry":
-        take = [j for j in jobs if j.kind == "lock-expired" and j.locked_by]
-        for j in jobs:
-            if j not in take:
-                why = ("no worker is taking jobs: start one (graphile-worker runs it when a worker is up)"
-                       if j.kind == "queued-not-drained" else f"{j.kind}: not held by a dead worker")
-                outs.append(JobOutcome(j.id, "skipped", why))
-    else:
-        take = [j for j in jobs if j.kind in ("lock-expired", "queued-not-drained", "waiting", "locked")]
-        outs += [JobOutcome(j.id, "skipped", f"{j.kind}: already ended") for j in jobs if j not in take]
-    if dry_run or not take:
-        verb = "would-retry" if action == "retry" else "would-fail"
-        return [JobOutcome(j.id, verb, "dry run") for j in take] + outs if dry_run else outs
-    ids = [j.id for j in take]
-    before = dict(conn.execute(_SNAPSHOT, (ids,)).fetchall())
-    if action == "retry":
-        workers = sorted({j.locked_by for j in take if j.locked_by})
-        conn.execute("SELECT graphile_worker.force_unlock_workers(%s::text[])", (workers,))
-        changed = {r[0] for r in conn.execute(
-            "SELECT id::text FROM graphile_worker._private_jobs WHERE id = ANY(%s::bigint[]) AND locked_at IS NULL",
-            (ids,)).fetchall()}
-        done = "retried"
-    else:
-        changed = {r[0] for r in conn.execute(
-            "SELECT id::text FROM graphile_worker.permanently_fail_jobs(%s::bigint[], %s)", (ids, reason)).fetchall()}
-        done = "failed"
-    after = dict(conn.execute(_SNAPSHOT, (ids,)).fetchall())
-    now = datetime.now(timezone.utc)
-    records = []
-    for j in take:
-        if j.id in changed:
-            outs.append(JobOutcome(j.id, done, reason if action == "fail" else f"worker {j.locked_by} unlocked"))
-            records.append(AuditRecord(run_id=run_id, action=f"jobs-{action}", row_id=j.id,
-                                       table="graphile_worker._private_jobs", at=now, operator=operator,
-                                       outcome=done, previous=before.get(j.id), new=after.get(j.id),
-                                       detail={"library": "graphile-worker", "kind": j.kind, "reason": reason}))
-        else:
-            outs.append(JobOutcome(j.id, "skipped", "changed meanwhile, or locked by a live worker"))
-    if audit is not None and records:
-        audit.append(conn, records)
-    return outs
 
 
 # -- queue mode: scan, show, check and doctor read a library's jobs instead of an app table ------
