@@ -83,11 +83,16 @@ class Output:
 
         self.err.print(f"[yellow]warning:[/yellow] {escape(message)}")
 
-    def ask(self, question: str) -> bool:
-        """One yes/no question on the terminal (stderr); anything but yes is no."""
-        self.stderr.write(f"{question} [y/N]: ")
+    def ask(self, question: str, *, default: bool = False) -> bool:
+        """One yes/no question on the terminal (stderr); an empty answer is ``default``, anything else but yes is no."""
+        self.stderr.write(f"{question} {'[Y/n]' if default else '[y/N]'}: ")
         self.stderr.flush()
-        return self.stdin.readline().strip().lower() in ("y", "yes")
+        answer = self.stdin.readline().strip().lower()
+        return default if not answer else answer in ("y", "yes")
+
+    def interactive(self) -> bool:
+        """Whether a person can answer a question: stdin and stderr are a terminal."""
+        return _isatty(self.stdin) and _isatty(self.stderr)
 
     def confirmer(self, yes: bool) -> Callable[[str], bool]:
         """How the core asks before it acts: --yes acts; a terminal gets one question; else a dry run."""

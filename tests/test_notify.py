@@ -293,7 +293,7 @@ def test_heartbeat_that_cannot_be_reached_changes_nothing(db):
 
 
 def test_watch_notifies_on_change_with_state_shared_with_check(db, receivers, tmp_path, monkeypatch):
-    from stuckgen.cli import watch as watch_cli
+    from stuckgen.commands import watch as watch_cli
 
     slack, pd, hook = receivers
     env = {"STUCKGEN_SLACK_WEBHOOK_URL": slack.url + "/s", "STUCKGEN_AUDIT_FILE": str(tmp_path / "a.jsonl")}

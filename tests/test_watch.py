@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from stuckgen import db as db_module
 from stuckgen.cli import app
-from stuckgen.cli import watch as watch_cli
+from stuckgen.commands import watch as watch_cli
 from stuckgen.reference.seed import SeededRow, db_now, insert_rows, make_row, seed
 from stuckgen.scan import Summary
 from stuckgen.watch import WATCH_SCHEMA, Watcher

@@ -1,17 +1,13 @@
 """`stuckgen init`: inspect the database and write a commented stuckgen.toml."""
 
 
-import os
-import sys
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stuckgen.cli._app import ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, Output, StatementTimeoutOpt, TableOpt
-from stuckgen.cli.options import command, group
-from stuckgen.errors import ConfigError, ExitCode
+from stuckgen.cli.options import (
+    ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, Output, StatementTimeoutOpt, TableOpt, command, group,
+)
 from stuckgen.session import Session
 
 # Only flags, the environment and .env: the file being generated must not configure its own generation.
@@ -48,39 +44,6 @@ def init(
     Exit: 0 written (or declined), 2 no job table / the file exists / bad option,
     3 database unreachable.
     """
-    from stuckgen.discover import propose, toml_text
-    from stuckgen.secrets import redact_dsn
+    from stuckgen.commands.init import run_init
 
-    settings = session.settings
-    target = None if output == "-" else Path(output)
-    if target is not None and target.exists() and not force:
-        raise ConfigError(f"{target} exists; pass --force to overwrite it (or --output PATH)")
-    chosen = settings.table if settings.sources.get("table", "default").startswith(("flag", "environment", ".env")) else None
-    with session.read():
-        proposal = propose(session.connection(), table=chosen, db_schema=settings.db_schema,
-                           naive_tz=settings.naive_timezone, threshold=settings.threshold)
-    text = toml_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                     source=redact_dsn(settings.database_url or ""))
-    if target is None:
-        out.lines(text.rstrip("\n").splitlines())
-        return ExitCode.OK
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    if interactive and not yes:
-        sys.stderr.write(text + "\n")
-        if not typer.confirm(f"Write this to {target}?", default=True, err=True):
-            out.note("nothing written")
-            return ExitCode.OK
-    _write(target, text)
-    inflight: list[str] = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
-    out.note(f"wrote {target}: table {proposal.table!r}, in flight {', '.join(map(repr, inflight)) or 'none'}; "
-             f"check it with `stuckgen schema`, then `stuckgen scan`")
-    return ExitCode.OK
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror}") from exc
+    return run_init(session, out, output=output, force=force, yes=yes)

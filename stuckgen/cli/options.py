@@ -28,7 +28,8 @@ import typer
 
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
-    GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt, SinceOpt, StatementTimeoutOpt,
+    GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, MaxDurationOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt,
+    RepeatOpt, SinceOpt, StatementTimeoutOpt,
     TableOpt, ThresholdOpt,
     app, default_format, env_help, handle_errors, settings_from,
 )
@@ -138,11 +139,11 @@ CONNECTION = group(database_url=DatabaseUrlOpt, statement_timeout=StatementTimeo
 # ... and the app's job table, mapped.
 DATABASE = group(database_url=DatabaseUrlOpt, table=TableOpt, db_schema=DbSchemaOpt, map=MapOpt,
                  inflight_statuses=InflightOpt) + CONNECTION
-# What makes a row stuck (the classes' grace and the queue lock decide it too); show reads one row, any age.
-CLASSIFY = group(threshold=ThresholdOpt, grace=GraceOpt, queue_lock=QueueLockOpt)
-# ... over the rows created in the --since window (remediation: any age unless --since is given).
-STUCK = CLASSIFY + group(since=SinceOpt)
-STUCK_ANY_AGE = CLASSIFY + group(since=RemediationSinceOpt)
+# How rows are classified beyond the threshold (the classes' grace, the queue lock, the worker's max duration).
+CLASSIFY = group(grace=GraceOpt, queue_lock=QueueLockOpt, max_duration=MaxDurationOpt)
+# Stuck past --threshold, over the rows created in the --since window (remediation: any age unless given).
+STUCK = group(threshold=ThresholdOpt, since=SinceOpt) + CLASSIFY
+STUCK_ANY_AGE = group(threshold=ThresholdOpt, since=RemediationSinceOpt) + CLASSIFY
 # A job-queue library's own table instead of the app's (scan, show).
 QUEUE_MODE = group(queue_library=QueueLibraryOpt)
 AUDIT = group(audit_table=AuditTableOpt, audit_file=AuditFileOpt, operator=OperatorOpt)

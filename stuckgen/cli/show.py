@@ -5,8 +5,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from stuckgen.cli._app import MaxDurationOpt
-from stuckgen.cli.options import CLASSIFY, DATABASE, QUEUE_MODE, Output, command, env_help, formats, group, pick_format
+from stuckgen.cli.options import (
+    CLASSIFY, DATABASE, QUEUE_MODE, Output, ThresholdOpt, command, env_help, formats, group, pick_format,
+)
 from stuckgen.session import Session
 
 # show reads the audit log (never writes it): its own help for the same two options.
@@ -17,11 +18,10 @@ SHOW_AUDIT = group(
                            "(a schema of its own)."))],
     audit_file=Annotated[Optional[str], typer.Option(
         "--audit-file", show_default=False, metavar="PATH",
-        help=env_help("audit_file", "Read the audit log from this JSON Lines file instead of the table."))],
-    max_duration=MaxDurationOpt)
+        help=env_help("audit_file", "Read the audit log from this JSON Lines file instead of the table."))])
 
 
-@command(DATABASE, CLASSIFY, QUEUE_MODE, SHOW_AUDIT)
+@command(DATABASE, group(threshold=ThresholdOpt), CLASSIFY, QUEUE_MODE, SHOW_AUDIT)
 def show(session: Session, out: Output,
          generation_id: Annotated[str, typer.Argument(metavar="ID", show_default=False,
                                                       help="The generation's id (a UUID in the reference schema).")],
