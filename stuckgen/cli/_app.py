@@ -63,77 +63,69 @@ def env_help(name: str, text: str) -> str:
     return f"{text} [env: {names}]"
 
 
-# -- shared options ---------------------------------------------------------------------------
-DatabaseUrlOpt = Annotated[Optional[str], typer.Option(
-    "--database-url", "-d", show_default=False, metavar="URL",
-    help=env_help("database_url", "PostgreSQL URL of the app's database (never printed)."))]
-ThresholdOpt = Annotated[Optional[str], typer.Option(
-    "--threshold", "-t", show_default=False, metavar="DURATION",
-    help=env_help("threshold", "Stuck when quiet longer than this: 90s, 2m, 1h30m, PT2M. Default 2m."))]
-GraceOpt = Annotated[Optional[list[str]], typer.Option(
-    "--grace", show_default=False, metavar="CLASS=DURATION",
-    help=env_help("grace", "Rows of this class are stuck only once quiet this long (repeatable; CLASS=none "
-                  "removes one). Default awaiting-webhook=30m, the app's webhook grace."))]
-QueueLockOpt = Annotated[Optional[str], typer.Option(
-    "--queue-lock", show_default=False, metavar="DURATION",
-    help=env_help("queue_lock", "A queue job locked more recently than this is alive (the app's "
-                  "GENERATION_QUEUE_LOCK_TIMEOUT_MS). Default 60s."))]
-SinceOpt = Annotated[Optional[str], typer.Option(
-    "--since", show_default=False, metavar="DURATION",
-    help=env_help("since", "List rows created within this window and rate them against it ('all' for no "
-                          "limit); stuck rows created earlier are still counted and named. Default 24h."))]
-StatementTimeoutOpt = Annotated[Optional[str], typer.Option(
-    "--statement-timeout", show_default=False, metavar="DURATION",
-    help=env_help("statement_timeout", "Cancel any statement running longer. Default 30s."))]
-LockTimeoutOpt = Annotated[Optional[str], typer.Option(
-    "--lock-timeout", show_default=False, metavar="DURATION",
-    help=env_help("lock_timeout", "Give up on a row lock after this. Default 5s."))]
-ConnectTimeoutOpt = Annotated[Optional[str], typer.Option(
-    "--connect-timeout", show_default=False, metavar="DURATION",
-    help=env_help("connect_timeout", "Give up connecting after this. Default 10s."))]
-TableOpt = Annotated[Optional[str], typer.Option(
-    "--table", show_default=False, metavar="NAME", help=env_help("table", "Table of generations. Default generations."))]
-DbSchemaOpt = Annotated[Optional[str], typer.Option(
-    "--db-schema", show_default=False, metavar="NAME", help=env_help("db_schema", "PostgreSQL schema. Default: the current schema."))]
+def setting(name: str, *decls: str, metavar: str, help: str, **kw: Any) -> Any:
+    """The ``typer.Option`` of the setting ``name`` (a key of settings.OPTIONS): its flag is
+    ``--name-with-dashes`` unless ``decls`` name one, and its help ends with its environment variables."""
+    if not any(d.startswith("--") for d in decls):
+        decls = ("--" + name.replace("_", "-"), *decls)
+    return typer.Option(*decls, metavar=metavar, show_default=False, help=env_help(name, help), **kw)
+
+
+# -- shared options (grouped for commands in options.py) ----------------------------------------
+DatabaseUrlOpt = Annotated[Optional[str], setting("database_url", "-d", metavar="URL",
+                                                  help="PostgreSQL URL of the app's database (never printed).")]
+ThresholdOpt = Annotated[Optional[str], setting("threshold", "-t", metavar="DURATION", help=(
+    "Stuck when quiet longer than this: 90s, 2m, 1h30m, PT2M. Default 2m."))]
+GraceOpt = Annotated[Optional[list[str]], setting("grace", metavar="CLASS=DURATION", help=(
+    "Rows of this class are stuck only once quiet this long (repeatable; CLASS=none removes one). "
+    "Default awaiting-webhook=30m, the app's webhook grace."))]
+QueueLockOpt = Annotated[Optional[str], setting("queue_lock", metavar="DURATION", help=(
+    "A queue job locked more recently than this is alive (the app's GENERATION_QUEUE_LOCK_TIMEOUT_MS). Default 60s."))]
+SinceOpt = Annotated[Optional[str], setting("since", metavar="DURATION", help=(
+    "List rows created within this window and rate them against it ('all' for no limit); stuck rows created "
+    "earlier are still counted and named. Default 24h."))]
+StatementTimeoutOpt = Annotated[Optional[str], setting("statement_timeout", metavar="DURATION",
+                                                       help="Cancel any statement running longer. Default 30s.")]
+LockTimeoutOpt = Annotated[Optional[str], setting("lock_timeout", metavar="DURATION",
+                                                  help="Give up on a row lock after this. Default 5s.")]
+ConnectTimeoutOpt = Annotated[Optional[str], setting("connect_timeout", metavar="DURATION",
+                                                     help="Give up connecting after this. Default 10s.")]
+TableOpt = Annotated[Optional[str], setting("table", metavar="NAME", help="Table of generations. Default generations.")]
+DbSchemaOpt = Annotated[Optional[str], setting("db_schema", metavar="NAME",
+                                               help="PostgreSQL schema. Default: the current schema.")]
 MapOpt = Annotated[Optional[list[str]], typer.Option(
     "--map", show_default=False, metavar="FIELD=SPEC",
     help="Map a field to a column or JSON key, e.g. heartbeat=parameters.lastHeartbeatAt, "
          "updated=updatedAt, step_log=none. Repeatable. [env: STUCKGEN_MAP]")]
-InflightOpt = Annotated[Optional[str], typer.Option(
-    "--inflight-statuses", show_default=False, metavar="A,B",
-    help=env_help("inflight_statuses", "Statuses that mean 'in flight'. Default processing,queued."))]
-QueueLibraryOpt = Annotated[Optional[str], typer.Option(
-    "--queue-library", show_default=False, metavar="LIBRARY",
-    help=env_help("queue_library", "Read the jobs of this job-queue library by its own rules instead of an app "
-                  "table: graphile-worker, pg-boss, or both comma-separated."))]
+InflightOpt = Annotated[Optional[str], setting("inflight_statuses", metavar="A,B",
+                                               help="Statuses that mean 'in flight'. Default processing,queued.")]
+QueueLibraryOpt = Annotated[Optional[str], setting("queue_library", metavar="LIBRARY", help=(
+    "Read the jobs of this job-queue library by its own rules instead of an app table: graphile-worker, "
+    "pg-boss, or both comma-separated."))]
 EnvFileOpt = Annotated[Optional[str], typer.Option(
     "--env-file", show_default=False, metavar="PATH", help="Read this .env file instead of ./.env.")]
 ConfigOpt = Annotated[Optional[str], typer.Option(
     "--config", show_default=False, metavar="PATH",
     help="Read this stuckgen.toml (default: ./stuckgen.toml, or [tool.stuckgen] in ./pyproject.toml).")]
-AuditTableOpt = Annotated[Optional[str], typer.Option(
-    "--audit-table", show_default=False, metavar="NAME",
-    help=env_help("audit_table", "Audit table, created on first use. Default stuckgen.audit (a schema of its own)."))]
-AuditFileOpt = Annotated[Optional[str], typer.Option(
-    "--audit-file", show_default=False, metavar="PATH",
-    help=env_help("audit_file", "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
-OperatorOpt = Annotated[Optional[str], typer.Option(
-    "--operator", show_default=False, metavar="NAME", help=env_help("operator", "Who runs this, for the audit log. Default $USER."))]
+AuditTableOpt = Annotated[Optional[str], setting("audit_table", metavar="NAME", help=(
+    "Audit table, created on first use. Default stuckgen.audit (a schema of its own)."))]
+AuditFileOpt = Annotated[Optional[str], setting("audit_file", metavar="PATH", help=(
+    "Keep the audit log in this JSON Lines file (created 0600) instead of a table."))]
+OperatorOpt = Annotated[Optional[str], setting("operator", metavar="NAME",
+                                               help="Who runs this, for the audit log. Default $USER.")]
 # One story for the internal secret, in every command that sends it: INTERNAL_API_SECRET from the
 # environment or .env, or --secret (visible in help everywhere; the environment is preferred).
-SecretOpt = Annotated[Optional[str], typer.Option(
-    "--secret", show_default=False, metavar="VALUE",
-    help=env_help("internal_secret", "The process route's INTERNAL_API_SECRET (never printed). Prefer the "
-                                      "environment or .env: a flag is visible to other users in `ps`."))]
+SecretOpt = Annotated[Optional[str], setting("internal_secret", "--secret", metavar="VALUE", help=(
+    "The process route's INTERNAL_API_SECRET (never printed). Prefer the environment or .env: a flag is "
+    "visible to other users in `ps`."))]
 # Probes per mode: stuckgen.probe.DEFAULT_REPEAT (10) when not given; the help says why (tests hold the two equal).
 RepeatOpt = Annotated[Optional[int], typer.Option(
     "--repeat", "-r", min=1, max=1000, metavar="N", show_default=False,
     help="Probes per mode and target. Default 10: enough to tell instances that disagree from a consistent "
          "answer; a target is never called healthy on fewer than 2 answers per mode.")]
-MaxDurationOpt = Annotated[Optional[str], typer.Option(
-    "--max-duration", show_default=False, metavar="DURATION",
-    help=env_help("max_duration", "The worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled "
-                                  "row whose worker started longer ago (plus a minute) is named timed-out, provably dead."))]
+MaxDurationOpt = Annotated[Optional[str], setting("max_duration", metavar="DURATION", help=(
+    "The worker function's maximum duration (Vercel maxDuration, e.g. 300s): a stalled row whose worker started "
+    "longer ago (plus a minute) is named timed-out, provably dead."))]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 

@@ -29,9 +29,8 @@ import typer
 from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, MaxDurationOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt,
-    RepeatOpt, SinceOpt, StatementTimeoutOpt,
-    TableOpt, ThresholdOpt,
-    app, default_format, env_help, handle_errors, settings_from,
+    RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help,
+    handle_errors, setting, settings_from,
 )
 from stuckgen.errors import ConfigError
 
@@ -78,35 +77,22 @@ ClassOpt = Annotated[Optional[list[str]], typer.Option(
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Act. Without it: a dry run (or one question on a terminal).")]
 
 # -- deployment options (probe-auth, doctor, check, watch, retrigger) ---------------------------------
-UrlOpt = Annotated[Optional[list[str]], typer.Option(
-    "--url", "-u", metavar="URL", show_default=False,
-    help=env_help("base_url", "Deployment base URL, e.g. https://app.example.com (repeatable where several "
-                              "deployments are compared)."))]
-RouteOpt = Annotated[Optional[str], typer.Option(
-    "--route", metavar="PATH", show_default=False,
-    help=env_help("route", "Path of the process route. Default /api/generate/process."))]
-SecretHeaderOpt = Annotated[Optional[str], typer.Option(
-    "--secret-header", metavar="HEADER", show_default=False,
-    help=env_help("secret_header", "Header carrying INTERNAL_API_SECRET. Default x-internal-secret."))]
-SecretOpt = Annotated[Optional[str], typer.Option(
-    "--secret", metavar="VALUE", show_default=False,
-    help=env_help("internal_secret", "The INTERNAL_API_SECRET (prefer the environment: a flag is visible in `ps`; "
-                                     "never printed)."))]
-BypassSecretOpt = Annotated[Optional[str], typer.Option(
-    "--bypass-secret", metavar="VALUE", show_default=False,
-    help=env_help("bypass_secret", "Vercel Deployment Protection bypass secret (never printed)."))]
-CookieOpt = Annotated[Optional[str], typer.Option(
-    "--cookie", metavar="HEADER", show_default=False,
-    help=env_help("cookie", "Session cookies as a Cookie header 'name=value; ...' (never printed)."))]
-CookieFileOpt = Annotated[Optional[str], typer.Option(
-    "--cookie-file", metavar="PATH", show_default=False,
-    help=env_help("cookie_file", "File with the cookies: Netscape cookies.txt or a Cookie header."))]
-CookieNameOpt = Annotated[Optional[str], typer.Option(
-    "--cookie-name", metavar="NAME", show_default=False,
-    help=env_help("cookie_name", "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))]
-HttpTimeoutOpt = Annotated[Optional[str], typer.Option(
-    "--http-timeout", metavar="DURATION", show_default=False,
-    help=env_help("http_timeout", "Give up on one HTTP answer after this. Default 10s."))]
+UrlOpt = Annotated[Optional[list[str]], setting("base_url", "--url", "-u", metavar="URL", help=(
+    "Deployment base URL, e.g. https://app.example.com (repeatable where several deployments are compared)."))]
+RouteOpt = Annotated[Optional[str], setting("route", metavar="PATH",
+                                            help="Path of the process route. Default /api/generate/process.")]
+SecretHeaderOpt = Annotated[Optional[str], setting("secret_header", metavar="HEADER",
+                                                   help="Header carrying INTERNAL_API_SECRET. Default x-internal-secret.")]
+BypassSecretOpt = Annotated[Optional[str], setting("bypass_secret", metavar="VALUE",
+                                                   help="Vercel Deployment Protection bypass secret (never printed).")]
+CookieOpt = Annotated[Optional[str], setting("cookie", metavar="HEADER",
+                                             help="Session cookies as a Cookie header 'name=value; ...' (never printed).")]
+CookieFileOpt = Annotated[Optional[str], setting("cookie_file", metavar="PATH",
+                                                 help="File with the cookies: Netscape cookies.txt or a Cookie header.")]
+CookieNameOpt = Annotated[Optional[str], setting("cookie_name", metavar="NAME", help=(
+    "The app's session cookie name when not sb-<ref>-auth-token (auth.storageKey)."))]
+HttpTimeoutOpt = Annotated[Optional[str], setting("http_timeout", metavar="DURATION",
+                                                  help="Give up on one HTTP answer after this. Default 10s.")]
 AllowInsecureOpt = Annotated[bool, typer.Option(
     "--allow-insecure", help="Allow sending credentials over plain HTTP to a host that is not loopback.")]
 
@@ -125,7 +111,7 @@ def group(**options: Any) -> Group:
     """A group from ``name=Annotated[...]``; each name is the option's key in ``settings.OPTIONS``."""
     return Group(tuple(
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann,
-                          default=False if getattr(ann, "__origin__", None) is bool or ann is AllowInsecureOpt else None)
+                          default=False if getattr(ann, "__origin__", None) is bool else None)
         for name, ann in options.items()))
 
 
