@@ -317,42 +317,33 @@ def _json_keys(conn: Connection, db_schema: str, table: str, column: str, data_t
     return {r[0] for r in conn.execute(q).fetchall()}
 
 
-def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
-    """Introspect the database and resolve every logical field. Raises SchemaError."""
-    side_specs = {"outputs": _side_spec(cfg.outputs), "queue": _side_spec(cfg.queue)}
-    catalog = _catalog(conn, cfg.db_schema, [cfg.table] + [t for t, _ in side_specs.values() if t])
-    db_schema = catalog.db_schema
-    cols = catalog.of(cfg.table)
-    if not cols:
-        tables = _tables(conn, db_schema)
-        listing = ", ".join(tables[:30]) if tables else "none"
+def _override_field(name: str, cfg: MappingConfig, cols: MappingABC[str, str]) -> FieldMap:
+    """A field the configuration maps (--map, STUCKGEN_MAP, [mapping]): checked against the table's columns."""
+    src = cfg.override_source.get(name, "override")
+    column, path = parse_spec(cfg.overrides[name], option=f"mapping {name}")
+    if column is None:
+        return FieldMap(field=name, source=f"{src}: none")
+    if column not in cols:
         raise SchemaError(
-            f"table {cfg.table!r} not found in schema {db_schema!r}; tables there: {listing}",
-            hint="set --table (STUCKGEN_TABLE) or [mapping] table in stuckgen.toml",
+            f"mapping {name}: column {column!r} not found in {cfg.table}; "
+            f"columns: {', '.join(cols)}"
         )
-    fields: dict[str, FieldMap] = {}
-    warnings: list[str] = []
+    if path and cols[column] not in _JSON_TYPES:
+        raise SchemaError(
+            f"mapping {name}: {column!r} is {cols[column]}, not json/jsonb, so it has no key {'.'.join(path)!r}"
+        )
+    if name == "step_log" and not path and cols[column] not in _JSON_TYPES:
+        # The step log is read as a JSON array; casting text would fail on the first odd row.
+        raise SchemaError(f"mapping step_log: {column!r} is {cols[column]}, not json/jsonb")
+    return FieldMap(field=name, column=column, path=path, data_type=cols[column], source=src)
 
+
+def _column_fields(cfg: MappingConfig, cols: MappingABC[str, str]) -> dict[str, FieldMap]:
+    """Every field from the configuration or a column of a known name; the id and status must be found."""
+    fields: dict[str, FieldMap] = {}
     for name in FIELDS:
         if name in cfg.overrides:
-            src = cfg.override_source.get(name, "override")
-            column, path = parse_spec(cfg.overrides[name], option=f"mapping {name}")
-            if column is None:
-                fields[name] = FieldMap(field=name, source=f"{src}: none")
-                continue
-            if column not in cols:
-                raise SchemaError(
-                    f"mapping {name}: column {column!r} not found in {cfg.table}; "
-                    f"columns: {', '.join(cols)}"
-                )
-            if path and cols[column] not in _JSON_TYPES:
-                raise SchemaError(
-                    f"mapping {name}: {column!r} is {cols[column]}, not json/jsonb, so it has no key {'.'.join(path)!r}"
-                )
-            if name == "step_log" and not path and cols[column] not in _JSON_TYPES:
-                # The step log is read as a JSON array; casting text would fail on the first odd row.
-                raise SchemaError(f"mapping step_log: {column!r} is {cols[column]}, not json/jsonb")
-            fields[name] = FieldMap(field=name, column=column, path=path, data_type=cols[column], source=src)
+            fields[name] = _override_field(name, cfg, cols)
             continue
         found = next((c for c in _COLUMN_CANDIDATES.get(name, ())
                       if c in cols and (name != "step_log" or cols[c] in _JSON_TYPES)), None)
@@ -360,20 +351,23 @@ def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
             fields[name] = FieldMap(field=name, column=found, data_type=cols[found], source="introspected column")
         else:
             fields[name] = FieldMap(field=name)
-
     if not fields["id"].present:
         raise SchemaError(f"no id column found in {cfg.table}; columns: {', '.join(cols)}",
                           hint="map it with --map id=COLUMN")
     if not fields["status"].present:
         raise SchemaError(f"no status column found in {cfg.table}; columns: {', '.join(cols)}",
                           hint="map it with --map status=COLUMN")
+    return fields
 
-    # JSON keys, for fields still unmapped: look in the JSON columns' recent rows.
+
+def _json_key_fields(conn: Connection, catalog: _Catalog, cfg: MappingConfig, cols: MappingABC[str, str],
+                     fields: dict[str, FieldMap]) -> None:
+    """Map the fields still unmapped to JSON keys seen in the JSON columns' recent rows (or the app's default key)."""
     json_cols = [c for c in _JSON_CONTAINERS if c in cols and cols[c] in _JSON_TYPES]
     json_cols += [c for c, t in cols.items() if t in _JSON_TYPES and c not in json_cols]
     created_col = fields["created"].column if fields["created"].present and not fields["created"].path else None
     rows = catalog.reltuples.get(cfg.table, -1.0)
-    keys_by_col = {c: _json_keys(conn, db_schema, cfg.table, c, cols[c], created_col, cfg.sample_rows, rows)
+    keys_by_col = {c: _json_keys(conn, catalog.db_schema, cfg.table, c, cols[c], created_col, cfg.sample_rows, rows)
                    for c in json_cols if any(not fields[f].present and f not in cfg.overrides for f in _JSON_KEY_CANDIDATES)}
     for name, candidates in _JSON_KEY_CANDIDATES.items():
         if fields[name].present or name in cfg.overrides:
@@ -388,19 +382,10 @@ def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
                                     data_type=cols[json_cols[0]],
                                     source="default JSON key (not seen in recent rows)")
 
-    for name in ("created", "heartbeat", "last_step", "step_log"):
-        if not fields[name].present and name not in cfg.overrides:
-            warnings.append(missing_consequence(name, fields))
-    if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
-        raise SchemaError(
-            f"{cfg.table} has no created, updated or heartbeat time, so age cannot be measured; "
-            f"columns: {', '.join(cols)}", hint="map one with --map created=COLUMN"
-        )
 
-    outputs = _side_table(catalog, side_specs["outputs"], cfg.outputs, "outputs", {}, conn=conn,
-                          db_schema=db_schema, main=cfg.table, explicit=cfg.outputs_explicit)
-    queue = _side_table(catalog, side_specs["queue"], cfg.queue, "queue", _LOCK_COLUMNS, conn=conn,
-                        db_schema=db_schema, main=cfg.table, explicit=cfg.queue_explicit)
+def _row_lock_queue(cfg: MappingConfig, cols: MappingABC[str, str], fields: MappingABC[str, FieldMap],
+                    queue: SideTable) -> SideTable:
+    """The queue side table, or the job table itself when it keeps its lock on the row (locked_at, run_after)."""
     if not queue.present and (cfg.queue_explicit is False or not cfg.queue) and fields["id"].present \
             and not fields["id"].path:
         # A job table that keeps its lock on the row itself (the app's output_analyses: status,
@@ -408,12 +393,43 @@ def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
         own = {logical: next(n for n in names if n in cols) for logical, names in _LOCK_COLUMNS.items()
                if any(n in cols for n in names)}
         if "locked_at" in own or "run_after" in own:
-            queue = SideTable(table=cfg.table, key=fields["id"].column, columns=own,
-                              types={c: cols[c] for c in own.values()},
-                              source=f"row-level lock columns of {cfg.table}" + (f" ({queue.source})"
-                                                                                 if queue.source else ""))
+            return SideTable(table=cfg.table, key=fields["id"].column, columns=own,
+                             types={c: cols[c] for c in own.values()},
+                             source=f"row-level lock columns of {cfg.table}" + (f" ({queue.source})"
+                                                                                if queue.source else ""))
+    return queue
+
+
+def resolve(conn: Connection, cfg: MappingConfig) -> SchemaMapping:
+    """Introspect the database and resolve every logical field. Raises SchemaError."""
+    side_specs = {"outputs": _side_spec(cfg.outputs), "queue": _side_spec(cfg.queue)}
+    catalog = _catalog(conn, cfg.db_schema, [cfg.table] + [t for t, _ in side_specs.values() if t])
+    db_schema = catalog.db_schema
+    cols = catalog.of(cfg.table)
+    if not cols:
+        tables = _tables(conn, db_schema)
+        listing = ", ".join(tables[:30]) if tables else "none"
+        raise SchemaError(
+            f"table {cfg.table!r} not found in schema {db_schema!r}; tables there: {listing}",
+            hint="set --table (STUCKGEN_TABLE) or [mapping] table in stuckgen.toml",
+        )
+    fields = _column_fields(cfg, cols)
+    _json_key_fields(conn, catalog, cfg, cols, fields)
+    warnings = [missing_consequence(name, fields) for name in ("created", "heartbeat", "last_step", "step_log")
+                if not fields[name].present and name not in cfg.overrides]
+    if not fields["created"].present and not fields["updated"].present and not fields["heartbeat"].present:
+        raise SchemaError(
+            f"{cfg.table} has no created, updated or heartbeat time, so age cannot be measured; "
+            f"columns: {', '.join(cols)}", hint="map one with --map created=COLUMN"
+        )
+    outputs = _side_table(catalog, side_specs["outputs"], cfg.outputs, "outputs", {}, conn=conn,
+                          db_schema=db_schema, main=cfg.table, explicit=cfg.outputs_explicit)
+    queue = _side_table(catalog, side_specs["queue"], cfg.queue, "queue", _LOCK_COLUMNS, conn=conn,
+                        db_schema=db_schema, main=cfg.table, explicit=cfg.queue_explicit)
+    queue = _row_lock_queue(cfg, cols, fields, queue)
     return SchemaMapping(db_schema=db_schema, table=cfg.table, fields=fields, outputs=outputs,
-                         queue=queue, columns=tuple(cols), warnings=tuple(warnings), row_estimate=rows)
+                         queue=queue, columns=tuple(cols), warnings=tuple(warnings),
+                         row_estimate=catalog.reltuples.get(cfg.table, -1.0))
 
 
 _MISSING_CONSEQUENCE = {

@@ -440,25 +440,8 @@ def _one_of(values: dict[str, Any], sources: dict[str, str], a: str, b: str) -> 
     sources[loser] = f"not used: {sources[winner]} wins over {sources[loser]}"
 
 
-def load_settings(
-    flags: Mapping[str, Any] | None = None,
-    *,
-    environ: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-    env_file: str | None = None,
-    config_file: str | None = None,
-    map_flags: tuple[str, ...] = (),
-    flag_names: Mapping[str, str] | None = None,
-) -> Settings:
-    """Resolve every option by precedence. Raises ConfigError naming the bad option.
-
-    ``flag_names``: the command's own spelling of each option's flag (``base_url`` is
-    ``--url``), so that sources and messages name flags that exist.
-    """
-    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
-    environ = os.environ if environ is None else environ
-    cwd = cwd or Path.cwd()
-
+def _dotenv(env_file: str | None, cwd: Path) -> tuple[Path | None, dict[str, str]]:
+    """The .env file read (``--env-file``, else ``./.env`` when there is one) and its variables."""
     env_path: Path | None
     if env_file:
         env_path = Path(env_file)
@@ -466,47 +449,42 @@ def load_settings(
             raise ConfigError(f"--env-file: {env_file} does not exist")
     else:
         env_path = cwd / ".env" if (cwd / ".env").is_file() else None
-    dotenv = read_env_file(env_path) if env_path else {}
+    return env_path, read_env_file(env_path) if env_path else {}
 
-    toml, toml_name = read_config_file(Path(config_file) if config_file else None, cwd)
-    toml_opts = {k: v for k, v in toml.items()
-                 if (not isinstance(v, dict) or k == "grace") and k not in ("rules", "replace_default_rules")}
-    for k in toml_opts:
+
+def _toml_options(toml: Mapping[str, Any], toml_name: str | None) -> dict[str, Any]:
+    """The options stuckgen.toml sets at its top level (not its tables, rules or mapping); an unknown one is an error."""
+    opts = {k: v for k, v in toml.items()
+            if (not isinstance(v, dict) or k == "grace") and k not in ("rules", "replace_default_rules")}
+    for k in opts:
         if k.replace("-", "_") not in OPTIONS:
             raise ConfigError(unknown_setting(str(toml_name), k))
+    return opts
 
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, opt in OPTIONS.items():
-        raw: Any = None
-        src = "default"
-        if name in flags:
-            raw, src = flags[name], "flag " + (flag_names or {}).get(name, "--" + name.replace("_", "-"))
-        else:
-            for var in opt.env:
-                if var in environ and environ[var] != "":
-                    raw, src = environ[var], f"environment {var}"
-                    break
-            else:
-                for var in opt.env:
-                    if var in dotenv and dotenv[var] != "":
-                        raw, src = dotenv[var], f".env {var}"
-                        break
-                else:
-                    key = name if name in toml_opts else name.replace("_", "-")
-                    if key in toml_opts:
-                        raw, src = toml_opts[key], f"{Path(toml_name or '').name} {key}"
-        if src == "default":
-            values[name] = opt.default
-        else:
-            try:
-                values[name] = opt.parse(raw)
-            except ConfigError as exc:
-                raise ConfigError(f"{exc.message} (from {src})") from None
-        sources[name] = src
 
-    _one_of(values, sources, "cookie", "cookie_file")
+def _raw_value(name: str, opt: Option, *, flags: Mapping[str, Any], environ: Mapping[str, str],
+               dotenv: Mapping[str, str], toml_opts: Mapping[str, Any], toml_name: str | None,
+               flag_names: Mapping[str, str] | None) -> tuple[Any, str]:
+    """(raw value, source) of one option by precedence: flag > environment > .env > toml > default."""
+    if name in flags:
+        return flags[name], "flag " + (flag_names or {}).get(name, "--" + name.replace("_", "-"))
+    for source, variables in (("environment", environ), (".env", dotenv)):
+        for var in opt.env:
+            if var in variables and variables[var] != "":
+                return variables[var], f"{source} {var}"
+    key = name if name in toml_opts else name.replace("_", "-")
+    if key in toml_opts:
+        return toml_opts[key], f"{Path(toml_name or '').name} {key}"
+    return None, "default"
 
+
+def _mapping_overrides(toml: Mapping[str, Any], toml_name: str | None, values: dict[str, Any],
+                       sources: dict[str, str], *, environ: Mapping[str, str], dotenv: Mapping[str, str],
+                       map_flags: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """Field mappings from toml's [mapping], STUCKGEN_MAP and --map (later wins), with their sources.
+
+    [mapping]'s table, schema, outputs and queue fill those options when nothing else set them.
+    """
     overrides: dict[str, str] = {}
     override_src: dict[str, str] = {}
     toml_map = toml.get("mapping", {})
@@ -527,14 +505,60 @@ def load_settings(
             overrides[key], override_src[key] = value, "environment STUCKGEN_MAP"
     for key, value in parse_map_flags(tuple(map_flags)).items():
         overrides[key], override_src[key] = value, "flag --map"
+    return overrides, override_src
 
+
+def _toml_rules(toml: Mapping[str, Any], toml_name: str | None) -> tuple[tuple[dict[str, Any], ...] | None, bool]:
+    """stuckgen.toml's [[rules]] and whether they replace the default rules."""
     rules = toml.get("rules")
     if rules is not None and not (isinstance(rules, list) and all(isinstance(r, dict) for r in rules)):
         raise ConfigError(f"{toml_name}: rules must be an array of tables ([[rules]])")
-
     replace_rules = toml.get("replace_default_rules", False)
     if not isinstance(replace_rules, bool):
         raise ConfigError(f"{toml_name}: replace_default_rules must be true or false")
+    return (tuple(rules) if rules else None), replace_rules
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    env_file: str | None = None,
+    config_file: str | None = None,
+    map_flags: tuple[str, ...] = (),
+    flag_names: Mapping[str, str] | None = None,
+) -> Settings:
+    """Resolve every option by precedence. Raises ConfigError naming the bad option.
+
+    ``flag_names``: the command's own spelling of each option's flag (``base_url`` is
+    ``--url``), so that sources and messages name flags that exist.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v is not None and v != ()}
+    environ = os.environ if environ is None else environ
+    cwd = cwd or Path.cwd()
+    env_path, dotenv = _dotenv(env_file, cwd)
+    toml, toml_name = read_config_file(Path(config_file) if config_file else None, cwd)
+    toml_opts = _toml_options(toml, toml_name)
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, opt in OPTIONS.items():
+        raw, src = _raw_value(name, opt, flags=flags, environ=environ, dotenv=dotenv, toml_opts=toml_opts,
+                              toml_name=toml_name, flag_names=flag_names)
+        if src == "default":
+            values[name] = opt.default
+        else:
+            try:
+                values[name] = opt.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc.message} (from {src})") from None
+        sources[name] = src
+
+    _one_of(values, sources, "cookie", "cookie_file")
+    overrides, override_src = _mapping_overrides(toml, toml_name, values, sources, environ=environ, dotenv=dotenv,
+                                                 map_flags=map_flags)
+    rules, replace_rules = _toml_rules(toml, toml_name)
     return Settings(**values, sources=sources, mapping_overrides=overrides, mapping_sources=override_src,
-                    rules=tuple(rules) if rules else None, replace_default_rules=replace_rules, config_file=toml_name,
+                    rules=rules, replace_default_rules=replace_rules, config_file=toml_name,
                     env_file=str(env_path) if env_path else None)

@@ -12,6 +12,8 @@ whole across pages). Every text is escaped; the report never holds a secret
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from html import escape
 from typing import Any
@@ -204,43 +206,61 @@ def _span(seconds: int) -> str:
     return f"{seconds // 60} min"
 
 
-def _chart(tl: Any) -> Iterator[str]:
-    """Stacked bars per interval (by creation time), the onset and the Vercel markers, as inline SVG."""
-    W, H = 960, 300
-    left, right, top, bottom = 44, 12, 28, 46
-    pw, ph = W - left - right, H - top - bottom
-    n = len(tl.buckets)
-    ymax, ystep = _axis(max(1, max(b.created for b in tl.buckets)))
-    bw = pw / n
-    t0 = tl.start.timestamp()
-    span = max(1.0, tl.end.timestamp() - t0)
+@dataclass(frozen=True)
+class _Plot:
+    """The chart's geometry: the SVG's size, the plot area inside its margins, and the scales."""
 
-    def x_at(t: datetime) -> float:
-        return left + (t.timestamp() - t0) / span * pw
+    tl: Any
+    W: int = 960
+    H: int = 300
+    left: int = 44
+    right: int = 12
+    top: int = 28
+    bottom: int = 46
 
-    def y(v: float) -> float:
-        return top + ph - v / ymax * ph
+    @property
+    def pw(self) -> int:
+        return self.W - self.left - self.right
 
-    step = _span(tl.bucket_seconds)
-    desc = (f"Generations per {step} by creation time, {_t(tl.start)} to {_t(tl.end)}: "
-            f"{sum(b.created for b in tl.buckets)} created, {sum(b.stuck for b in tl.buckets)} stuck, "
-            f"{sum(b.failed_at_trigger for b in tl.buckets)} failed at the trigger.")
-    yield '<div class="chart"><div class="plot">'
-    yield (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" role="img" '
-           f'aria-labelledby="chart-title chart-desc" font-family="system-ui, sans-serif" font-size="11">')
-    yield f'<title id="chart-title">Timeline of generations per {escape(step)}</title>'
-    yield f'<desc id="chart-desc">{escape(desc)}</desc>'
-    # grid and y axis
+    @property
+    def ph(self) -> int:
+        return self.H - self.top - self.bottom
+
+    @cached_property
+    def axis(self) -> tuple[int, int]:
+        """(top of the y axis, its step)."""
+        return _axis(max(1, max(b.created for b in self.tl.buckets)))
+
+    @cached_property
+    def bw(self) -> float:
+        """The width of one bucket."""
+        return self.pw / len(self.tl.buckets)
+
+    def x_at(self, t: datetime) -> float:
+        t0 = self.tl.start.timestamp()
+        span = max(1.0, self.tl.end.timestamp() - t0)
+        return self.left + (t.timestamp() - t0) / span * self.pw
+
+    def y(self, v: float) -> float:
+        return self.top + self.ph - v / self.axis[0] * self.ph
+
+
+def _grid(p: _Plot) -> Iterator[str]:
+    """The horizontal grid lines and the y axis labels."""
+    ymax, ystep = p.axis
     for i in range(ymax // ystep + 1):
         v = i * ystep
-        yy = y(v)
-        yield (f'<line x1="{left}" x2="{W - right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d0d7de" '
+        yy = p.y(v)
+        yield (f'<line x1="{p.left}" x2="{p.W - p.right}" y1="{yy:.1f}" y2="{yy:.1f}" stroke="#d0d7de" '
                f'stroke-width="{1 if i == 0 else 0.5}"/>')
-        yield f'<text x="{left - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#57606a">{v:g}</text>'
-    # bars: completed, failed at the trigger, other failures, stuck, the rest (bottom to top)
-    for i, b in enumerate(tl.buckets):
-        x = left + i * bw + bw * 0.1
-        w = max(1.0, bw * 0.8)
+        yield f'<text x="{p.left - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#57606a">{v:g}</text>'
+
+
+def _bars(p: _Plot) -> Iterator[str]:
+    """One stacked bar per bucket: completed, failed at the trigger, other failures, stuck, the rest (bottom to top)."""
+    for i, b in enumerate(p.tl.buckets):
+        x = p.left + i * p.bw + p.bw * 0.1
+        w = max(1.0, p.bw * 0.8)
         base = 0
         parts = (("completed", b.completed), ("failed_at_trigger", b.failed_at_trigger),
                  ("failed_other", b.failed - b.failed_at_trigger), ("stuck", b.stuck), ("other", b.other))
@@ -250,36 +270,62 @@ def _chart(tl: Any) -> Iterator[str]:
         for name, v in parts:
             if v <= 0:
                 continue
-            y1, y0 = y(base + v), y(base)
+            y1, y0 = p.y(base + v), p.y(base)
             yield (f'<rect class="bar {name}" x="{x:.1f}" y="{y1:.1f}" width="{w:.1f}" height="{max(0.5, y0 - y1):.1f}" '
                    f'fill="{COLOURS[name]}" data-value="{v}"/>')
             base += v
         yield "</g>"
-    # x labels: about 8, at bucket boundaries
+
+
+def _x_labels(p: _Plot, step: str) -> Iterator[str]:
+    """About 8 time labels at bucket boundaries, and the axis title."""
+    tl, n = p.tl, len(p.tl.buckets)
     every = max(1, round(n / 8))
     fmt = "%H:%M" if tl.bucket_seconds < 86400 else "%m-%d"
     days = {b.start.date() for b in tl.buckets}
     for i in range(0, n, every):
         b = tl.buckets[i]
         label = b.start.strftime(fmt if len(days) == 1 or fmt == "%m-%d" else "%m-%d %H:%M")
-        xx = left + i * bw
-        yield f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top + ph}" y2="{top + ph + 4}" stroke="#57606a"/>'
-        yield f'<text x="{xx:.1f}" y="{top + ph + 16}" text-anchor="middle" fill="#57606a">{escape(label)}</text>'
-    yield (f'<text x="{left + pw / 2:.1f}" y="{H - 8}" text-anchor="middle" fill="#57606a">'
+        xx = p.left + i * p.bw
+        yield f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{p.top + p.ph}" y2="{p.top + p.ph + 4}" stroke="#57606a"/>'
+        yield f'<text x="{xx:.1f}" y="{p.top + p.ph + 16}" text-anchor="middle" fill="#57606a">{escape(label)}</text>'
+    yield (f'<text x="{p.left + p.pw / 2:.1f}" y="{p.H - 8}" text-anchor="middle" fill="#57606a">'
            f'UTC, by creation time, one bar per {escape(step)}</text>')
-    # markers: deploys and variable changes, then the onset on top
+
+
+def _markers(p: _Plot) -> Iterator[str]:
+    """Deploys and variable changes, then the onset on top."""
+    tl, top, ph = p.tl, p.top, p.ph
     for k, m in enumerate(tl.markers):
-        xx = x_at(m.at)
+        xx = p.x_at(m.at)
         colour = "#0072B2" if m.kind == "deploy" else "#6F42C1"
         yield (f'<g class="marker {escape(m.kind)}"><title>{escape(m.label)} at {escape(_t(m.at))}</title>'
                f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top}" y2="{top + ph}" stroke="{colour}" stroke-width="1.5"/>'
                f'<text x="{xx + 3:.1f}" y="{top + 10 + (k % 2) * 11}" fill="{colour}">{escape(_short(m.label))}</text></g>')
     if tl.onset is not None and tl.start <= tl.onset <= tl.end:
-        xx = x_at(tl.onset)
+        xx = p.x_at(tl.onset)
         yield (f'<g class="marker onset"><title>onset: first stuck generation created {escape(_t(tl.onset))}</title>'
                f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top - 14}" y2="{top + ph}" stroke="#b42318" stroke-width="2" '
                f'stroke-dasharray="5 3"/>'
                f'<text x="{xx + 4:.1f}" y="{top - 4}" fill="#b42318" font-weight="600">onset {escape(tl.onset.strftime("%H:%M"))}</text></g>')
+
+
+def _chart(tl: Any) -> Iterator[str]:
+    """Stacked bars per interval (by creation time), the onset and the Vercel markers, as inline SVG."""
+    p = _Plot(tl)
+    step = _span(tl.bucket_seconds)
+    desc = (f"Generations per {step} by creation time, {_t(tl.start)} to {_t(tl.end)}: "
+            f"{sum(b.created for b in tl.buckets)} created, {sum(b.stuck for b in tl.buckets)} stuck, "
+            f"{sum(b.failed_at_trigger for b in tl.buckets)} failed at the trigger.")
+    yield '<div class="chart"><div class="plot">'
+    yield (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {p.W} {p.H}" role="img" '
+           f'aria-labelledby="chart-title chart-desc" font-family="system-ui, sans-serif" font-size="11">')
+    yield f'<title id="chart-title">Timeline of generations per {escape(step)}</title>'
+    yield f'<desc id="chart-desc">{escape(desc)}</desc>'
+    yield from _grid(p)
+    yield from _bars(p)
+    yield from _x_labels(p, step)
+    yield from _markers(p)
     yield "</svg></div>"
     yield '<div class="legend">' + "".join(
         f'<span><i style="background:{COLOURS[k]}"></i>{escape(LABELS[k])}</span>' for k in COLOURS) + (

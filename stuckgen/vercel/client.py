@@ -413,9 +413,17 @@ class VercelClient:
         return self._error(VercelUnreachableError, f"the Vercel API answered HTTP {status} while reading {what}{suffix}")
 
     def _get_json(self, path: str, params: dict[str, str], *, what: str) -> dict[str, Any]:
-        url = self.base_url + path
+        """GET one API document; a named error for every answer that is not one."""
         query = dict(params)
         query.update(self._scope())
+        status, body, response, waited = self._fetch(self.base_url + path, query, what=what)
+        if 200 <= status < 300:
+            return self._parse(body, response, what=what)
+        raise self._answer_error(status, body, what=what, waited=waited)
+
+    def _fetch(self, url: str, query: dict[str, str], *,
+               what: str) -> tuple[int, bytes, httpx.Response, float | None]:
+        """(status, body, response, seconds waited) of a GET; one HTTP 429 is waited out when its wait is short."""
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         host = urlsplit(self.base_url).netloc
         waited: float | None = None
@@ -435,24 +443,23 @@ class VercelClient:
                     f"cannot reach the Vercel API ({host}) while reading {what}: {type(exc).__name__}",
                     hint="check the network, DNS and any HTTPS proxy",
                 ) from exc
-            status = response.status_code
-            if status == 429 and waited is None:
-                wait = _retry_after(response, self._clock())
-                if wait > self.max_retry_wait:
-                    raise self._error(
-                        VercelUnreachableError,
-                        f"the Vercel API is rate-limiting this token (HTTP 429); it asks to wait {format_duration(wait)}",
-                    )
-                self._sleep(wait)
-                waited = wait
-                continue
-            break
-        if 200 <= status < 300:
-            return self._parse(body, response, what=what)
+            if response.status_code != 429 or waited is not None:
+                return response.status_code, body, response, waited
+            wait = _retry_after(response, self._clock())
+            if wait > self.max_retry_wait:
+                raise self._error(
+                    VercelUnreachableError,
+                    f"the Vercel API is rate-limiting this token (HTTP 429); it asks to wait {format_duration(wait)}",
+                )
+            self._sleep(wait)
+            waited = wait
+
+    def _answer_error(self, status: int, body: bytes, *, what: str, waited: float | None) -> StuckgenError:
+        """The named error for a document read answered with a non-2xx status."""
         error = _api_error(body)
         suffix = f": {error.line}" if error.line else ""
         if error.code in _CHALLENGE_CODES:
-            raise self._error(
+            return self._error(
                 ConfigError,
                 f"the Vercel API asks for a fresh sign-in challenge ({error.code}, HTTP {status}) before it "
                 f"returns {what}",
@@ -460,7 +467,7 @@ class VercelClient:
                      "compare the value by hand in the dashboard",
             )
         if status == 401 or (status == 403 and error.invalid_token):
-            raise self._error(
+            return self._error(
                 ConfigError,
                 f"the Vercel token was rejected (HTTP {status}{suffix}) while reading {what}",
                 hint=(
@@ -470,28 +477,29 @@ class VercelClient:
                 ),
             )
         if status == 403:
-            raise self._error(
+            return self._error(
                 ConfigError,
                 f"the Vercel token may not read {what} in {self.account} (HTTP 403{suffix})",
                 hint="the token is valid but lacks access: give it a role that can read this project, "
                      "or set VERCEL_TEAM_ID to the team that owns it",
             )
         if status == 404:
-            raise self._error(
+            return self._error(
                 ConfigError,
                 f"Vercel project {self.project!r} was not found ({self.account}) while reading {what}{suffix}",
                 hint="check VERCEL_PROJECT_ID (a prj_... id or the project name) and VERCEL_TEAM_ID "
                      "(team_... id or slug; leave it unset for a personal account)",
             )
         if status == 429:
-            raise self._error(
+            return self._error(
                 VercelUnreachableError,
                 f"the Vercel API is still rate-limiting this token (HTTP 429) after waiting "
                 f"{format_duration(waited or 0.0)}; try again later",
             )
         if 400 <= status < 500:
-            raise self._error(ConfigError, f"the Vercel API refused to return {what} (HTTP {status}{suffix})")
-        raise self._error(
+            return self._error(ConfigError, f"the Vercel API refused to return {what} (HTTP {status}{suffix})")
+        host = urlsplit(self.base_url).netloc
+        return self._error(
             VercelUnreachableError,
             f"the Vercel API ({host}) answered HTTP {status} while reading {what}{suffix}",
             hint="a 3xx means the base URL is wrong; a 5xx is Vercel's side, try again shortly",
