@@ -395,6 +395,111 @@ def _send_one(
         )
 
 
+def _runnable_modes(*, sent_secret: str | None, cookie_header: str | None,
+                    bypass_secret: str | None) -> tuple[list[ProbeMode], list[tuple[str, str]]]:
+    """The modes the given credentials allow, and (mode, why) for each one skipped."""
+    skipped: list[tuple[str, str]] = []
+    runnable: list[ProbeMode] = []
+    for mode in MODES:
+        reason = None
+        if mode.bypass and not bypass_secret:
+            reason = "no bypass secret given"
+        elif mode.bypass and not _header_safe(bypass_secret or ""):
+            reason = "the bypass secret has characters a header cannot carry"
+        elif mode.secret == "right" and not sent_secret:
+            reason = "no secret given"
+        elif mode.secret == "right" and not _header_safe(sent_secret or ""):
+            reason = "the secret has characters a header cannot carry (line break or non-ASCII)"
+        elif mode.cookie and not cookie_header:
+            reason = "no session cookie given"
+        elif mode.cookie and not _header_safe(cookie_header or ""):
+            reason = "the cookie has characters a header cannot carry"
+        if reason:
+            skipped.append((mode.name, reason))
+        else:
+            runnable.append(mode)
+    return runnable, skipped
+
+
+def _refuse_plain_http(targets: Sequence[ProbeTarget], modes: Sequence[ProbeMode], *, allow_insecure: bool) -> None:
+    """InsecureTransportError when a mode would carry credentials over plain HTTP (unless allowed)."""
+    carries_credentials = any(m.secret == "right" or m.cookie or m.bypass for m in modes)
+    if carries_credentials and not allow_insecure:
+        insecure = [t.url for t in targets if t.insecure]
+        if insecure:
+            raise InsecureTransportError(
+                f"refusing to send the secret or cookie over plain HTTP to {', '.join(insecure)}",
+                hint="use https://, or pass --allow-insecure if you accept the risk",
+            )
+
+
+def _mode_headers(mode: ProbeMode, *, secret_header: str, sent_secret: str | None, wrong: str,
+                  cookie_header: str | None, bypass_secret: str | None) -> dict[str, str]:
+    """The headers one mode sends: exactly its own credentials."""
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if mode.secret == "right":
+        headers[secret_header] = sent_secret  # type: ignore[assignment]
+    elif mode.secret == "wrong":
+        headers[secret_header] = wrong
+    if mode.cookie:
+        headers["cookie"] = cookie_header  # type: ignore[assignment]
+    if mode.bypass:
+        headers["x-vercel-protection-bypass"] = bypass_secret  # type: ignore[assignment]
+    return headers
+
+
+def _run_on_daemons(total: int, run: Callable[[int], None], *, concurrency: int,
+                    on_progress: Callable[[int, int], None] | None) -> None:
+    """Call ``run(i)`` for each of ``total`` jobs on up to ``concurrency`` workers; AbortedError on Ctrl-C.
+
+    Daemon workers, not a ThreadPoolExecutor: the interpreter joins an executor's threads at
+    exit, so Ctrl-C would wait for every probe in flight to time out (18 s was measured
+    against a server that never answers). Daemon threads end with the process.
+    """
+    stop = threading.Event()
+    done = 0
+    if on_progress:
+        on_progress(0, total)
+    jobs_q: queue.SimpleQueue[int] = queue.SimpleQueue()
+    done_q: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+    for i in range(total):
+        jobs_q.put(i)
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                index = jobs_q.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                if not stop.is_set():
+                    run(index)
+                done_q.put(None)
+            except BaseException as exc:  # a bug in _send_one: re-raised in the calling thread
+                done_q.put(exc)
+
+    try:
+        for _ in range(min(concurrency, max(1, total))):
+            threading.Thread(target=worker, name="probe", daemon=True).start()
+        while done < total:
+            try:
+                failure = done_q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if failure is not None:
+                raise failure
+            done += 1
+            if on_progress:
+                on_progress(done, total)
+    except KeyboardInterrupt:
+        # Do not wait for probes in flight: the workers are daemons and stop taking jobs.
+        stop.set()
+        raise AbortedError(f"interrupted after {done} of {total} probes") from None
+    except BaseException:
+        stop.set()
+        raise
+
+
 def probe(
     client: httpx.Client,
     targets: Sequence[ProbeTarget | str],
@@ -434,121 +539,28 @@ def probe(
     # so the secret is sent stripped (as fetch would); the raw value is judged
     # separately by the findings (secret-whitespace).
     sent_secret = secret.strip() if secret else None
-    skipped: list[tuple[str, str]] = []
-    runnable: list[ProbeMode] = []
-    for mode in MODES:
-        reason = None
-        if mode.bypass and not bypass_secret:
-            reason = "no bypass secret given"
-        elif mode.bypass and not _header_safe(bypass_secret or ""):
-            reason = "the bypass secret has characters a header cannot carry"
-        elif mode.secret == "right" and not sent_secret:
-            reason = "no secret given"
-        elif mode.secret == "right" and not _header_safe(sent_secret or ""):
-            reason = "the secret has characters a header cannot carry (line break or non-ASCII)"
-        elif mode.cookie and not cookie_header:
-            reason = "no session cookie given"
-        elif mode.cookie and not _header_safe(cookie_header or ""):
-            reason = "the cookie has characters a header cannot carry"
-        if reason:
-            skipped.append((mode.name, reason))
-        else:
-            runnable.append(mode)
-
-    carries_credentials = any(m.secret == "right" or m.cookie or m.bypass for m in runnable)
-    if carries_credentials and not allow_insecure:
-        insecure = [t.url for t in resolved if t.insecure]
-        if insecure:
-            raise InsecureTransportError(
-                f"refusing to send the secret or cookie over plain HTTP to {', '.join(insecure)}",
-                hint="use https://, or pass --allow-insecure if you accept the risk",
-            )
-
+    runnable, skipped = _runnable_modes(sent_secret=sent_secret, cookie_header=cookie_header,
+                                        bypass_secret=bypass_secret)
+    _refuse_plain_http(resolved, runnable, allow_insecure=allow_insecure)
     wrong = _wrong_secret(secret)
     known = [secret, sent_secret, cookie_header, bypass_secret]
     body = {"generationId": probe_id}
-    jobs: list[tuple[ProbeTarget, ProbeMode, int, dict[str, str]]] = []
     # Repeat-major order spreads each mode over time, which is what catches
     # instances that disagree.
-    for attempt in range(1, repeat + 1):
-        for target in resolved:
-            for mode in runnable:
-                headers = {"content-type": "application/json", "accept": "application/json"}
-                if mode.secret == "right":
-                    headers[secret_header] = sent_secret  # type: ignore[assignment]
-                elif mode.secret == "wrong":
-                    headers[secret_header] = wrong
-                if mode.cookie:
-                    headers["cookie"] = cookie_header  # type: ignore[assignment]
-                if mode.bypass:
-                    headers["x-vercel-protection-bypass"] = bypass_secret  # type: ignore[assignment]
-                jobs.append((target, mode, attempt, headers))
+    jobs = [(target, mode, attempt, _mode_headers(mode, secret_header=secret_header, sent_secret=sent_secret,
+                                                  wrong=wrong, cookie_header=cookie_header,
+                                                  bypass_secret=bypass_secret))
+            for attempt in range(1, repeat + 1) for target in resolved for mode in runnable]
 
     started = time.perf_counter()
     results: list[ProbeResult | None] = [None] * len(jobs)
-    total = len(jobs)
-    done = 0
-    if on_progress:
-        on_progress(0, total)
-    stop = threading.Event()
 
     def run(index: int) -> None:
-        if stop.is_set():
-            return
         target, mode, attempt, headers = jobs[index]
-        results[index] = _send_one(
-            client,
-            target=target,
-            mode=mode,
-            attempt=attempt,
-            url=target.endpoint(route),
-            headers=headers,
-            body=body,
-            timeout=timeout,
-            max_body=max_body,
-            known=known,
-        )
+        results[index] = _send_one(client, target=target, mode=mode, attempt=attempt, url=target.endpoint(route),
+                                   headers=headers, body=body, timeout=timeout, max_body=max_body, known=known)
 
-    # Daemon workers, not a ThreadPoolExecutor: the interpreter joins an executor's threads at
-    # exit, so Ctrl-C would wait for every probe in flight to time out (18 s was measured
-    # against a server that never answers). Daemon threads end with the process.
-    jobs_q: queue.SimpleQueue[int] = queue.SimpleQueue()
-    done_q: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-    for i in range(total):
-        jobs_q.put(i)
-
-    def worker() -> None:
-        while not stop.is_set():
-            try:
-                index = jobs_q.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                run(index)
-                done_q.put(None)
-            except BaseException as exc:  # a bug in _send_one: re-raised in the calling thread
-                done_q.put(exc)
-
-    try:
-        for _ in range(min(concurrency, max(1, total))):
-            threading.Thread(target=worker, name="probe", daemon=True).start()
-        while done < total:
-            try:
-                failure = done_q.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if failure is not None:
-                raise failure
-            done += 1
-            if on_progress:
-                on_progress(done, total)
-    except KeyboardInterrupt:
-        # Do not wait for probes in flight: the workers are daemons and stop taking jobs.
-        stop.set()
-        raise AbortedError(f"interrupted after {done} of {total} probes") from None
-    except BaseException:
-        stop.set()
-        raise
+    _run_on_daemons(len(jobs), run, concurrency=concurrency, on_progress=on_progress)
     return ProbeMatrix(
         targets=resolved,
         route=route,
