@@ -36,12 +36,46 @@ class DeadWorker:
 
     @property
     def evidence(self) -> str:
-        return (f"worker started {format_duration(self.age_seconds)} ago, function limit "
-                f"{self.max_duration:g} s: provably dead")
+        return evidence(self.age_seconds, self.max_duration)
 
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "worker_started_at": self.started_at.isoformat().replace("+00:00", "Z"),
                 "worker_age_seconds": round(self.age_seconds, 3), "max_duration_seconds": self.max_duration}
+
+
+def evidence(age_seconds: float, max_duration: float) -> str:
+    """The words for a provably dead worker (the ``why`` of a ``timed-out`` row)."""
+    return f"worker started {format_duration(age_seconds)} ago, function limit {max_duration:g} s: provably dead"
+
+
+def evidence_sql(age_us: sql.Composable, max_duration: float) -> sql.Composable:
+    """``evidence`` written by PostgreSQL, from the worker's age in microseconds (a bigint, > 0).
+
+    ``format_duration`` rounds half to even (Python's ``round``) and this rounds half up: they
+    differ only on an age of exactly N.5 s, which the caller renders in Python.
+    """
+    s = sql.SQL("(({} + 500000) / 1000000)").format(age_us)
+    fmt = sql.SQL(
+        "CASE WHEN {s} >= 3600 AND {s} % 3600 = 0 THEN "
+        "CASE WHEN {s} % 86400 = 0 AND {s} >= 172800 THEN ({s} / 86400)::text || 'd' ELSE ({s} / 3600)::text || 'h' END "
+        "WHEN {s} < 60 THEN {s}::text || 's' "
+        "WHEN {s} < 3600 THEN ({s} / 60)::text || 'm' || lpad(({s} % 60)::text, 2, '0') || 's' "
+        "WHEN {s} < 86400 THEN ({s} / 3600)::text || 'h' || lpad((({s} % 3600) / 60)::text, 2, '0') || 'm' "
+        "ELSE ({s} / 86400)::text || 'd' || (({s} % 86400) / 3600)::text || 'h' END").format(s=s)
+    return sql.SQL("({} || {} || {})").format(
+        sql.Literal("worker started "), fmt, sql.Literal(f" ago, function limit {max_duration:g} s: provably dead"))
+
+
+def past_limit_sql(m: SchemaMapping, *, max_duration: float, naive_tz: str = "UTC",
+                   grace: float = GRACE) -> sql.Composable | None:
+    """Over row ``g``: its worker started more than ``max_duration + grace`` ago (database clock).
+
+    NULL when the row does not say when its worker started; None when the mapping cannot tell.
+    """
+    if not (m.has("processing_lock") or m.has("step_log")):
+        return None
+    return sql.SQL("({} < now() - make_interval(secs => {}))").format(
+        worker_started_sql(m, naive_tz=naive_tz), sql.Literal(float(max_duration + grace)))
 
 
 def worker_started_sql(m: SchemaMapping, *, naive_tz: str = "UTC") -> sql.Composable:

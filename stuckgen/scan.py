@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from psycopg import sql
 
+from stuckgen import deadline
 from stuckgen.db import Connection, scalar
 from stuckgen.errors import ConfigError
 from stuckgen.schema import SchemaMapping
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 
 CLASSES: tuple[str, ...] = (
-    "never-started", "trigger-failed", "stalled", "awaiting-webhook",
+    "never-started", "trigger-failed", "timed-out", "stalled", "awaiting-webhook",
     "queued-not-drained", "outputs-not-finalized", "unknown",
 )
 
@@ -62,6 +63,8 @@ class Rule:
     outputs: bool | None = None       # outputs exist
     webhook: bool | None = None       # a provider prediction id is set
     job: tuple[str, ...] = ()         # queue job state in: unclaimed, lock-expired, locked
+    # the worker started more than max_duration + deadline.GRACE ago (unknown without --max-duration)
+    past_max_duration: bool | None = None
     source: str = "default"           # where the rule came from (schema and doctor show it)
 
     def conditions(self) -> str:
@@ -71,7 +74,7 @@ class Rule:
             v = getattr(self, key)
             if v:
                 parts.append(f"{key}=[{', '.join(v)}]")
-        for key in ("heartbeat", "outputs", "webhook"):
+        for key in ("heartbeat", "outputs", "webhook", "past_max_duration"):
             v = getattr(self, key)
             if v is not None:
                 parts.append(f"{key}={'true' if v else 'false'}")
@@ -97,6 +100,8 @@ class Rule:
             return False
         if self.job and ev.job_state not in self.job:
             return False
+        if self.past_max_duration is not None and ev.past_max_duration is not self.past_max_duration:
+            return False
         return True
 
 
@@ -116,6 +121,12 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          webhook=True),
     Rule(cls="queued-not-drained", why="queued but never claimed, or claimed and the lock expired",
          job=("unclaimed", "lock-expired")),
+    # stalled, when its worker started longer ago than the function may run (--max-duration; deadline.py):
+    Rule(cls="timed-out", why="a worker wrote heartbeats, then went silent, and it started longer ago than the "
+                              "function's maximum duration plus a minute: provably dead",
+         heartbeat=True, past_max_duration=True),
+    Rule(cls="timed-out", why="a worker started longer ago than the function's maximum duration plus a minute: "
+                              "provably dead", steps_any=WORKER_STEPS, past_max_duration=True),
     Rule(cls="stalled", why="a worker wrote heartbeats, then went silent", heartbeat=True),
     Rule(cls="stalled", why="a worker started but died before its first heartbeat",
          steps_any=WORKER_STEPS),
@@ -129,7 +140,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          heartbeat=False, last_step_in=CREATE_STEPS),
 )
 
-_RULE_KEYS = {"class", "why", "steps_any", "steps_none", "last_step_in", "heartbeat", "outputs", "webhook", "job"}
+_RULE_KEYS = {"class", "why", "steps_any", "steps_none", "last_step_in", "heartbeat", "outputs", "webhook", "job",
+              "past_max_duration"}
 
 
 def rules_in_force(items: Sequence[Mapping[str, Any]] | None, *, replace_defaults: bool = False,
@@ -161,7 +173,7 @@ def rules_from_config(items: Sequence[Mapping[str, Any]], *, source: str = "stuc
                 if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
                     raise ConfigError(f"rules[{i}]: {key!r} must be a list of strings")
                 kwargs[key] = tuple(v)
-        for key in ("heartbeat", "outputs", "webhook"):
+        for key in ("heartbeat", "outputs", "webhook", "past_max_duration"):
             if key in item:
                 if not isinstance(item[key], bool):
                     raise ConfigError(f"rules[{i}]: {key!r} must be true or false")
@@ -179,6 +191,7 @@ class Evidence(NamedTuple):
     has_outputs: bool | None
     has_webhook: bool | None
     job_state: str | None  # None: no queue table or no job
+    past_max_duration: bool | None = None  # None: no --max-duration, or no worker start known
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,6 +273,7 @@ class ScanOptions:
     grace: tuple[tuple[str, float], ...] = DEFAULT_GRACE  # (class, quiet time) before a row of it is stuck
     grace_configured: tuple[str, ...] = ()  # classes whose grace was configured (applies to all their rows)
     routing_retry_grace: float = ROUTING_RETRY_GRACE  # past a scheduled routing retry, before stuck
+    max_duration: float | None = None  # the worker function's maximum duration: names timed-out rows
 
     def grace_for(self, cls: str, *, last_step: str | None = None) -> float:
         """The quiet time after which a row of ``cls`` is stuck: its grace, never below the threshold.
@@ -295,7 +309,8 @@ def scan_options(settings: Settings, **overrides: Any) -> ScanOptions:
                               trigger_error_pattern=settings.trigger_error_pattern,
                               queue_lock=settings.queue_lock, grace=merge_grace(settings.grace),
                               grace_configured=tuple(c for c, _ in settings.grace),
-                              routing_retry_grace=settings.routing_retry_grace)
+                              routing_retry_grace=settings.routing_retry_grace,
+                              max_duration=getattr(settings, "max_duration", None))
     kw.update({k: v for k, v in overrides.items() if v is not None})
     return ScanOptions(**kw)
 
@@ -436,6 +451,7 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule] 
         selects.append(sql.SQL("NULL::bigint AS outputs"))
     job_state, join = _job_state_sql(m, tz, opts.queue_lock)
     selects.append(sql.SQL("{} AS job_state").format(job_state))
+    selects.extend(deadline_columns(m, opts))
     selects.append(sql.SQL("now() AS db_now"))
     selects.append(sql.SQL("{} AS key").format(m.raw("id")))
     selects.extend(extra)
@@ -449,6 +465,24 @@ def build_scan_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule] 
     return sql.SQL("SELECT {sel} FROM {tbl} g {join} WHERE {where} ORDER BY {ls} ASC NULLS FIRST, {id} {limit}").format(
         sel=sql.SQL(", ").join(selects), tbl=m.qualified(), join=join, where=where, ls=last_sign,
         id=m.raw("id"), limit=limit)
+
+
+def past_deadline_sql(m: SchemaMapping, opts: ScanOptions) -> sql.Composable | None:
+    """Over row ``g``: its worker started more than max_duration + grace ago; None without --max-duration."""
+    if opts.max_duration is None:
+        return None
+    return deadline.past_limit_sql(m, max_duration=opts.max_duration, naive_tz=opts.naive_timezone)
+
+
+def deadline_columns(m: SchemaMapping, opts: ScanOptions) -> list[sql.Composable]:
+    """The scan's evidence for ``timed-out``: when the worker started, past the limit, and the limit."""
+    past = past_deadline_sql(m, opts)
+    if past is None:
+        return [sql.SQL("NULL::timestamptz AS worker_started_at"), sql.SQL("NULL::boolean AS past_max_duration"),
+                sql.SQL("NULL::float8 AS max_duration")]
+    return [sql.SQL("{} AS worker_started_at").format(deadline.worker_started_sql(m, naive_tz=opts.naive_timezone)),
+            sql.SQL("{} AS past_max_duration").format(past),
+            sql.SQL("{}::float8 AS max_duration").format(sql.Literal(opts.max_duration))]
 
 
 def _job_state_sql(m: SchemaMapping, tz: str, queue_lock: float = QUEUE_LOCK_SECONDS
@@ -483,9 +517,11 @@ class RuleFacts(NamedTuple):
     outputs: sql.Composable | None    # boolean: outputs exist
     webhook: sql.Composable | None    # boolean: a provider prediction id is set
     job_state: sql.Composable         # text: unclaimed, lock-expired, locked (NULL: no job)
+    past_max_duration: sql.Composable | None = None  # boolean, NULL when the worker start is unknown
 
 
-def row_facts(m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composable) -> RuleFacts:
+def row_facts(m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composable,
+              past_max_duration: sql.Composable | None = None) -> RuleFacts:
     """The facts read from row ``g`` of the generations table."""
     return RuleFacts(
         steps=steps if m.has("step_log") else None,
@@ -496,11 +532,13 @@ def row_facts(m: SchemaMapping, *, steps: sql.Composable, job_state: sql.Composa
         if m.outputs.present else None,
         webhook=sql.SQL("({w} IS NOT NULL AND {w} <> '')").format(w=m.text("webhook")) if m.has("webhook") else None,
         job_state=job_state,
+        past_max_duration=past_max_duration,
     )
 
 
 def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable | None = None,
-             job_state: sql.Composable | None = None, facts: RuleFacts | None = None) -> sql.Composable:
+             job_state: sql.Composable | None = None, facts: RuleFacts | None = None,
+             past_max_duration: sql.Composable | None = None) -> sql.Composable:
     """``rule.matches`` as a SQL condition: over row ``g`` (``steps`` is the text[] of its step
     names), or over ``facts`` (scan_render tests the scan's evidence columns).
 
@@ -509,7 +547,7 @@ def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable | None = Non
     """
     if facts is None:
         assert steps is not None and job_state is not None
-        facts = row_facts(m, steps=steps, job_state=job_state)
+        facts = row_facts(m, steps=steps, job_state=job_state, past_max_duration=past_max_duration)
     conds: list[sql.Composable] = []
     if rule.steps_any:
         conds.append(sql.SQL("({} && {}::text[])").format(facts.steps, sql.Literal(list(rule.steps_any)))
@@ -527,6 +565,10 @@ def rule_sql(rule: Rule, m: SchemaMapping, *, steps: sql.Composable | None = Non
             conds.append(sql.SQL("false") if fact is None else fact if want else sql.SQL("NOT {}").format(fact))
     if rule.job:
         conds.append(sql.SQL("coalesce({} = ANY({}::text[]), false)").format(facts.job_state, sql.Literal(list(rule.job))))
+    if rule.past_max_duration is not None:
+        # NULL (no worker start known) holds neither way, as None in Rule.matches.
+        conds.append(sql.SQL("false") if facts.past_max_duration is None else sql.SQL("coalesce({}{}, false)").format(
+            sql.SQL("" if rule.past_max_duration else "NOT "), facts.past_max_duration))
     return sql.SQL(" AND ").join(conds) if conds else sql.SQL("true")
 
 
@@ -540,7 +582,7 @@ def class_rows_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule]) -
         lateral = sql.SQL(
             "CROSS JOIN LATERAL (SELECT ARRAY(SELECT e->>'step' FROM jsonb_array_elements({a}) e "
             "WHERE jsonb_typeof(e) = 'object' AND e->>'step' <> '') AS steps OFFSET 0) s").format(a=step_log_array(m))
-    cls = class_sql(m, rules, steps=steps, job_state=job_state)
+    cls = class_sql(m, rules, steps=steps, job_state=job_state, past_max_duration=past_deadline_sql(m, opts))
     inner = sql.SQL(
         "SELECT {id} AS key, {id}::text AS id, {cls} AS cls, {ls} AS last_sign, {created} AS created_at "
         "FROM {tbl} g {join} {lateral} WHERE {where}").format(
@@ -642,12 +684,13 @@ def steps_sql(m: SchemaMapping) -> sql.Composable:
 
 
 def class_sql(m: SchemaMapping, rules: Sequence[Rule], *, steps: sql.Composable,
-              job_state: sql.Composable) -> sql.Composable:
+              job_state: sql.Composable, past_max_duration: sql.Composable | None = None) -> sql.Composable:
     """The row's class by the rules, in SQL (``classify``'s twin)."""
     if not rules:
         return sql.SQL("'unknown'")
     whens = sql.SQL(" ").join(
-        sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state), sql.Literal(r.cls))
+        sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, steps=steps, job_state=job_state,
+                                                   past_max_duration=past_max_duration), sql.Literal(r.cls))
         for r in rules)
     return sql.SQL("CASE {} ELSE 'unknown' END").format(whens)
 
@@ -658,7 +701,7 @@ def grace_sql(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], *, ste
     longer = sorted({(g, c) for c, g in opts.grace if g > max(opts.threshold, opts.older_than or 0.0)})
     if not longer:
         return sql.SQL("true")
-    cls = class_sql(m, rules, steps=steps, job_state=job_state)
+    cls = class_sql(m, rules, steps=steps, job_state=job_state, past_max_duration=past_deadline_sql(m, opts))
     callback = sql.SQL("coalesce(left({}, 200) = ANY({}::text[]), false)").format(
         m.text("last_step"), sql.Literal(list(CALLBACK_STEPS)))
     conds = [sql.SQL("NOT ({cls} = {c} AND {ls} >= now() - make_interval(secs => {g}){cb})").format(
@@ -895,6 +938,7 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
         has_outputs=None if outputs is None else outputs > 0,
         has_webhook=rec["has_webhook"],
         job_state=rec["job_state"],
+        past_max_duration=rec.get("past_max_duration"),
     )
     cls, why = classify(ev, rules)
     if cls == "trigger-failed" and trigger_status is not None:
@@ -909,6 +953,9 @@ def _row_to_stuck(rec: Mapping[str, Any], m: SchemaMapping, rules: Sequence[Rule
                 f"{outputs} outputs" if outputs is not None else "outputs not mapped"]
         why = "no rule matched: " + ", ".join(bits)
     now = rec["db_now"]
+    started, limit = rec.get("worker_started_at"), rec.get("max_duration")
+    if cls == "timed-out" and started is not None and limit is not None:
+        why = deadline.evidence((now - started).total_seconds(), limit)
     last_sign = rec["last_sign"]
     created = rec["created_at"]
     return StuckRow(

@@ -25,6 +25,7 @@ from typing import Any
 
 from psycopg import sql
 
+from stuckgen import deadline
 from stuckgen.scan import (
     DEFAULT_RULES, Rule, RuleFacts, ScanOptions, StuckRow, Summary, _row_to_stuck, apply_counts, build_scan_query,
     check_classes, rule_sql, sample_pct, scaled_count, window_count_sql,
@@ -34,7 +35,8 @@ from stuckgen.schema import SchemaMapping
 FORMATS = ("json", "csv", "table")
 # The evidence columns _row_to_stuck reads, in the order the statement returns them (fallback rows).
 _EVIDENCE = ("id", "status", "created_at", "last_sign", "heartbeat_at", "heartbeat_raw", "last_step", "error",
-             "user_id", "has_webhook", "steps", "trigger_entry", "trigger_failures", "outputs", "job_state", "db_now")
+             "user_id", "has_webhook", "steps", "trigger_entry", "trigger_failures", "outputs", "job_state", "db_now",
+             "worker_started_at", "past_max_duration", "max_duration")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _CUT = 600  # the scan cuts a failed trigger's log entry to this many characters
 # What Python's repr() writes as 'text' unchanged: printable ASCII without quote or backslash.
@@ -69,7 +71,7 @@ def _truthy(v: str) -> str:
             f"'[]'::jsonb, '{{}}'::jsonb) AND NOT (jsonb_typeof({v}) = 'number' AND ({v} #>> '{{}}')::numeric = 0))")
 
 
-def evidence_facts(m: SchemaMapping) -> RuleFacts:
+def evidence_facts(m: SchemaMapping, opts: ScanOptions | None = None) -> RuleFacts:
     """The rule facts read from the scan's evidence columns (row ``e``), as ``_row_to_stuck`` reads them."""
     return RuleFacts(
         steps=sql.SQL("e.steps") if m.has("step_log") else None,
@@ -78,6 +80,7 @@ def evidence_facts(m: SchemaMapping) -> RuleFacts:
         outputs=sql.SQL("(e.outputs > 0)") if m.outputs.present else None,
         webhook=sql.SQL("e.has_webhook") if m.has("webhook") else None,
         job_state=sql.SQL("e.job_state"),
+        past_max_duration=sql.SQL("e.past_max_duration") if opts is not None and opts.max_duration is not None else None,
     )
 
 
@@ -92,7 +95,7 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
     if fmt not in FORMATS:
         raise ValueError(fmt)
     rules = tuple(rules)
-    facts = evidence_facts(m)
+    facts = evidence_facts(m, opts)
     rule_no = sql.SQL("CASE {} ELSE 0 END").format(sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, facts=facts), sql.Literal(i + 1)) for i, r in enumerate(rules))) \
         if rules else sql.SQL("0")
@@ -107,7 +110,8 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         "coalesce(length(e.trigger_entry) >= {cut}, false) AS tcut, "
         "coalesce(length(e.trigger_entry) = {cut}, false) AS tedge, "
         "(extract(epoch FROM e.db_now - e.last_sign) * 1000000)::bigint AS quiet_us, "
-        "(extract(epoch FROM e.db_now - e.created_at) * 1000000)::bigint AS age_us "
+        "(extract(epoch FROM e.db_now - e.created_at) * 1000000)::bigint AS age_us, "
+        "(extract(epoch FROM e.db_now - e.worker_started_at) * 1000000)::bigint AS worker_us "
         "FROM e CROSS JOIN LATERAL (SELECT {rule_no} AS rule_no) n"
     ).format(classes=classes, whys=whys, has_hb=sql.SQL(has_hb), cut=sql.Literal(_CUT), rule_no=rule_no)
     # t: the trigger status (Python: int(st) when str(st).isdigit()) and the error excerpt.
@@ -131,19 +135,22 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         "WHEN t.cls = 'trigger-failed' AND t.tstatus IS NOT NULL THEN 'the trigger got HTTP ' || t.tstatus || "
         "' and no worker ever started' || CASE WHEN coalesce(t.trigger_failures, 0) > 1 THEN ' (the last of ' || "
         "t.trigger_failures || ' logged attempts)' ELSE ' (the app logs only its last attempt)' END "
+        # As scan._row_to_stuck: a timed-out row says how long ago its worker started (deadline.evidence).
+        "WHEN t.cls = 'timed-out' AND t.worker_us IS NOT NULL AND t.max_duration IS NOT NULL THEN {dead} "
         "ELSE t.rule_why END AS why, "
         "array_remove(ARRAY["
         "CASE WHEN t.heartbeat_raw IS NOT NULL AND t.heartbeat_at IS NULL "
         "THEN 'heartbeat ''' || t.heartbeat_raw || ''' is not a timestamp' END, "
         "CASE WHEN t.tcut THEN 'the failed-trigger log entry is cut or not JSON' "
-        "WHEN t.terr IS NOT NULL THEN (t.tobj ->> 'step') || ': ' || left(t.terr #>> '{}', 160) END"
+        "WHEN t.terr IS NOT NULL THEN (t.tobj ->> 'step') || ': ' || left(t.terr #>> '{{}}', 160) END"
         "], NULL) AS notes, "
         "coalesce(t.tedge OR t.todd OR (t.terr IS NOT NULL AND jsonb_typeof(t.terr) <> 'string') OR t.age_us < 0 "
         "OR (t.heartbeat_raw IS NOT NULL AND t.heartbeat_at IS NULL AND t.heartbeat_raw !~ " + _PLAIN + ") "
-        "OR (t.cls = 'unknown' AND t.last_step !~ " + _PLAIN + "), false) AS fallback, "
+        "OR (t.cls = 'unknown' AND t.last_step !~ " + _PLAIN + ") "
+        "OR (t.cls = 'timed-out' AND (t.worker_us <= 0 OR t.worker_us % 1000000 = 500000)), false) AS fallback, "
         + ", ".join(f"{_iso('t.' + c)} AS {c}_s" for c in ("created_at", "last_sign", "heartbeat_at")) + ", "
         + _seconds("t.quiet_us") + " AS quiet_s, " + _seconds("t.age_us") + " AS age_s "
-        "FROM t")
+        "FROM t").format(dead=deadline.evidence_sql(sql.SQL("t.worker_us"), opts.max_duration or 0.0))
     wanted = sql.SQL("WHERE w.cls = ANY({}::text[])").format(sql.Literal(list(opts.classes))) if opts.classes \
         else sql.SQL("")
     # OFFSET 0 keeps the evidence a subquery of its own: each column (the step list above all) is

@@ -78,3 +78,16 @@ def test_the_flag_beats_the_environment(stalled):
     assert json.loads(runner.invoke(app, ["show", old[0], "-f", "json"], env=env).stdout)["dead_worker"] is None
     doc = json.loads(runner.invoke(app, ["show", old[0], "-f", "json", "--max-duration", "300s"], env=env).stdout)
     assert doc["dead_worker"]["max_duration_seconds"] == 300
+
+
+@pytest.mark.parametrize("seconds", [361, 365.4, 599.6, 3599.4, 3600, 3660, 7199.7, 86399, 86400, 90000, 172800,
+                                     172801, 259200, 3 * 86400 + 7200])
+def test_the_database_writes_the_evidence_as_python_does(db, seconds):
+    from psycopg import sql
+
+    from stuckgen.deadline import evidence, evidence_sql
+
+    us = int(round(seconds * 1_000_000))
+    with psycopg.connect(db) as conn:
+        got = conn.execute(sql.SQL("SELECT {}").format(evidence_sql(sql.Literal(us), 300.0))).fetchone()[0]
+    assert got == evidence(us / 1_000_000, 300.0)

@@ -95,6 +95,23 @@ def test_filters_limit_and_custom_rules_agree(odd):
     assert sq == py and sq_sum == py_sum and sq_sum["truncated"] is True
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_timed_out_rows_are_written_as_python_writes_them(odd, fmt):
+    # Most seeded stalled rows started their worker an hour or more ago: past 300 s + the grace.
+    (py, py_sum), (sq, sq_sum) = both(odd, fmt=fmt, max_duration=300.0)
+    assert sq == py and sq_sum == py_sum
+    assert py_sum["by_class"].get("timed-out", 0) >= 1
+    if fmt == "json":
+        dead = [json.loads(line) for line in sq if json.loads(line)["class"] == "timed-out"]
+        assert dead and all(d["why"].startswith("worker started ") and
+                            d["why"].endswith(" ago, function limit 300 s: provably dead") for d in dead)
+    # A limit longer than every row's age: no row is timed-out, on either path.
+    (py, py_sum), (sq, sq_sum) = both(odd, fmt=fmt, max_duration=30 * 86400.0)
+    assert sq == py and sq_sum == py_sum and "timed-out" not in py_sum["by_class"]
+    (py, py_sum), (sq, sq_sum) = both(odd, fmt=fmt, max_duration=300.0, classes=("timed-out",))
+    assert sq == py and sq_sum == py_sum and set(py_sum["by_class"]) == {"timed-out"}
+
+
 def test_other_mappings_agree(odd):
     cfg = MappingConfig(overrides={"heartbeat": "none", "step_log": "none"}, outputs=None, queue=None)
     (py, py_sum), (sq, sq_sum) = both(odd, cfg)

@@ -185,6 +185,7 @@ def check(
     grace: GraceOpt = None,
     queue_lock: QueueLockOpt = None,
     queue_library: QueueLibraryOpt = None,
+    max_duration: MaxDurationOpt = None,
     since: SinceOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", "-f", metavar="FORMAT", show_default=False,
                                                help="text | json | openmetrics. Default: text.")] = None,

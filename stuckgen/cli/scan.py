@@ -10,7 +10,7 @@ from stuckgen.session import Session
 
 ClassesOpt = Annotated[Optional[list[str]], typer.Option(
     "--class", "-c", metavar="CLASS", show_default=False,
-    help="Only rows of this class (repeatable): never-started, trigger-failed, stalled, awaiting-webhook, "
+    help="Only rows of this class (repeatable): never-started, trigger-failed, timed-out, stalled, awaiting-webhook, "
          "queued-not-drained, outputs-not-finalized, unknown.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", "-n", min=1, show_default=False, metavar="N",
                                                  help="At most this many rows.")]

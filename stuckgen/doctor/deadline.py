@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 def deadline_findings(report: DoctorReport, settings: Any, conn: Connection | None, max_duration: float) -> list[RankedFinding]:
-    """Stalled rows whose worker started more than max_duration + grace ago; a threshold that is too short."""
+    """The rows the scan classed timed-out (stalled, worker older than max_duration + grace); a threshold that is too short."""
     from stuckgen import db as dbmod
     from stuckgen import deadline
 
@@ -23,22 +23,23 @@ def deadline_findings(report: DoctorReport, settings: Any, conn: Connection | No
             id="threshold-below-max-duration", severity=Severity.INFO, title=warning,
             evidence=(f"--threshold {settings.threshold:g} s, --max-duration {max_duration:g} s",),
             fix="raise --threshold, or read stalled rows younger than the maximum duration as possibly alive")))
-    stalled = [r.id for r in report.sample_rows if r.cls == "stalled"] if conn is not None else []
-    if conn is None or not stalled or report.mapping is None:
+    # The scan classified them (the timed-out rule, on the database's clock); the details of the
+    # sampled ones are read for the JSON (when each worker started).
+    n = report.summary.by_class.get("timed-out", 0) if report.summary is not None else 0
+    timed_out = [r for r in report.sample_rows if r.cls == "timed-out"]
+    if conn is None or not n or report.mapping is None:
         return out
     with dbmod.read_tx(conn, settings):
-        dead = deadline.dead_workers(conn, report.mapping, stalled, max_duration=max_duration,
-                                     naive_tz=settings.naive_timezone)
+        dead = deadline.dead_workers(conn, report.mapping, [r.id for r in timed_out[:200]],
+                                     max_duration=max_duration, naive_tz=settings.naive_timezone)
     report.dead_workers = [d.as_dict() for d in dead.values()]
-    if dead:
-        n = len(dead)
-        ex = list(dead.values())[:3]
-        out.append(RankedFinding(support=0.3 + n / max(report.summary.stuck, 1), finding=Finding(
-            id="timed-out", severity=Severity.WARNING,
-            title=f"{n} stalled generations are provably dead: their workers started longer ago than the "
-                  f"function's maximum duration ({max_duration:g} s)",
-            evidence=tuple(f"{d.id}: {d.evidence}" for d in ex) + (f"{n} of {len(stalled)} stalled rows",),
-            fix="no worker can still be running them, so a new trigger cannot duplicate a live run: "
-                "`stuckgen retrigger ID... --yes`; find why workers outlive the limit (raise maxDuration or split "
-                "the work)")))
+    stalled = n + report.summary.by_class.get("stalled", 0)
+    out.append(RankedFinding(support=0.3 + n / max(report.summary.stuck, 1), finding=Finding(
+        id="timed-out", severity=Severity.WARNING,
+        title=f"{n} stalled generations are provably dead: their workers started longer ago than the "
+              f"function's maximum duration ({max_duration:g} s)",
+        evidence=tuple(f"{r.id}: {r.why}" for r in timed_out[:3]) + (f"{n} of {stalled} stalled rows",),
+        fix="no worker can still be running them, so a new trigger cannot duplicate a live run: "
+            "`stuckgen retrigger --all-stuck --class timed-out --yes`; find why workers outlive the limit (raise "
+            "maxDuration or split the work)")))
     return out

@@ -70,6 +70,8 @@ def diagnose(
     max_duration = settings.values.get("max_duration")
     if max_duration:
         ranked += deadline_findings(report, settings, conn, float(max_duration))
+        if any(r.finding.id == "timed-out" for r in ranked):  # it says more than the class's own finding
+            ranked = [r for r in ranked if r.finding.id != "stuck-timed-out"]
     # The provider: how the stuck provider rows really ended.
     if conn is not None and provider_http is not None and report.summary is not None and report.summary.stuck:
         ranked += provider_evidence(report, settings, conn, provider_http, report.waiting_rows, http=http,

@@ -49,6 +49,10 @@ def plan(report: DoctorReport) -> tuple[list[str], list[str]]:
             remediation.append("provider rows: `stuckgen reconcile` shows how each ended at the provider; settle them "
                                "with the app's sync route POST /api/generations/{id}/sync (a retrigger only "
                                "rewrites their heartbeat)")
+        if by.get("timed-out"):
+            remediation.append("timed-out rows are provably dead (their workers started longer ago than the function "
+                               "may run), so a new trigger cannot duplicate a live run: `stuckgen retrigger "
+                               "--all-stuck --class timed-out` (dry run), then `--yes`")
         if by.get("outputs-not-finalized") or by.get("stalled"):
             remediation.append("do not retrigger outputs-not-finalized or stalled rows without thought: the process "
                                "route runs them again from the start (duplicate outputs, a second provider bill); "

@@ -21,6 +21,13 @@ CLASS_CAUSES: dict[str, tuple[str, str]] = {
         "await the trigger (or hand it to waitUntil / the queue) in /api/generate; then "
         "`stuckgen retrigger --all-stuck --class never-started --yes`",
     ),
+    "timed-out": (
+        "workers started longer ago than the function's maximum duration (--max-duration) plus a minute: the "
+        "platform stopped them, so they are provably dead",
+        "no worker can still be running them, so a new trigger cannot duplicate a live run: "
+        "`stuckgen retrigger --all-stuck --class timed-out --yes`; find why workers outlive the limit (raise "
+        "maxDuration or split the work)",
+    ),
     "stalled": (
         "workers started and then went silent: killed mid-run or past the function's maximum duration",
         "raise maxDuration for /api/generate/process or split the work; "

@@ -21,7 +21,7 @@ CSV_COLUMNS = ("id", "status", "class", "quiet_seconds", "age_seconds", "created
                "user_id", "error", "why")
 
 CLASS_STYLE = {
-    "never-started": "bold red", "trigger-failed": "red", "stalled": "yellow",
+    "never-started": "bold red", "trigger-failed": "red", "timed-out": "dark_orange", "stalled": "yellow",
     "awaiting-webhook": "cyan", "queued-not-drained": "magenta", "outputs-not-finalized": "green",
     "unknown": "dim",
 }

@@ -1,0 +1,161 @@
+"""`timed-out`: a stalled row whose worker started longer ago than the function may run is its own class.
+
+The worker start is read on the database's clock; rows are aged with seed ages and
+``backdate``, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from stuckgen import db as dbmod
+from stuckgen.cli import app
+from stuckgen.deadline import GRACE
+from stuckgen.reference.seed import backdate, seed
+from stuckgen.scan import CLASSES, DEFAULT_RULES, ScanOptions, ScanRun, rules_from_config
+from stuckgen.scan_render import RenderedScan
+from stuckgen.schema import MappingConfig, resolve
+
+runner = CliRunner()
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    for var in ("DATABASE_URL", "SUPABASE_DB_URL", "STUCKGEN_DATABASE_URL", "STUCKGEN_MAX_DURATION", "STUCKGEN_BASE_URL",
+                "REPLICATE_API_TOKEN", "VERCEL_TOKEN", "INTERNAL_API_SECRET", "STUCKGEN_THRESHOLD"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def _classes(dsn: str, **opts) -> dict[str, str]:
+    """Row id -> class, by both scan paths (which must agree), in one transaction."""
+    conn = dbmod.connect(dsn)
+    with conn, dbmod.transaction(conn, read_only=True):
+        m = resolve(conn, MappingConfig())
+        options = ScanOptions(**opts)
+        py = {r.id: r.cls for r in ScanRun(conn, m, options)}
+        sq = {(d := json.loads(line))["id"]: d["class"] for line in RenderedScan(conn, m, options, fmt="json")}
+    assert py == sq
+    return py
+
+
+@pytest.fixture
+def edge(db):
+    """Two stalled rows either side of 300 s + the grace (the seed starts a worker at 0.2% of a row's age)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        younger = seed(conn, {"stalled": 1}, min_age=350, max_age=350, seed=1)[0].id  # worker started ~349 s ago
+        older = seed(conn, {"stalled": 1}, min_age=372, max_age=372, seed=2)[0].id  # ~371 s ago
+    return db, younger, older
+
+
+def test_the_limit_plus_the_grace_is_the_boundary_on_the_database_clock(edge):
+    db, younger, older = edge
+    assert 300 + GRACE == 360
+    assert _classes(db, max_duration=300.0) == {younger: "stalled", older: "timed-out"}
+    with psycopg.connect(db, autocommit=True) as conn:
+        backdate(conn, 30)  # both workers now started more than 360 s ago
+    assert _classes(db, max_duration=300.0) == {younger: "timed-out", older: "timed-out"}
+    assert _classes(db, max_duration=600.0) == {younger: "stalled", older: "stalled"}
+
+
+def test_without_a_maximum_duration_nothing_changes(edge):
+    db, younger, older = edge
+    assert _classes(db) == {younger: "stalled", older: "stalled"}
+    plain = json.loads(runner.invoke(app, ["scan", "-d", db, "-f", "json"]).stdout)
+    assert {r["class"] for r in plain["rows"]} == {"stalled"}
+    # --class timed-out is a known class, and nothing is of it
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json", "--class", "timed-out"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["rows"] == []
+
+
+def test_scan_names_the_class_with_its_evidence_in_every_format(edge):
+    db, younger, older = edge
+    r = runner.invoke(app, ["scan", "-d", db, "-f", "json", "--max-duration", "300s"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    row = next(x for x in doc["rows"] if x["id"] == older)
+    assert row["class"] == "timed-out"
+    assert re.fullmatch(r"worker started 6m1[0-9]s ago, function limit 300 s: provably dead", row["why"]), row["why"]
+    assert doc["summary"]["by_class"] == {"timed-out": 1, "stalled": 1}
+    only = json.loads(runner.invoke(app, ["scan", "-d", db, "-f", "json", "--max-duration", "300s",
+                                          "--class", "timed-out"]).stdout)
+    assert [x["id"] for x in only["rows"]] == [older]
+    env = {"STUCKGEN_MAX_DURATION": "5m"}
+    rows = list(csv.DictReader(io.StringIO(runner.invoke(app, ["scan", "-d", db, "-f", "csv"], env=env).stdout)))
+    assert {x["id"]: x["class"] for x in rows} == {younger: "stalled", older: "timed-out"}
+    table = runner.invoke(app, ["scan", "-d", db, "-f", "table"], env=env).stdout
+    assert "timed-out" in table and "provably dead" in table
+
+
+def test_check_fails_on_timed_out_rows_and_counts_them_in_its_metrics(edge):
+    db, _, _ = edge
+    r = runner.invoke(app, ["check", "-d", db, "--max-stuck", "1", "-f", "openmetrics", "--max-duration", "300s"])
+    assert r.exit_code == 1, r.output
+    lines = r.stdout.splitlines()
+    assert 'stuckgen_stuck{class="timed-out"} 1' in lines and 'stuckgen_stuck{class="stalled"} 1' in lines
+    r = runner.invoke(app, ["check", "-d", db, "--max-stuck", "2", "-f", "json"], env={"STUCKGEN_MAX_DURATION": "5m"})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["metrics"]["by_class"] == {"timed-out": 1, "stalled": 1}
+
+
+def test_watch_and_doctor_see_the_class(edge):
+    db, _, older = edge
+    env = {"STUCKGEN_MAX_DURATION": "300s"}
+    r = runner.invoke(app, ["watch", "-d", db, "--count", "1", "-f", "json"], env=env)
+    assert '"timed-out": 1' in r.stdout, r.output
+    doc = json.loads(runner.invoke(app, ["doctor", "-f", "json", "-d", db], env=env).stdout)
+    f = next(x for x in doc["findings"] if x["id"] == "timed-out")
+    assert f["title"].startswith("1 stalled generations are provably dead")
+    assert any(e.startswith(f"{older}: worker started ") for e in f["evidence"])
+    assert "stuck-timed-out" not in [x["id"] for x in doc["findings"]]  # one finding, not two
+    assert [d["id"] for d in doc["dead_workers"]] == [older]
+
+
+def test_the_rule_is_data_listed_by_schema_and_configurable():
+    rule = next(r for r in DEFAULT_RULES if r.cls == "timed-out")
+    assert "past_max_duration=true" in rule.conditions()
+    first_stalled = next(i for i, r in enumerate(DEFAULT_RULES) if r.cls == "stalled")
+    assert all(i < first_stalled for i, r in enumerate(DEFAULT_RULES) if r.cls == "timed-out")
+    custom = rules_from_config([{"class": "zombie", "past_max_duration": True}])
+    assert custom[0].past_max_duration is True and custom[0].conditions() == "past_max_duration=true"
+
+
+def test_schema_lists_the_timed_out_rules(db):
+    r = runner.invoke(app, ["schema", "-d", db, "-f", "json"])
+    assert r.exit_code == 0, r.output
+    rules = json.loads(r.stdout)["rules"]
+    assert [x["conditions"] for x in rules if x["class"] == "timed-out"] == [
+        "heartbeat=true, past_max_duration=true", "steps_any=[process:start, model:generate:start, "
+        "model:generate:heartbeat, model:generate:end], past_max_duration=true"]
+
+
+def test_a_custom_rule_on_the_worker_start_agrees_on_both_paths(edge):
+    db, younger, older = edge
+    rules = rules_from_config([{"class": "young-worker", "past_max_duration": False, "heartbeat": True}]) + DEFAULT_RULES
+    conn = dbmod.connect(db)
+    with conn, dbmod.transaction(conn, read_only=True):
+        m = resolve(conn, MappingConfig())
+        for opts in (ScanOptions(max_duration=300.0), ScanOptions()):
+            py = [json.dumps(r.as_dict()) for r in ScanRun(conn, m, opts, rules)]
+            assert list(RenderedScan(conn, m, opts, rules, fmt="json")) == py
+        got = {json.loads(x)["id"]: json.loads(x)["class"]
+               for x in RenderedScan(conn, m, ScanOptions(max_duration=300.0), rules, fmt="json")}
+        assert got == {younger: "young-worker", older: "timed-out"}
+        # Unknown without a maximum duration: the custom rule holds neither way
+        assert {r.cls for r in ScanRun(conn, m, ScanOptions(), rules)} == {"stalled"}
+
+
+def test_every_class_is_in_the_readme_class_table():
+    text = README.read_text()
+    for cls in CLASSES:
+        assert f"| `{cls}` |" in text, cls
