@@ -257,7 +257,7 @@ class Settings:
         help="a row whose routing retry (routingRetryAt) is ahead, or less than this behind, is alive")
     retrigger_classes: tuple[str, ...] = _opt((), _list,
         help="classes check's policy retriggers besides the safe ones (never-started, trigger-failed, "
-             "queued-not-drained)")
+             "queued-not-drained, timed-out)")
     max_trigger_failures: int = _opt(2, _int("--max-trigger-failures"),
         help="check fails when more rows than this failed at the trigger in the trigger window ...")
     max_trigger_failure_rate: float = _opt(0.10, _float("--max-trigger-failure-rate"),

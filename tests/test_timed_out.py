@@ -159,3 +159,96 @@ def test_every_class_is_in_the_readme_class_table():
     text = README.read_text()
     for cls in CLASSES:
         assert f"| `{cls}` |" in text, cls
+
+
+# -- retrigger: timed-out rows are safe, and re-checked on the database's clock before each is sent -----
+
+
+@pytest.fixture
+def dead_and_young(db):
+    with psycopg.connect(db, autocommit=True) as conn:
+        dead = seed(conn, {"stalled": 1}, min_age=3600, max_age=3600, seed=3)[0].id  # worker started ~1 h ago
+        young = seed(conn, {"stalled": 1}, min_age=240, max_age=240, seed=4)[0].id  # ~4 min ago: may be alive
+    return db, dead, young
+
+
+def test_retrigger_all_stuck_takes_timed_out_rows_and_leaves_young_stalled_ones_out(dead_and_young):
+    from stuckgen.reference import ReferenceDeployment
+
+    db, dead, young = dead_and_young
+    secret = "retrigger-secret-0123456789"
+    env = {"INTERNAL_API_SECRET": secret, "STUCKGEN_MAX_DURATION": "300s"}
+    with ReferenceDeployment(db, "healthy", secret=secret) as dep:
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", db, "--url", dep.url, "-f", "json"], env=env)
+        doc = json.loads(r.stdout)
+        got = {x["id"]: (x["class"], x["outcome"]) for x in doc["rows"]}
+        assert got == {dead: ("timed-out", "would-trigger"), young: ("stalled", "left-out")}, r.output
+        assert re.search(r"1 timed-out row\(s\) taken: the worker cannot still be running \(started 59m5\ds ago, "
+                         r"limit 300 s\)", r.stderr), r.stderr
+        assert "left out 1 stalled row(s)" in r.stderr
+        r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", db, "--url", dep.url, "-f", "json", "--yes"], env=env)
+        dep.wait_idle()
+    doc = json.loads(r.stdout)
+    outcomes = {x["id"]: x["outcome"] for x in doc["rows"]}
+    assert outcomes[young] == "left-out" and outcomes[dead] not in ("left-out", "would-trigger", "skipped-touched")
+    assert doc["remediated"] == 1, r.output
+    # Without a maximum duration the old row is stalled like the young one: both left out.
+    with psycopg.connect(db, autocommit=True) as conn:
+        backdate(conn, 3600)
+    r = runner.invoke(app, ["retrigger", "--all-stuck", "-d", db, "--url", "https://app.example.com", "-f", "json"],
+                      env={"INTERNAL_API_SECRET": secret})
+    assert {x["outcome"] for x in json.loads(r.stdout)["rows"]} == {"left-out"}, r.output
+
+
+def _fresh_worker(dsn: str, gid: str) -> None:
+    """A new worker takes the row now (the app's process route writes processingStartedAt = Date.now())."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("UPDATE generations SET parameters = parameters || jsonb_build_object('processingStartedAt', "
+                  "(extract(epoch FROM now()) * 1000)::bigint) WHERE id = %s", (gid,))
+
+
+def test_a_row_whose_worker_restarted_after_the_scan_is_not_sent(conn, db):
+    import httpx
+    import respx
+
+    from stuckgen import remediate
+    from remediation_helpers import mapping_of, select, table_audit
+
+    url = "https://app.example.com/api/generate/process"
+    with psycopg.connect(db, autocommit=True) as c:
+        rows = seed(c, {"stalled": 3}, min_age=3600, max_age=3600, seed=5)
+        # processingStartedAt as the app writes it, when the worker started (with the first process:start)
+        c.execute("UPDATE generations SET parameters = parameters || jsonb_build_object('processingStartedAt', "
+                  "(extract(epoch FROM now() - interval '3590 seconds') * 1000)::bigint)")
+    opts = ScanOptions(since=None, max_duration=300.0)
+    m = mapping_of(conn)
+    assert m.has("processing_lock")
+    sel = select(conn, m, all_stuck=True, opts=opts)
+    assert {t.cls for t in sel.targets} == {"timed-out"} and len(sel.targets) == 3
+    _fresh_worker(db, rows[0].id)  # a new worker, its heartbeat not written yet: quiet, but not dead
+    with psycopg.connect(db, autocommit=True) as c:  # and a heartbeat now on another
+        c.execute("UPDATE generations SET parameters = parameters || jsonb_build_object('lastHeartbeatAt', "
+                  "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) WHERE id = %s", (rows[1].id,))
+    options = remediate.RetriggerOptions(url=url, scan=opts, secret="s3cret-value-for-tests-4f1a", backoff=0.01,
+                                         max_backoff=0.05, poll=0.1)
+    with respx.mock() as mock, httpx.Client(follow_redirects=False, timeout=2.0) as client:
+        route = mock.post(url).respond(202)
+        res = remediate.retrigger_rows(client, conn, m, sel.targets, options=options, audit=table_audit(conn, m),
+                                       run_id="rt-dead", operator="tester")
+    assert [json.loads(c.request.content)["generationId"] for c in route.calls] == [rows[2].id]
+    by = {o.id: o for o in res.outcomes}
+    assert by[rows[0].id].outcome == "skipped-touched" and "maximum duration" in by[rows[0].id].reason
+    assert by[rows[1].id].outcome == "skipped-touched" and "sign of life" in by[rows[1].id].reason
+
+
+def test_checks_policy_retriggers_timed_out_rows_but_not_young_stalled_ones(dead_and_young):
+    db, dead, young = dead_and_young
+    r = runner.invoke(app, ["check", "-d", db, "-f", "json", "--retrigger-after", "2m", "--max-duration", "300s",
+                            "--url", "https://app.example.com"], env={"INTERNAL_API_SECRET": "x" * 32})
+    assert r.exit_code == 1, r.output
+    rows = json.loads(r.stdout)["policy"]["retrigger"]
+    assert rows["counts"] == {"would-trigger": 1, "left-out": 1}, rows
+    # Without the maximum duration the old row is stalled too, and the policy leaves both out.
+    r = runner.invoke(app, ["check", "-d", db, "-f", "json", "--retrigger-after", "2m",
+                            "--url", "https://app.example.com"], env={"INTERNAL_API_SECRET": "x" * 32})
+    assert json.loads(r.stdout)["policy"]["retrigger"]["counts"] == {"left-out": 2}, r.output

@@ -211,7 +211,7 @@ def check(
     retrigger_classes: Annotated[Optional[list[str]], typer.Option(
         "--retrigger-class", metavar="CLASS", show_default=False,
         help="Policy: also retrigger rows of this class (repeatable). By default only never-started, "
-             "trigger-failed and queued-not-drained, which a new trigger cannot harm; the rest are listed as "
+             "trigger-failed, queued-not-drained and timed-out, which a new trigger cannot harm; the rest are listed as "
              "left out.")] = None,
     remediate: Annotated[bool, typer.Option(
         "--remediate", help="Act on the policy. Without it the policy only reports what it would do.")] = False,

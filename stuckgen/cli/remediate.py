@@ -395,7 +395,7 @@ def retrigger(
     --yes it is a dry run.
 
     --all-stuck takes only classes a new trigger cannot harm (never-started,
-    trigger-failed, queued-not-drained) and lists what it left out and why; other
+    trigger-failed, queued-not-drained, timed-out) and lists what it left out and why; other
     classes need --class CLASS and come with a warning of what the app will do
     (outputs-not-finalized and stalled: the process route runs them again and the
     provider may bill again; awaiting-webhook: skipped, settle those with the app's

@@ -25,7 +25,7 @@ from stuckgen.fanout import fan_out
 from stuckgen.http import check_transport, parse_retry_after, read_capped, retry_delay
 from stuckgen.remediate.results import OUTCOME_TEXT, Outcome, RemediationResult, RowOutcome, utcnow
 from stuckgen.remediate.select import Target, check_remediable, recheck_options, table_name
-from stuckgen.scan import ScanOptions, where_stuck
+from stuckgen.scan import ScanOptions, past_deadline_sql, where_stuck
 from stuckgen.schema import SchemaMapping
 from stuckgen.secrets import fingerprint, scrub
 
@@ -165,8 +165,13 @@ class _Trigger:
         self.stop = threading.Event()
         self.breaker = _Breaker(unreachable_limit=max(3, options.concurrency))
         pred = where_stuck(mapping, recheck_options(options.scan), window=False)
-        self.reread = sql.SQL("SELECT {st}::text AS status, ({pred}) AS stuck FROM {t} g WHERE g.{idc} = %s").format(
-            st=mapping.raw("status"), pred=pred, t=mapping.qualified(), idc=sql.Identifier(mapping["id"].column or "id"))
+        # A timed-out row is safe only while its worker started longer ago than the function may run:
+        # a new worker that took it since the scan makes it live again (past_deadline_sql is NULL or false).
+        past = past_deadline_sql(mapping, options.scan) or sql.SQL("NULL::boolean")
+        self.reread = sql.SQL("SELECT {st}::text AS status, ({pred}) AS stuck, coalesce({past}, false) AS dead "
+                              "FROM {t} g WHERE g.{idc} = %s").format(
+            st=mapping.raw("status"), pred=pred, past=past, t=mapping.qualified(),
+            idc=sql.Identifier(mapping["id"].column or "id"))
         self.secret_fp = fingerprint(options.secret) if options.secret else None
         self.writer = _AuditWriter(self.flush_audit)
 
@@ -189,6 +194,10 @@ class _Trigger:
         if not row["stuck"]:
             return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_TOUCHED, ok=False, cls=t.cls,
                               reason="showed a sign of life meanwhile; not sent")
+        if t.cls == "timed-out" and options.scan.max_duration is not None and not row["dead"]:
+            return RowOutcome(id=t.id, outcome=Outcome.SKIPPED_TOUCHED, ok=False, cls=t.cls,
+                              reason="a worker started it within the function's maximum duration meanwhile, so it "
+                                     "may be running; not sent")
         return None
 
     def one(self, t: Target) -> RowOutcome:

@@ -163,6 +163,16 @@ def retrigger(session: Session, pick: Pick, trigger: Trigger, *, yes: bool, conf
                 session.out.note(f"stuckgen: {line}")
         for line in safety.warnings_for(selection.targets):
             session.out.note(f"warning: {line}")
+        max_duration = session.settings.max_duration
+        if max_duration and any(t.cls == "timed-out" for t in selection.targets):
+            from stuckgen.deadline import dead_workers
+
+            with session.read():
+                dead = dead_workers(session.connection(), session.mapping(),
+                                    [t.id for t in selection.targets if t.cls == "timed-out"],
+                                    max_duration=float(max_duration), naive_tz=session.settings.naive_timezone)
+            for line in safety.why_safe_timed_out(dead, selection.targets):
+                session.out.note(f"stuckgen: {line}")
         return selection
 
     return _run(session, "retrigger", pick, yes=yes, confirm=confirm, check=check, act=act, narrow=narrow,

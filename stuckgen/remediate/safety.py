@@ -5,19 +5,23 @@ What a trigger does depends on the app's process route. For the incident app
 its ``lastHeartbeatAt`` rewritten; any other row whose 60-second processing lock
 expired is run again from the start, without looking at outputs already written.
 So only rows no worker ever ran (or whose queue job was never run) are safe to
-trigger again; the rest need an explicit ``--class`` and get a warning that says
-what the app will do.
+trigger again, and rows whose worker provably died (``timed-out``: it started longer
+ago than the function may run, so no worker can still be running them; re-checked
+on the database's clock just before each row is sent); the rest need an explicit
+``--class`` and get a warning that says what the app will do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from stuckgen.durations import format_duration
 from stuckgen.remediate.results import Outcome, RowOutcome
 from stuckgen.remediate.select import Selection, Target
 
-# A new trigger cannot duplicate work: no worker ever ran these rows.
-SAFE_CLASSES: tuple[str, ...] = ("never-started", "trigger-failed", "queued-not-drained")
+# A new trigger cannot duplicate work: no worker ever ran these rows, or (timed-out) none can still be running.
+SAFE_CLASSES: tuple[str, ...] = ("never-started", "trigger-failed", "queued-not-drained", "timed-out")
 
 SYNC_ROUTE = "POST /api/generations/{id}/sync"
 
@@ -28,14 +32,28 @@ UNSAFE: dict[str, str] = {
     "awaiting-webhook": "the process route skips a row waiting on its provider but rewrites lastHeartbeatAt, so "
                         f"nothing moves; settle it with the app's sync route ({SYNC_ROUTE}, which asks the "
                         "provider) or see how it ended with `stuckgen reconcile`",
-    "stalled": "a worker already ran it and may have reached the model provider before it died: the process route "
-               "runs it again from the start, and the provider may bill twice",
+    "stalled": "a worker already ran it and may have reached the model provider before it died (or, quiet, may still "
+               "be running): the process route runs it again from the start, and the provider may bill twice; with "
+               "--max-duration, stalled rows whose worker started longer ago than the limit are timed-out, and safe",
     "unknown": "no rule explains the row, so what a new trigger does is unknown; read it with `stuckgen show ID`",
 }
 
 
 def is_safe(cls: str | None) -> bool:
     return cls in SAFE_CLASSES
+
+
+def why_safe_timed_out(dead: Mapping[str, Any], targets: Sequence[Target]) -> list[str]:
+    """Why the timed-out rows about to be triggered are safe, from ``deadline.DeadWorker``s by id:
+    'the worker cannot still be running (started 14m05s ago, limit 300 s)' (a range for several)."""
+    rows = [dead[t.id] for t in targets if t.cls == "timed-out" and t.id in dead]
+    if not rows:
+        return []
+    ages = sorted(d.age_seconds for d in rows)
+    started = format_duration(ages[0]) if len(ages) == 1 or format_duration(ages[0]) == format_duration(ages[-1]) \
+        else f"{format_duration(ages[0])} to {format_duration(ages[-1])}"
+    return [f"{len(rows)} timed-out row(s) taken: the worker cannot still be running (started {started} ago, "
+            f"limit {rows[0].max_duration:g} s)"]
 
 
 def why_unsafe(cls: str | None) -> str:
