@@ -397,6 +397,7 @@ def propose(conn: Connection, *, table: str | None = None, db_schema: str | None
                           f"{', '.join(naive)} {'is' if len(naive) == 1 else 'are'} timestamp without time zone; "
                           f"Prisma and most ORMs write UTC there whatever the server's TimeZone ({server_tz}), "
                           "and stuckgen measures on the database clock in UTC"))
+    top.append(_threshold_choice(conn, m, cen, threshold))
     failed = _pick(cen, FAILED)
     enum_note = f" (an enum label of {status.udt})" if cen.enum else ""
     if failed:
@@ -444,6 +445,40 @@ def propose(conn: Connection, *, table: str | None = None, db_schema: str | None
                      + ", ".join(repr(s) for s in other_status))
     return Proposal(db_schema=schema_name, table=table, census=cen, top=tuple(top), mapping=tuple(mapping_choices),
                     notes=tuple(notes), others=others, warnings=tuple(m.warnings), queues=queues)
+
+
+def _threshold_choice(conn: Connection, m: SchemaMapping, cen: Census, threshold: float) -> Choice:
+    """The threshold, with its reason: from the heartbeat when there is one, else from how long completed rows
+    took (created to updated): a healthy run without a heartbeat may be quiet that long."""
+    import math
+
+    from stuckgen.durations import format_duration as fd
+
+    if m.has("heartbeat"):
+        return Choice("threshold", fd(threshold),
+                      f"quiet time counts from the heartbeat ({m.fields['heartbeat'].describe()}): {fd(threshold)} is "
+                      "several beats of a worker that beats every 30s or less; keep it at 3-4 of the app's intervals")
+    done = cen.role_values(COMPLETED)
+    c, u, st = m.fields.get("created"), m.fields.get("updated"), m.fields.get("status")
+    timed = all(f is not None and f.present and not f.path and str(f.data_type or "").startswith("timestamp")
+                for f in (c, u))
+    if done and timed and c is not None and u is not None and st is not None and st.column and not st.path:
+        q = sql.SQL("SELECT count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), "
+                    "percentile_cont(0.99) WITHIN GROUP (ORDER BY d) FROM (SELECT extract(epoch FROM {u} - {c})::float8 "
+                    "AS d FROM {t} WHERE {s}::text = ANY(%s) AND {u} >= {c} ORDER BY {c} DESC LIMIT 10000) x").format(
+            u=sql.Identifier(str(u.column)), c=sql.Identifier(str(c.column)), t=m.qualified(),
+            s=sql.Identifier(st.column))
+        n, p50, p99 = conn.execute(q, (done,)).fetchone() or (0, None, None)
+        if n and p50 is not None and p99 is not None:
+            proposed = float(max(threshold, math.ceil(p99 / 60.0) * 60.0))
+            how = (f"the default {fd(threshold)} is above that" if proposed == threshold
+                   else "so the threshold is that p99 rounded up to the minute, or live rows would look stuck")
+            return Choice("threshold", fd(proposed),
+                          f"{n} completed rows took {fd(p50)} (median) and {fd(p99)} (p99) from created to updated, and "
+                          f"the app writes no heartbeat, so a healthy run can be quiet that long; {how}")
+    return Choice("threshold", fd(threshold),
+                  "the default: no heartbeat, and no completed rows with both times to measure how long work takes; "
+                  "raise it above the longest quiet time of a healthy run")
 
 
 def queue_summary(q: Any) -> str:
@@ -543,7 +578,8 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
             eg = f" e.g. {', '.join(q.examples.get(kind, [])[:3])}" if kind in ("lock-expired", "queued-not-drained",
                                                                                   "expired-active", "failed") else ""
             lines += _comment(f"  {kind}: {n} job{'s' if n != 1 else ''}{eg}: {q.meaning.get(kind, kind)}")
-        lines.append("#   (stuckgen reports these here; scan/fail/retrigger read the job table configured below)")
+        lines.append("#   (stuckgen reports these here; scan/fail/retrigger read the job table configured below;")
+        lines.append(f"#   to read the library's jobs instead: queue_library = \"{q.library}\")")
     if p.others:
         lines.append("# Other candidate tables (use --table to pick one):")
         for c in p.others:
@@ -570,3 +606,104 @@ def _ago(seconds: float) -> str:
     from stuckgen.durations import format_duration
 
     return f"{format_duration(max(0.0, seconds))} ago"
+
+
+# -- job-queue libraries as the job table (queue mode) --------------------------------------------
+
+# What each library's rules mean for stuckgen, written above queue_library in the generated file.
+_LIBRARY_SEMANTICS = {
+    "graphile-worker": (
+        "graphile-worker keeps jobs in graphile_worker._private_jobs (its public view: graphile_worker.jobs). "
+        "A worker takes a job by setting locked_at/locked_by; there is no heartbeat, and a running worker "
+        "unlocks jobs locked longer than 4 hours, so a job locked longer than that is lock-expired (its worker "
+        "is gone) and one locked less is alive as far as anyone can tell. An unlocked job due (run_at) longer "
+        "than the threshold is queued-not-drained: no worker is taking jobs. attempts >= max_attempts is failed "
+        "for good, with last_error; finished jobs are deleted. retrigger and fail use its own admin functions "
+        "(force_unlock_workers, reschedule_jobs, permanently_fail_jobs)."),
+    "pg-boss": (
+        "pg-boss keeps jobs in pgboss.job with a state: created, retry, active, completed, cancelled, failed. "
+        "An active job whose started_on + expire_in has passed is expired-active: its consumer is gone, and "
+        "only pg-boss's supervisor (maintenance) turns it into a retry or a failure. A created/retry job due "
+        "(start_after) longer than the threshold is queued-not-drained: no consumer is fetching. "
+        "retry_count/retry_limit are its attempts. stuckgen never writes pg-boss jobs (boss.retry / boss.fail "
+        "from the app's code)."),
+}
+
+
+@dataclass(frozen=True)
+class QueueProposal:
+    """The configuration init writes when the jobs live in a job-queue library's own tables."""
+
+    libraries: tuple[str, ...]
+    queues: tuple[Any, ...]  # queues.QueueCensus
+    threshold: Choice
+    why: str
+
+
+def propose_queues(conn: Connection, *, threshold: float, libraries: Sequence[str] | None = None,
+                   why: str = "") -> QueueProposal | None:
+    """queue_library for the libraries found (or named), with their census; None when there are none."""
+    from stuckgen.durations import format_duration
+    from stuckgen.queues import queue_census
+
+    queues = tuple(q for q in queue_census(conn, threshold=threshold) if libraries is None or q.library in libraries)
+    if not queues:
+        return None
+    choice = Choice("threshold", format_duration(threshold),
+                    f"how long a due job may wait for a worker before it is queued-not-drained: {format_duration(threshold)} "
+                    "is many poll intervals of both libraries (graphile-worker polls every 2s, pg-boss every 2s by "
+                    "default; LISTEN/NOTIFY usually starts a job at once); raise it if the workers are busy for longer "
+                    "at peak. graphile-worker's lock-expired (4 hours) and pg-boss's expired-active (each job's "
+                    "expire_in) follow the library's own rules, whatever this is")
+    return QueueProposal(libraries=tuple(q.library for q in queues), queues=queues, threshold=choice,
+                         why=why or "no app table has a status column beside a time, and these libraries' tables are here")
+
+
+def propose_config(conn: Connection, *, table: str | None = None, db_schema: str | None = None,
+                   naive_tz: str = "UTC", threshold: float = 120.0) -> Proposal | QueueProposal:
+    """``propose``, or queue mode when the jobs live in a library's tables: a --table naming the library's
+    own table, or no app job table at all beside a library's."""
+    from stuckgen.queues.read import _LIBRARY_TABLES
+
+    if table is not None:
+        name = table if "." in table or not db_schema else f"{db_schema}.{table}"
+        lib = _LIBRARY_TABLES.get(name.lower())
+        if lib:
+            found = propose_queues(conn, threshold=threshold, libraries=(lib,), why=f"named with --table {table}")
+            if found is None:
+                raise SchemaError(f"{name} is {lib}'s table, and it is not in this database",
+                                  hint=f"{lib}'s own migrations create it")
+            return found
+    if table is None and not candidates(conn, db_schema or scalar(conn, "SELECT current_schema()")):
+        found = propose_queues(conn, threshold=threshold)
+        if found is not None:
+            return found
+    return propose(conn, table=table, db_schema=db_schema, naive_tz=naive_tz, threshold=threshold)
+
+
+def queue_toml_text(p: QueueProposal, *, generated_at: str, source: str) -> str:
+    """The commented stuckgen.toml of queue mode: the libraries' census and rules, then the settings."""
+    lines = [f"# stuckgen.toml written by `stuckgen init` at {generated_at} from {source}.",
+             "# Queue mode: stuckgen reads the jobs of a job-queue library by its own rules instead of an app table",
+             "# (scan, show, check, doctor; retrigger and fail through graphile-worker's own admin functions).",
+             "# Precedence: flag > environment > .env > this file > default.", ""]
+    for q in p.queues:
+        lines.append(f"# {q.library} in {q.table}, read by its own rules ({q.stuck} stuck now):")
+        for kind, n in sorted(q.counts.items()):
+            eg = f" e.g. {', '.join(q.examples.get(kind, [])[:3])}" if kind not in ("completed", "cancelled") else ""
+            lines += _comment(f"  {kind}: {n} job{'s' if n != 1 else ''}{eg}: {q.meaning.get(kind, kind)}")
+        lines += _comment(_LIBRARY_SEMANTICS[q.library])
+        lines.append("")
+    lines += _comment(f"queue_library: {', '.join(p.libraries)} ({p.why})")
+    lines.append(f"queue_library = {_toml_value(list(p.libraries))}")
+    lines.append("")
+    lines += _comment(f"threshold: {p.threshold.why}")
+    lines.append(f"threshold = {_toml_value(p.threshold.value)}")
+    return "\n".join(lines) + "\n"
+
+
+def config_text(p: Proposal | QueueProposal, *, generated_at: str, source: str) -> str:
+    """The generated stuckgen.toml for either kind of proposal."""
+    if isinstance(p, QueueProposal):
+        return queue_toml_text(p, generated_at=generated_at, source=source)
+    return toml_text(p, generated_at=generated_at, source=source)

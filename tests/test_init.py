@@ -184,3 +184,27 @@ def test_the_generated_file_never_holds_the_database_password(shots):
     assert r.exit_code == 0, r.output
     text = Path("stuckgen.toml").read_text()
     assert params["password"] not in text and params["password"] not in r.output
+
+
+def test_init_proposes_the_threshold_from_the_heartbeat(db):
+    # The incident app beats a heartbeat: the threshold counts from it, and stays the default.
+    cfg, text = _init(db)
+    assert cfg["threshold"] == "2m00s" and "# threshold: quiet time counts from the heartbeat" in text
+
+
+def test_init_without_a_heartbeat_proposes_a_threshold_from_how_long_completed_rows_took(empty_db):
+    # No heartbeat: completed rows took 1..10 minutes from created to updated, so a healthy run may be
+    # quiet up to p99 (9.9 min): the threshold is that rounded up to the minute.
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE jobs (id text PRIMARY KEY, status text NOT NULL, created_at timestamptz NOT NULL, "
+                     "updated_at timestamptz NOT NULL)")
+        conn.execute("INSERT INTO jobs SELECT 'done' || i, 'completed', now() - interval '1 day', "
+                     "now() - interval '1 day' + make_interval(mins => i) FROM generate_series(1, 10) i")
+        conn.execute("INSERT INTO jobs VALUES ('slow', 'processing', now() - interval '8 minutes', now() - interval '8 minutes'), "
+                     "('stuck', 'processing', now() - interval '30 minutes', now() - interval '30 minutes')")
+    cfg, text = _init(empty_db, "--table", "jobs")
+    assert cfg["threshold"] == "10m00s", text
+    assert "10 completed rows took 5m30s (median) and 9m55s (p99) from created to updated" in text
+    r = runner.invoke(app, ["scan", "-d", empty_db, "-f", "json"])
+    assert r.exit_code == 1, r.output
+    assert [row["id"] for row in json.loads(r.stdout)["rows"]] == ["stuck"]  # the 8-minute run is within what healthy runs take

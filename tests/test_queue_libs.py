@@ -128,14 +128,6 @@ def test_init_writes_the_queue_census_beside_the_apps_table(queues, tmp_path, mo
     assert f"expired-active: 1 job e.g. {ids['pgboss']['dead_consumer']}" in text
 
 
-def test_init_without_an_app_table_names_the_libraries(queues, tmp_path, monkeypatch):
-    dsn, _ = queues
-    monkeypatch.chdir(tmp_path)
-    r = runner.invoke(app, ["init", "-d", dsn])
-    assert r.exit_code == 2
-    assert "graphile-worker (graphile_worker._private_jobs" in r.stderr and "pg-boss (pgboss.job" in r.stderr
-
-
 @pytest.fixture
 def queues_with_app_table(queues):
     dsn, ids = queues

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import psycopg
@@ -17,6 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from stuckgen.cli import app
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 from test_queue_libs import backdate, node_libs, queues  # noqa: F401  (fixtures)
 
 runner = CliRunner()
@@ -256,3 +262,43 @@ def test_pg_boss_jobs_are_refused_with_the_node_call_to_use(stuck):
     got = {o["id"]: o for o in json.loads(r.stdout)["outcomes"]}
     assert got[ids["pgboss"]["dead_consumer"]]["outcome"] == "skipped" and "boss.fail" in got[ids["pgboss"]["dead_consumer"]]["reason"]
     assert got[ids["graphile"]["dead_worker"]]["outcome"] == "would-fail"
+
+
+def _init_then_scan(dsn: str, *init_args: str) -> tuple[str, dict, dict]:
+    r = run("init", "-d", dsn, *init_args)
+    assert r.exit_code == 0, r.output
+    text = Path("stuckgen.toml").read_text()
+    r = run("scan", "-d", dsn, "-f", "json")
+    assert r.exit_code in (0, 1), r.output
+    return text, tomllib.loads(text), json.loads(r.stdout)
+
+
+def test_init_without_an_app_table_writes_queue_mode_and_scan_finds_every_stuck_job(stuck):
+    dsn, ids = stuck
+    text, cfg, doc = _init_then_scan(dsn)
+    assert cfg == {"queue_library": ["graphile-worker", "pg-boss"], "threshold": "2m00s"}
+    # Every choice with its reason: the libraries' census and rules, the threshold's meaning.
+    assert "4 hours" in text and "expire_in" in text and "lock-expired: 1 job e.g. " + ids["graphile"]["dead_worker"] in text
+    assert "# threshold: how long a due job may wait for a worker" in text
+    assert {row["id"]: row["class"] for row in doc["rows"]} == _expected(ids)  # every stuck job, no healthy one
+
+
+def test_init_naming_a_librarys_table_writes_queue_mode_for_it(stuck):
+    dsn, ids = stuck
+    text, cfg, doc = _init_then_scan(dsn, "--table", "pgboss.job")
+    assert cfg["queue_library"] == ["pg-boss"] and "named with --table pgboss.job" in text
+    assert {row["id"]: row["class"] for row in doc["rows"]} == {ids["pgboss"]["dead_consumer"]: "expired-active",
+                                                                 ids["pgboss"]["waiting"]: "queued-not-drained"}
+
+
+def test_init_on_fresh_queues_then_scan_finds_nothing_until_jobs_are_stuck(queues, tmp_path, monkeypatch):  # noqa: F811
+    dsn, ids = queues
+    monkeypatch.chdir(tmp_path)
+    _text, cfg, doc = _init_then_scan(dsn, "--table", "graphile_worker.jobs")
+    assert cfg["queue_library"] == ["graphile-worker"] and doc["rows"] == []
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backdate(conn, 5 * 3600)
+    r = run("scan", "-d", dsn, "-f", "json")
+    assert r.exit_code == 1
+    assert {row["id"] for row in json.loads(r.stdout)["rows"]} == {
+        ids["graphile"]["dead_worker"], ids["graphile"]["waiting"], ids["graphile"]["future"]}

@@ -32,7 +32,9 @@ def init(
     cancelled by known vocabularies (the incident app's, Replicate's, fal's,
     pg-boss's, common words); finds the timestamps, liveness fields (columns or
     JSON keys), the provider id column and tables that point at it. Every value is
-    written with its reason beside it. Reads only. Never overwrites without --force;
+    written with its reason beside it, the threshold too. With no app job table beside
+    graphile-worker's or pg-boss's tables (or --table naming one), it writes queue mode
+    (queue_library) with the library's rules in comments. Reads only. Never overwrites without --force;
     asks before writing on a terminal, writes without asking in a pipe or with --yes.
 
     \b
@@ -40,6 +42,7 @@ def init(
       stuckgen init --table Shot
       stuckgen init --table Shot --output - | less
       stuckgen init --force --yes
+      stuckgen init --table graphile_worker.jobs
 
     Exit: 0 written (or declined), 2 no job table / the file exists / bad option,
     3 database unreachable.

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 def run_init(session: Session, out: Output, *, output: str = "stuckgen.toml", force: bool = False,
              yes: bool = False) -> int:
     """Propose a configuration and write it to ``output`` ('-': stdout); asks first on a terminal unless ``yes``."""
-    from stuckgen.discover import propose, toml_text
+    from stuckgen.discover import QueueProposal, config_text, propose_config
     from stuckgen.secrets import redact_dsn
 
     s = session.settings
@@ -27,9 +27,9 @@ def run_init(session: Session, out: Output, *, output: str = "stuckgen.toml", fo
     # Only flags, the environment and .env name the table: the file being generated must not configure itself.
     chosen = s.table if s.sources.get("table", "default").startswith(("flag", "environment", ".env")) else None
     with session.read():
-        proposal = propose(session.connection(), table=chosen, db_schema=s.db_schema, naive_tz=s.naive_timezone,
-                           threshold=s.threshold)
-    text = toml_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        proposal = propose_config(session.connection(), table=chosen, db_schema=s.db_schema,
+                                  naive_tz=s.naive_timezone, threshold=s.threshold)
+    text = config_text(proposal, generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                      source=redact_dsn(s.database_url or ""))
     if target is None:
         out.lines(text.rstrip("\n").splitlines())
@@ -40,6 +40,9 @@ def run_init(session: Session, out: Output, *, output: str = "stuckgen.toml", fo
             out.note("nothing written")
             return ExitCode.OK
     write(target, text)
+    if isinstance(proposal, QueueProposal):  # queue mode: the libraries' own tables are the job table
+        out.note(f"wrote {target}: queue_library {', '.join(proposal.libraries)}; check it with `stuckgen scan`")
+        return ExitCode.OK
     inflight: list[str] = next((c.value for c in proposal.top if c.key == "inflight_statuses"), [])
     out.note(f"wrote {target}: table {proposal.table!r}, in flight {', '.join(map(repr, inflight)) or 'none'}; "
              f"check it with `stuckgen schema`, then `stuckgen scan`")
