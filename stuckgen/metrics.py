@@ -135,6 +135,14 @@ def check_families(result: Any | None, *, checked_at: float, duration: float, ex
     fams.append(_gauge("stuckgen_stuck_rate",
                        "Stuck generations over those created in the window, 0..1 (NaN: none created).",
                        math.nan if rate is None else rate))
+    queues = getattr(report, "queues", None) or []
+    if queues:  # graphile-worker / pg-boss, by their own rules (queue mode, or beside the app's table)
+        fams.append(_gauge("stuckgen_queue_jobs",
+                           "Jobs of job-queue libraries by library and class, read by each library's own rules.",
+                           samples=(Sample(labels=(("library", q.library), ("class", k)), value=n)
+                                    for q in queues for k, n in sorted(q.counts.items()))))
+        fams.append(_gauge("stuckgen_queue_stuck", "Stuck jobs of job-queue libraries, by library.",
+                           samples=(Sample(labels=(("library", q.library),), value=q.stuck) for q in queues)))
     matrix = report.probe_matrix
     if matrix is not None:
         answers: list[Sample] = []

@@ -152,6 +152,10 @@ def test_check_fails_on_stuck_jobs_and_passes_on_fresh_ones(queues, tmp_path, mo
     assert r.exit_code == 1, r.output
     assert "FAIL queue:graphile-worker: 3 stuck jobs in graphile_worker._private_jobs" in r.stdout
     assert "FAIL queue:pg-boss: 2 stuck jobs in pgboss.job" in r.stdout
+    r = run("check", "-d", dsn, "-f", "openmetrics", env=env)
+    assert r.exit_code == 1, r.output
+    assert 'stuckgen_queue_stuck{library="graphile-worker"} 3' in r.stdout
+    assert 'stuckgen_queue_jobs{library="pg-boss",class="expired-active"} 1' in r.stdout
     r = run("check", "-d", dsn, "--fail-after", "1h", env=env)
     assert r.exit_code == 2 and "stuckgen retrigger" in r.stderr  # the policy acts on app tables only
 
