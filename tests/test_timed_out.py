@@ -252,3 +252,88 @@ def test_checks_policy_retriggers_timed_out_rows_but_not_young_stalled_ones(dead
     r = runner.invoke(app, ["check", "-d", db, "-f", "json", "--retrigger-after", "2m",
                             "--url", "https://app.example.com"], env={"INTERNAL_API_SECRET": "x" * 32})
     assert json.loads(r.stdout)["policy"]["retrigger"]["counts"] == {"left-out": 2}, r.output
+
+
+# -- the maximum duration as Vercel's API says it: the deployment's vercel.json `functions` --------------
+
+VERCEL = "https://api.vercel.com"
+TEAM = "team_acme42"
+PROCESS = "/api/generate/process"
+
+
+def _vercel_json(name: str) -> dict:
+    return json.loads((Path(__file__).parent / "data" / "vercel" / name).read_text())
+
+
+def test_the_route_s_limit_is_read_from_the_production_deployment_s_functions():
+    import httpx
+    import respx
+
+    from stuckgen.vercel import VercelClient
+    from stuckgen.vercel.functions import read_limit
+
+    with respx.mock(base_url=VERCEL, assert_all_called=True) as api, httpx.Client(timeout=2.0) as http:
+        project = api.get("/v9/projects/genapp").respond(200, json=_vercel_json("project.json"))
+        dep = api.get("/v13/deployments/dpl_0ProdOld").respond(200, json=_vercel_json("deployment_production.json"))
+        client = VercelClient(http, token="vcp_t0ken", project="genapp", team=TEAM, base_url=VERCEL)
+        limit, why = read_limit(client, PROCESS)
+        assert dep.calls.last.request.url.params["teamId"] == TEAM and project.called
+        assert limit is not None and limit.seconds == 300 and why == ""
+        assert limit.pattern == "src/app/api/generate/process/route.ts"
+        assert limit.source == ("Vercel: functions['src/app/api/generate/process/route.ts'].maxDuration of "
+                                "deployment genapp-z1x2c3v4b-acme.vercel.app")
+        # another route under the glob: its 60 s; a route no entry covers: none, and why
+        other, _ = read_limit(client, "/api/generate")
+        assert other is not None and other.seconds == 60 and other.pattern == "src/app/api/**/*.ts"
+        none, why = read_limit(client, "/hooks/replicate")
+        assert none is None and "no `functions` entry" in why and "src/app/api/**/*.ts" in why
+
+
+def test_vercel_globs_match_the_route_s_source_file():
+    from stuckgen.vercel.functions import limit_for_route
+
+    def limit(functions):
+        got = limit_for_route(functions, PROCESS, deployment="d")
+        return None if got is None else got.seconds
+
+    assert limit({"app/api/generate/process/route.ts": {"maxDuration": 300}}) == 300
+    assert limit({"app/api/**/route.{js,ts}": {"maxDuration": 120}}) == 120
+    assert limit({"pages/api/generate/process.ts": {"maxDuration": 90}}) == 90
+    assert limit({"api/**/*.js": {"maxDuration": 45}}) == 45
+    assert limit({"app/api/generate/route.ts": {"maxDuration": 300}, "app/*/route.ts": {"maxDuration": 30}}) is None
+    assert limit({"app/api/**/*.ts": {"memory": 1024}}) is None  # no maxDuration
+    # several match: the longest, so that no live worker is called dead
+    assert limit({"app/api/**/*.ts": {"maxDuration": 60}, "app/api/generate/process/route.ts": {"maxDuration": 800}}) == 800
+    assert limit(None) is None and limit({"app/api/**": {"maxDuration": True}}) is None
+
+
+def test_doctor_classes_timed_out_rows_by_the_limit_vercel_states(dead_and_young):
+    from vercel_standin import VercelStandIn, vercel_standin
+
+    db, dead, young = dead_and_young
+    state = VercelStandIn(token="vcp_T0k3nNeverShown_8f7e6d5c4b3a2918")
+    env = {"VERCEL_TOKEN": state.token, "VERCEL_PROJECT_ID": "genapp", "VERCEL_TEAM_ID": TEAM}
+    with vercel_standin(state) as standin:
+        env["STUCKGEN_VERCEL_API_URL"] = standin.url
+        doc = json.loads(runner.invoke(app, ["doctor", "-f", "json", "-d", db], env=env).stdout)
+        f = next(x for x in doc["findings"] if x["id"] == "timed-out")
+        assert f["title"].startswith("1 stalled generations are provably dead") and "(300 s)" in f["title"]
+        assert ("function limit from Vercel: functions['src/app/api/generate/process/route.ts'].maxDuration of "
+                "deployment genapp-z1x2c3v4b-acme.vercel.app") in f["evidence"]
+        assert [d["id"] for d in doc["dead_workers"]] == [dead]
+        assert any(p == "/v13/deployments/dpl_0ProdOld" for p, _ in state.requests)
+        # A setting wins, and the API is not asked.
+        state.requests.clear()
+        doc = json.loads(runner.invoke(app, ["doctor", "-f", "json", "-d", db, "--max-duration", "2h"], env=env).stdout)
+        assert "timed-out" not in [x["id"] for x in doc["findings"]]
+        assert not any(p.startswith("/v13/") for p, _ in state.requests)
+        # A deployment built without a functions entry for the route: doctor says so, nothing is timed-out.
+        body = dict(state.deployment_bodies["dpl_0ProdOld"])
+        body.pop("functions")
+        state.deployment_bodies["dpl_0ProdOld"] = body
+        doc = json.loads(runner.invoke(app, ["doctor", "-f", "json", "-d", db], env=env).stdout)
+    ids = [x["id"] for x in doc["findings"]]
+    assert "timed-out" not in ids and "max-duration-unknown" in ids
+    note = next(x for x in doc["findings"] if x["id"] == "max-duration-unknown")
+    assert "without a `functions` configuration" in note["evidence"][0] and "--max-duration" in note["fix"]
+    assert state.token not in json.dumps(doc)

@@ -36,6 +36,8 @@ class VercelStandIn:
     deployments: dict[str, dict[str, Any]] = field(default_factory=lambda: {
         "production": recorded("deployments_production.json"), "preview": recorded("deployments_preview.json")})
     runtime_logs: dict[str, str] = field(default_factory=dict)  # deployment id -> NDJSON (application/stream+json)
+    deployment_bodies: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        "dpl_0ProdOld": recorded("deployment_production.json")})  # GET /v13/deployments/{id}
     requests: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
     url: str = ""
 
@@ -53,6 +55,9 @@ class VercelStandIn:
             return 200, self.project_body
         if path.startswith(f"/v1/projects/{self.project}/deployments/") and path.endswith("/runtime-logs"):
             return 200, RawLines(self.runtime_logs.get(path.split("/")[5], ""))
+        if path.startswith("/v13/deployments/"):
+            body = self.deployment_bodies.get(path.rsplit("/", 1)[1])
+            return (200, body) if body is not None else (404, {"error": {"code": "not_found", "message": "x"}})
         if path == "/v6/deployments":
             target = (query.get("target") or ["preview"])[0]
             return 200, self.deployments.get(target, {"deployments": []})

@@ -38,8 +38,41 @@ def deadline_findings(report: DoctorReport, settings: Any, conn: Connection | No
         id="timed-out", severity=Severity.WARNING,
         title=f"{n} stalled generations are provably dead: their workers started longer ago than the "
               f"function's maximum duration ({max_duration:g} s)",
-        evidence=tuple(f"{r.id}: {r.why}" for r in timed_out[:3]) + (f"{n} of {stalled} stalled rows",),
+        evidence=tuple(f"{r.id}: {r.why}" for r in timed_out[:3]) + (f"{n} of {stalled} stalled rows",)
+        + tuple(f"function limit from {src}" for src in [settings.sources.get("max_duration", "")]
+                if src.startswith("Vercel")),
         fix="no worker can still be running them, so a new trigger cannot duplicate a live run: "
             "`stuckgen retrigger --all-stuck --class timed-out --yes`; find why workers outlive the limit (raise "
             "maxDuration or split the work)")))
     return out
+
+
+def max_duration_from_vercel(settings: Any, vercel_http: Any) -> tuple[Any, RankedFinding | None]:
+    """``settings`` with the process route's maximum duration as Vercel's API tells it (the production
+    deployment's vercel.json ``functions``), or unchanged with a note that says why it could not.
+
+    Only when the maximum duration is not set: a setting always wins over what the API says.
+    """
+    from dataclasses import replace
+
+    from stuckgen.errors import StuckgenError
+    from stuckgen.vercel import VercelClient
+    from stuckgen.vercel.functions import read_limit
+
+    v = settings.values
+    try:
+        client = VercelClient(vercel_http, token=v.get("vercel_token"), project=v.get("vercel_project"),
+                              team=v.get("vercel_team"), base_url=v.get("vercel_api_url") or "https://api.vercel.com")
+        limit, why = read_limit(client, settings.route)
+    except StuckgenError as exc:
+        limit, why = None, f"the Vercel API could not be read: {exc.message}"
+    if limit is not None:
+        return replace(settings, max_duration=limit.seconds,
+                       sources={**settings.sources, "max_duration": limit.source}), None
+    return settings, RankedFinding(support=0.02, finding=Finding(
+        id="max-duration-unknown", severity=Severity.INFO,
+        title=f"Vercel's API does not say {settings.route}'s maximum duration, so no stalled row can be "
+              "named timed-out (provably dead)",
+        evidence=(why, "a maxDuration set in the route's own code (export const maxDuration) is not in Vercel's API"),
+        fix="set --max-duration (STUCKGEN_MAX_DURATION, or max_duration in stuckgen.toml) to the route's "
+            "maxDuration"))

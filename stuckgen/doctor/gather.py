@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from stuckgen.doctor.config import config_facts, config_findings, trigger_notices_apply
 from stuckgen.doctor.database import database_findings
-from stuckgen.doctor.deadline import deadline_findings
+from stuckgen.doctor.deadline import deadline_findings, max_duration_from_vercel
 from stuckgen.doctor.probe import probe_findings
 from stuckgen.doctor.provider import provider_evidence
 from stuckgen.doctor.ranking import plan, rank_causes
@@ -57,8 +57,16 @@ def diagnose(
     now = time.time() if now is None else now
     markers: list[Any] = []
     report = DoctorReport(generated_at=datetime.fromtimestamp(now, tz=timezone.utc))
+    deadline_note = None
+    if (vercel_http is not None and not settings.values.get("max_duration") and settings.values.get("vercel_token")
+            and settings.values.get("vercel_project")):
+        # Before the scan, so that the rows past the limit Vercel states are classed timed-out.
+        step("reading the process route's maximum duration from Vercel")
+        settings, deadline_note = max_duration_from_vercel(settings, vercel_http)
     report.config = config_facts(settings)
     ranked: list[RankedFinding] = config_findings(settings)
+    if deadline_note is not None:
+        ranked.append(deadline_note)
 
     # The database: mapping, scan, step-log evidence.
     ranked += database_findings(conn, settings, report, db_error=db_error, db_fix=db_fix, rules=rules,

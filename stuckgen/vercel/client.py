@@ -211,6 +211,11 @@ class VercelClient:
             raise self._unexpected("the project", "not a project object")
         return project
 
+    def get_deployment(self, deployment: str) -> dict[str, Any]:
+        """One deployment as ``GET /v13/deployments/{idOrUrl}`` returns it, with the ``functions``
+        configuration it was built with (vercel.json: a glob -> ``{maxDuration, memory, ...}``)."""
+        return self._get_json(f"/v13/deployments/{quote(deployment, safe='')}", {}, what="the deployment")
+
     def list_deployments(
         self, *, target: str | None = None, limit: int = PAGE_LIMIT, live_before: datetime | None = None
     ) -> list[VercelDeployment]:
