@@ -10,7 +10,7 @@ the same rows. Python passes the lines through.
 A row whose text the server cannot write byte for byte as Python would (a value that
 Python's ``repr`` would escape, an error excerpt that is not a string, a log entry of
 exactly the cut length, a creation time in the future) comes with its evidence instead,
-and ``scan._row_to_stuck`` renders it: same output, whatever the data.
+and ``scan.classify.row_to_stuck`` renders it: same output, whatever the data.
 """
 
 from __future__ import annotations
@@ -27,13 +27,16 @@ from psycopg import sql
 
 from stuckgen import deadline
 from stuckgen.scan import (
-    DEFAULT_RULES, Rule, RuleFacts, ScanOptions, StuckRow, Summary, _row_to_stuck, apply_counts, build_scan_query,
-    check_classes, rule_sql, sample_pct, scaled_count, window_count_sql,
+    DEFAULT_RULES, Rule, ScanOptions, StuckRow, Summary, apply_counts, build_scan_query, check_classes,
+    rule_sql, sample_pct,
 )
+from stuckgen.scan.classify import row_to_stuck
+from stuckgen.scan.predicates import RuleFacts
+from stuckgen.scan.window import scaled_count, window_count_sql
 from stuckgen.schema import SchemaMapping
 
 FORMATS = ("json", "csv", "table")
-# The evidence columns _row_to_stuck reads, in the order the statement returns them (fallback rows).
+# The evidence columns row_to_stuck reads, in the order the statement returns them (fallback rows).
 _EVIDENCE = ("id", "status", "created_at", "last_sign", "heartbeat_at", "heartbeat_raw", "last_step", "error",
              "user_id", "has_webhook", "steps", "trigger_entry", "trigger_failures", "outputs", "job_state", "db_now",
              "worker_started_at", "past_max_duration", "max_duration")
@@ -72,7 +75,7 @@ def _truthy(v: str) -> str:
 
 
 def evidence_facts(m: SchemaMapping, opts: ScanOptions | None = None) -> RuleFacts:
-    """The rule facts read from the scan's evidence columns (row ``e``), as ``_row_to_stuck`` reads them."""
+    """The rule facts read from the scan's evidence columns (row ``e``), as ``row_to_stuck`` reads them."""
     return RuleFacts(
         steps=sql.SQL("e.steps") if m.has("step_log") else None,
         last_step=sql.SQL("e.last_step"),
@@ -131,11 +134,11 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         "CASE WHEN t.outputs IS NOT NULL THEN t.outputs || ' outputs' ELSE 'outputs not mapped' END")
     w = sql.SQL(
         "SELECT t.*, CASE WHEN t.cls = 'unknown' THEN " + unknown_bits + " "
-        # As scan._row_to_stuck: the app logs only its last attempt, so one entry claims no count.
+        # As scan.classify.row_to_stuck: the app logs only its last attempt, so one entry claims no count.
         "WHEN t.cls = 'trigger-failed' AND t.tstatus IS NOT NULL THEN 'the trigger got HTTP ' || t.tstatus || "
         "' and no worker ever started' || CASE WHEN coalesce(t.trigger_failures, 0) > 1 THEN ' (the last of ' || "
         "t.trigger_failures || ' logged attempts)' ELSE ' (the app logs only its last attempt)' END "
-        # As scan._row_to_stuck: a timed-out row says how long ago its worker started (deadline.evidence).
+        # As scan.classify.row_to_stuck: a timed-out row says how long ago its worker started (deadline.evidence).
         "WHEN t.cls = 'timed-out' AND t.worker_us IS NOT NULL AND t.max_duration IS NOT NULL THEN {dead} "
         "ELSE t.rule_why END AS why, "
         "array_remove(ARRAY["
@@ -332,7 +335,7 @@ class RenderedScan:
 
     def _python_row(self, rec: tuple[Any, ...]) -> StuckRow:
         ev = dict(zip(_EVIDENCE, rec[4:4 + len(_EVIDENCE)]))
-        return _row_to_stuck(ev, self.mapping, self.rules)
+        return row_to_stuck(ev, self.mapping, self.rules)
 
     def _summarize(self, rec: tuple[Any, ...], by_class: Counter, statuses: Counter, pct: float | None) -> None:
         s = self.summary

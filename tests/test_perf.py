@@ -179,8 +179,8 @@ def test_a_large_table_samples_the_window_count_and_says_so(db, monkeypatch):
     (its cost does not grow with the table); the stuck rows before the window stay exact."""
     from typer.testing import CliRunner
 
-    from stuckgen import scan as scan_core
     from stuckgen.cli import app
+    from stuckgen.scan import window as scan_core
 
     with psycopg.connect(db, autocommit=True) as conn:
         seed(conn, {"never-started": 3, "completed": 5})
