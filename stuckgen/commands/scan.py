@@ -88,7 +88,7 @@ def _write(out: Output, run: RenderedScan, conn: Connection, mapping: SchemaMapp
            fmt: str, shown: int | None, limit: int | None) -> RenderedScan:
     """Stream the rows in ``fmt``, then the summary (stderr for csv, after the table for a person)."""
     from stuckgen.progress import Ticker
-    from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table, summary_lines
+    from stuckgen.render.scan import scan_csv_lines, scan_json_lines, scan_table
 
     summary = _completer(conn, mapping, opts, run)
     meta = {"table": mapping.table, "threshold_seconds": opts.threshold, "since_seconds": opts.since,
@@ -96,6 +96,7 @@ def _write(out: Output, run: RenderedScan, conn: Connection, mapping: SchemaMapp
     # Rows streamed to the terminal itself would mix with a progress line; a table is printed at the end.
     ticker = Ticker("scanning", enabled=None if (fmt == "table" or not out.is_tty) else False)
     run.on_rows = ticker.add
+    table = None
     try:
         with ticker:
             if fmt == "json":
@@ -103,24 +104,32 @@ def _write(out: Output, run: RenderedScan, conn: Connection, mapping: SchemaMapp
             elif fmt == "csv":
                 out.lines(scan_csv_lines(run))
             else:
-                tbl, _ = scan_table(run, max_rows=None, width=out.width)
+                table, _ = scan_table(run, max_rows=None, width=out.width)
             summary()
     finally:
         run.close()  # a reader gone early (| head): end the statement before the transaction
-    lines = summary_lines(summary(), threshold=opts.threshold, since=opts.since)
+    _write_summary(out, summary(), table, opts, fmt=fmt, shown=shown, limit=limit)
+    return run
+
+
+def _write_summary(out: Output, s: Summary, table: Any, opts: ScanOptions, *, fmt: str, shown: int | None,
+                   limit: int | None) -> None:
+    """The summary on stderr after CSV; after the table (and what it left out) for a person."""
+    from stuckgen.render.scan import summary_lines
+
+    lines = summary_lines(s, threshold=opts.threshold, since=opts.since)
     if fmt == "csv":
         for line in lines:
             out.note(line)
     elif fmt == "table":
-        if run.summary.stuck:
-            print_fitted(out, tbl)
-            hidden = run.summary.stuck - min(run.summary.stuck, shown if shown is not None else run.summary.stuck)
+        if s.stuck:
+            print_fitted(out, table)
+            hidden = s.stuck - min(s.stuck, shown if shown is not None else s.stuck)
             if hidden and limit is None:  # with --limit the summary says the list stops there
                 out.out.print(f"{hidden:,} more; use --limit or --format json", markup=False)
             out.out.print()
         for line in lines:
             out.out.print(line, markup=False)
-    return run
 
 
 def run_schema(session: Session, out: Output, *, fmt: str) -> int:
