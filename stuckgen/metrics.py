@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,23 +87,8 @@ def _gauge(name: str, help: str, value: float | None = None, *, unit: str | None
     return Family(name=name, type="gauge", help=help, unit=unit, samples=got)
 
 
-def check_families(result: Any | None, *, checked_at: float, duration: float, exit_code: int,
-                   classes: Iterable[str] = ()) -> list[Family]:
-    """The metrics of one check run. ``result`` is a ``checks.CheckResult``, or None when nothing was read."""
-    fams: list[Family] = [
-        _gauge("stuckgen_check_timestamp_seconds", "When this check ran (Unix time); alert when it stops moving.",
-               checked_at, unit="seconds"),
-        _gauge("stuckgen_check_duration_seconds", "How long this check took.", duration, unit="seconds"),
-        _gauge("stuckgen_check_exit_code",
-               "Exit code of this check: 0 healthy, 1 findings, 2 configuration error, 3 unreachable, 130 interrupted.",
-               exit_code),
-        _gauge("stuckgen_database_up", "1 when the database was read in this check, 0 when it could not be.",
-               1 if result is not None else 0),
-    ]
-    if result is None:
-        return fams
-    report = result.report
-    s = report.summary
+def _stuck_families(s: Any, classes: Iterable[str]) -> list[Family]:
+    """The scan's side: stuck rows by class, before the window, failed triggers, the oldest, the window and rate."""
     from stuckgen.checks import _all_classes
 
     # Stuck rows created before the --since window are stuck all the same (they count here too).
@@ -111,8 +96,8 @@ def check_families(result: Any | None, *, checked_at: float, duration: float, ex
     older = (s.stuck_before_window or 0) if s is not None else 0
     known = list(classes)
     order = known + sorted(c for c in by_class if c not in known)
-    fams.append(_gauge("stuckgen_stuck", "Generations stuck past the threshold, by class.", samples=(
-        Sample(labels=(("class", c),), value=by_class.get(c, 0)) for c in order)))
+    fams = [_gauge("stuckgen_stuck", "Generations stuck past the threshold, by class.", samples=(
+        Sample(labels=(("class", c),), value=by_class.get(c, 0)) for c in order))]
     fams.append(_gauge("stuckgen_stuck_rows", "Generations stuck past the threshold, all classes.",
                        (s.stuck + older) if s is not None else 0))
     fams.append(_gauge("stuckgen_stuck_before_window",
@@ -135,39 +120,75 @@ def check_families(result: Any | None, *, checked_at: float, duration: float, ex
     fams.append(_gauge("stuckgen_stuck_rate",
                        "Stuck generations over those created in the window, 0..1 (NaN: none created).",
                        math.nan if rate is None else rate))
-    queues = getattr(report, "queues", None) or []
-    if queues:  # graphile-worker / pg-boss, by their own rules (queue mode, or beside the app's table)
-        fams.append(_gauge("stuckgen_queue_jobs",
-                           "Jobs of job-queue libraries by library and class, read by each library's own rules.",
-                           samples=(Sample(labels=(("library", q.library), ("class", k)), value=n)
-                                    for q in queues for k, n in sorted(q.counts.items()))))
-        fams.append(_gauge("stuckgen_queue_stuck", "Stuck jobs of job-queue libraries, by library.",
-                           samples=(Sample(labels=(("library", q.library),), value=q.stuck) for q in queues)))
+    return fams
+
+
+def _queue_families(queues: Sequence[Any]) -> list[Family]:
+    """graphile-worker / pg-boss jobs, by their own rules (queue mode, or beside the app's table)."""
+    if not queues:
+        return []
+    return [_gauge("stuckgen_queue_jobs",
+                   "Jobs of job-queue libraries by library and class, read by each library's own rules.",
+                   samples=(Sample(labels=(("library", q.library), ("class", k)), value=n)
+                            for q in queues for k, n in sorted(q.counts.items()))),
+            _gauge("stuckgen_queue_stuck", "Stuck jobs of job-queue libraries, by library.",
+                   samples=(Sample(labels=(("library", q.library),), value=q.stuck) for q in queues))]
+
+
+def _probe_families(report: Any) -> list[Family]:
+    """The auth probe's answers and findings, when it ran."""
     matrix = report.probe_matrix
-    if matrix is not None:
-        answers: list[Sample] = []
-        for cell in matrix.cells():
-            counts = cell.status_counts
-            base = (("target", cell.target), ("mode", str(cell.mode)))
-            if not counts:
-                answers.append(Sample(labels=(*base, ("status", "0")), value=cell.sent))
-            for status, n in sorted(counts.items()):
-                answers.append(Sample(labels=(*base, ("status", str(status))), value=n))
-        fams.append(_gauge("stuckgen_probe_answers",
-                           "Probe answers by target, credential mode and HTTP status (0: no answer).", samples=answers))
-        fams.append(_gauge("stuckgen_probe_findings",
-                           "Findings of the auth probe, by finding id, severity and target (1 while present).",
-                           samples=(Sample(labels=(("finding", f.id), ("severity", f.severity.label),
-                                                   ("target", f.target or "")), value=1)
-                                    for f in report.probe_findings)))
-    policy = result.policy
-    if policy is not None:
-        rows = [Sample(labels=(("rule", rule), ("outcome", outcome)), value=n)
-                for rule, r in (("retrigger", policy.retrigger), ("fail", policy.fail)) if r is not None
-                for outcome, n in sorted(r.counts.items())]
-        fams.append(_gauge("stuckgen_policy_rows",
-                           "Rows the remediation policy took in this check, by rule and outcome (would-*: dry run).",
-                           samples=rows))
+    if matrix is None:
+        return []
+    answers: list[Sample] = []
+    for cell in matrix.cells():
+        counts = cell.status_counts
+        base = (("target", cell.target), ("mode", str(cell.mode)))
+        if not counts:
+            answers.append(Sample(labels=(*base, ("status", "0")), value=cell.sent))
+        for status, n in sorted(counts.items()):
+            answers.append(Sample(labels=(*base, ("status", str(status))), value=n))
+    return [_gauge("stuckgen_probe_answers",
+                   "Probe answers by target, credential mode and HTTP status (0: no answer).", samples=answers),
+            _gauge("stuckgen_probe_findings",
+                   "Findings of the auth probe, by finding id, severity and target (1 while present).",
+                   samples=(Sample(labels=(("finding", f.id), ("severity", f.severity.label),
+                                           ("target", f.target or "")), value=1)
+                            for f in report.probe_findings))]
+
+
+def _policy_families(policy: Any) -> list[Family]:
+    """The rows the remediation policy took, when it ran."""
+    if policy is None:
+        return []
+    rows = [Sample(labels=(("rule", rule), ("outcome", outcome)), value=n)
+            for rule, r in (("retrigger", policy.retrigger), ("fail", policy.fail)) if r is not None
+            for outcome, n in sorted(r.counts.items())]
+    return [_gauge("stuckgen_policy_rows",
+                   "Rows the remediation policy took in this check, by rule and outcome (would-*: dry run).",
+                   samples=rows)]
+
+
+def check_families(result: Any | None, *, checked_at: float, duration: float, exit_code: int,
+                   classes: Iterable[str] = ()) -> list[Family]:
+    """The metrics of one check run. ``result`` is a ``checks.CheckResult``, or None when nothing was read."""
+    fams: list[Family] = [
+        _gauge("stuckgen_check_timestamp_seconds", "When this check ran (Unix time); alert when it stops moving.",
+               checked_at, unit="seconds"),
+        _gauge("stuckgen_check_duration_seconds", "How long this check took.", duration, unit="seconds"),
+        _gauge("stuckgen_check_exit_code",
+               "Exit code of this check: 0 healthy, 1 findings, 2 configuration error, 3 unreachable, 130 interrupted.",
+               exit_code),
+        _gauge("stuckgen_database_up", "1 when the database was read in this check, 0 when it could not be.",
+               1 if result is not None else 0),
+    ]
+    if result is None:
+        return fams
+    report = result.report
+    fams += _stuck_families(report.summary, classes)
+    fams += _queue_families(getattr(report, "queues", None) or [])
+    fams += _probe_families(report)
+    fams += _policy_families(result.policy)
     fams.append(_gauge("stuckgen_check_failed", "1 when this check failed (a threshold crossed or a finding).",
                        1 if result.failed else 0))
     return fams
