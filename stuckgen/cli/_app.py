@@ -4,8 +4,9 @@ The CLI modules do not use ``from __future__ import annotations``: Typer would t
 eval every option's annotation string on each start (about 20 ms of `--help`).
 
 Commands live one concern per module (scan.py, probe.py, ...) and follow one shape:
-options -> ``settings_from`` -> core -> renderer -> ``Output``; the tool's own
-exceptions become one line on stderr and the documented exit code.
+options (``options.command``) -> ``Settings`` -> ``Session`` -> one ``run_<name>`` in
+``stuckgen.commands``; the tool's own exceptions become one line on stderr and the
+documented exit code (``handle_errors``). ``setting`` declares a setting's option once.
 """
 
 

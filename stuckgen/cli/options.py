@@ -1,9 +1,12 @@
 """Option groups declared once, and ``command``: the one way a command runs.
 
-A command declares only its own options and names the groups it takes:
+A command declares only its own options and names the groups it takes, and its
+body hands them to one core function (``stuckgen.commands``):
 
-    @command(DATABASE, STUCK, AUDIT)
-    def fail(session: Session, out: Output, ids: IdsArg = None, ...) -> int:
+    @command(DATABASE, STUCK, QUEUE_MODE)
+    def scan(session: Session, out: Output, limit: LimitOpt = None, fmt: ... = None) -> int:
+        # (the docstring here is the command's --help)
+        return run_scan(session, out, fmt=pick_format(fmt, out, ("table", "json", "csv")), limit=limit)
 
 ``command`` adds the groups' options (and --env-file, --config, --debug) to the
 command's signature, resolves them into ``Settings`` (precedence, stated once in
