@@ -230,7 +230,9 @@ def test_configured_rules_come_before_the_defaults_and_say_where_from(loopvesper
     assert doc["rules"][0]["class"] == "worker-timeout" and doc["rules"][0]["source"] == "stuckgen.toml [[rules]] #1"
     assert doc["rules"][1]["source"] == "default"
     text = runner.invoke(app, ["doctor", "--database-url", dsn, "--config", str(cfg), "--no-probe", "--format", "text"]).stdout
-    assert "Rules in force: 1 from configuration, then 10 default" in text
+    from stuckgen.scan import DEFAULT_RULES
+
+    assert f"Rules in force: 1 from configuration, then {len(DEFAULT_RULES)} default" in text
 
 
 def test_replace_default_rules_is_explicit(loopvesper_db, tmp_path):
