@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stuckgen.db import scalar
 from stuckgen.errors import ConfigError, DatabaseUnreachableError, StuckgenError
+
+if TYPE_CHECKING:
+    from stuckgen.session import Session
 
 DEFAULT_SCENARIO = "intermittent"  # the incident: some internal triggers get 401
 
@@ -252,36 +255,28 @@ def settings_for(env: DemoEnvironment, *, threshold: float) -> Any:
     return load_settings(flags, environ={}, cwd=env.workdir, env_file=str(env.env_file))
 
 
-def settle_lost_callbacks(settings: Any) -> list[str]:
+def settle_lost_callbacks(session: Session) -> list[str]:
     """The end of the lost-callback story: reconcile, then settle through the app's sync route (as the rows' owner)."""
     from datetime import datetime, timezone
 
-    import httpx
-
-    from stuckgen import db, reconcile, settle
-    from stuckgen.audit import audit_log, new_run_id, operator_name
-    from stuckgen.cli.reconcile import provider_options, settle_options
-    from stuckgen.scan import scan_options
-    from stuckgen.schema import mapping_config, resolve
-
-    opts = scan_options(settings)
-    conn = db.connect(settings.database_url, connect_timeout=settings.connect_timeout)
-    with conn, httpx.Client(trust_env=False, follow_redirects=False, timeout=settings.http_timeout) as http:
-        with db.read_tx(conn, settings):
-            mapping = resolve(conn, mapping_config(settings))
-            rows, without, _ = reconcile.provider_rows(conn, mapping, opts)
-        result = reconcile.reconcile_rows(http, rows, options=provider_options(settings), now=datetime.now(timezone.utc),
-                                          stuck_rows=len(rows) + without, without_prediction=without)
-        options = settle_options(settings, scan=opts, via="sync", signature="standard", concurrency=4, tries=3,
-                                 allow_insecure=False)
-        audit = audit_log(audit_file=None, audit_table=settings.audit_table, default_schema=mapping.db_schema)
-        with db.transaction(conn, read_only=False, statement_timeout=settings.statement_timeout,
-                            lock_timeout=settings.lock_timeout):
-            audit.prepare(conn)
-        done = settle.settle_rows(http, conn, mapping, rows, result.verdicts, options=options, audit=audit,
-                                  run_id=new_run_id(), operator=operator_name(None))
+    from stuckgen import reconcile, settle
+    from stuckgen.audit import new_run_id
+    from stuckgen.commands.reconcile import settle_options
     from stuckgen.render.reconcile import summary_lines
 
+    opts = session.scan_options()
+    conn, mapping = session.connection(), session.mapping(announce=False)
+    with session.read():
+        rows, without, _ = reconcile.provider_rows(conn, mapping, opts)
+    http = session.http_client()
+    result = reconcile.reconcile_rows(http, rows, options=session.provider_options(),
+                                      now=datetime.now(timezone.utc), stuck_rows=len(rows) + without,
+                                      without_prediction=without)
+    options = settle_options(session, scan=opts, via="sync")
+    audit = session.audit()
+    session.prepare_audit(audit)
+    done = settle.settle_rows(http, conn, mapping, rows, result.verdicts, options=options, audit=audit,
+                              run_id=new_run_id(), operator=session.operator())
     # The reconcile hint ("settle them ... --apply") is what the demo does next: not repeated.
     return [*(line for line in summary_lines(result) if not line.startswith("settle them")),
             *settle.summary_lines(done)]

@@ -56,3 +56,30 @@ def test_every_exit_status_is_an_exit_code_member_and_the_top_level_help_lists_t
                  for n, line in enumerate(p.read_text().splitlines(), 1)
                  if bare.search(line) and "Exit(0)" not in line]
     assert offenders == [], offenders
+
+
+DEPLOYMENT_FLAGS = ("--url", "--route", "--secret-header", "--secret", "--bypass-secret", "--cookie", "--cookie-file",
+                    "--cookie-name", "--http-timeout", "--allow-insecure")
+
+
+@pytest.mark.parametrize("name", ["doctor", "check", "retrigger", "reconcile"])
+def test_every_command_that_talks_to_the_deployment_takes_the_same_deployment_options(name):
+    r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"}, terminal_width=200)
+    missing = [f for f in DEPLOYMENT_FLAGS if f" {f} " not in r.stdout and f" {f}," not in r.stdout]
+    assert missing == [], (name, missing)
+
+
+@pytest.mark.parametrize("name", ["fail", "retrigger", "reconcile", "doctor", "check"])
+def test_commands_that_classify_rows_take_scans_tuning_flags(name):
+    r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"}, terminal_width=200)
+    assert " --grace " in r.stdout and " --queue-lock " in r.stdout, name
+
+
+@pytest.mark.parametrize("name", ["doctor", "check"])
+def test_doctor_and_check_name_the_human_format_table_and_still_take_text(name):
+    r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"}, terminal_width=200)
+    assert "table |" in r.stdout and "text |" not in r.stdout
+    from stuckgen.cli.options import pick_format
+    from stuckgen.console import Output
+
+    assert pick_format("text", Output(is_tty=False), ("table", "json")) == "table"

@@ -1,15 +1,15 @@
-"""`stuckgen demo`: the whole tool on a fresh machine, nothing configured."""
+"""`stuckgen demo` (body: stuckgen.commands.demo).
+
+No option groups: the demo configures its own database and deployment, and reads
+no stuckgen.toml, .env or environment settings that could point it elsewhere.
+"""
 
 
-import time
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from stuckgen.cli._app import DebugOpt, Output, app, handle_errors
-from stuckgen.durations import parse_duration
-from stuckgen.errors import ConfigError, ExitCode
-from stuckgen.session import interruptible
 
 
 @app.command()
@@ -49,73 +49,7 @@ def demo(
     2 bad option, 3 the embedded database could not start. Unlike doctor, a fault
     found by design is success here: the demo's job is the diagnosis.
     """
-    from stuckgen.demo import NEXT_STEPS, judge
-    from stuckgen.reference.scenarios import get_scenario
+    from stuckgen.commands.demo import run_demo
 
-    out = Output()
-    sc = get_scenario(scenario)
-    quiet = parse_duration(threshold, option="--threshold")
-    if not 0.5 <= quiet <= 600:
-        raise ConfigError("--threshold: must be between 0.5s and 10m")
-    t0 = time.monotonic()
-    with interruptible():
-        out.note(f"stuckgen demo — scenario {sc.name}: {sc.description}")
-        try:
-            report = _run(out, sc.name, database_url=database_url, generations=generations, threshold=quiet,
-                          keep=keep, t0=t0)
-        except KeyboardInterrupt:
-            out.note("demo interrupted; everything it started is stopped and removed.")
-            raise
-        out.note("demo cleaned up.")
-    verdict = judge(report, sc.name)
-    out.note("")
-    out.note("\n".join(NEXT_STEPS))
-    out.note("")
-    out.note(verdict.line)
-    return ExitCode.OK if verdict.ok else ExitCode.FINDINGS
-
-
-def _run(out: Output, scenario: str, *, database_url: str | None, generations: int, threshold: float, keep: bool,
-         t0: float) -> Any:
-    from stuckgen.demo import demo_environment, send_traffic, settings_for, wait_until_stuck
-    from stuckgen.doctor import gather
-    from stuckgen.render.doctor import doctor_text_lines
-    from stuckgen.session import Session
-
-    with demo_environment(scenario=scenario, database_url=database_url, threshold=threshold,
-                          progress=lambda m: out.note(f"  {m} ...")) as env:
-        settings = settings_for(env, threshold=threshold)
-        out.note(f"  sending {generations} generations through {env.url}/api/generate ...")
-        ids = send_traffic(env, count=generations)
-        out.note(f"  waiting until rows finish or stay quiet for {threshold:g}s ...")
-        wait_until_stuck(env.dsn, ids=ids, threshold=threshold, timeout=threshold + 20)
-        out.note("  running doctor ...")
-        with Session(settings, out) as session:
-            report = gather(session, probe=True, repeat=4,
-                            on_step=(lambda m: out.note(f"doctor: {m} ...")) if out.is_tty else None)
-        out.note(f"  done in {time.monotonic() - t0:.1f}s\n")
-        out.lines(doctor_text_lines(report))
-        from stuckgen.reference.scenarios import get_scenario
-
-        if get_scenario(scenario).use_webhooks:
-            from stuckgen.demo import settle_lost_callbacks
-
-            out.note("\n  settling the lost callbacks through the app "
-                     "(stuckgen reconcile --apply --via sync --yes, as the rows' owner) ...")
-            for line in settle_lost_callbacks(settings):
-                out.note(f"  {line}")
-        if keep:
-            try:
-                out.note(
-                    f"\nThe database and the deployment keep running until Ctrl-C. In another shell:\n"
-                    f"  stuckgen scan --env-file {env.env_file}\n"
-                    f"  stuckgen probe-auth --env-file {env.env_file} --repeat 10\n"
-                    f"  stuckgen doctor --env-file {env.env_file} --format markdown\n"
-                    f"(the file holds DATABASE_URL, STUCKGEN_BASE_URL, INTERNAL_API_SECRET, a session cookie and the "
-                    f"demo's threshold ({threshold:g}s) and window; "
-                    f"it is readable by you only and removed on exit)")
-                while True:
-                    time.sleep(3600)
-            except KeyboardInterrupt:
-                out.note("stopping ...")
-    return report
+    return run_demo(Output(), scenario=scenario, generations=generations, threshold=threshold, keep=keep,
+                    database_url=database_url)

@@ -44,6 +44,7 @@ FORMATS = {
     "csv": "comma-separated rows",
     "markdown": "a report to paste into an incident",
     "openmetrics": "metrics for a node_exporter textfile",
+    "html": "one self-contained page (a chart, findings, rows)",
 }
 
 
@@ -110,6 +111,16 @@ class Group:
         return Group(self.params + tuple(p for p in other.params if p.name not in {q.name for q in self.params}))
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """Options that are not settings, handed to the body as one value ``build(**values)`` named ``name``
+    (the row selection of fail, retrigger and reconcile arrives as one ``Pick``)."""
+
+    name: str
+    build: Callable[..., Any]
+    group: Group
+
+
 def group(**options: Any) -> Group:
     """A group from ``name=Annotated[...]``; each name is the option's key in ``settings.OPTIONS``."""
     return Group(tuple(
@@ -117,6 +128,16 @@ def group(**options: Any) -> Group:
                           default=False if getattr(ann, "__origin__", None) is bool else None)
         for name, ann in options.items()))
 
+
+def _pick(**values: Any) -> Any:
+    from stuckgen.commands.remediate import pick
+
+    return pick(**values)
+
+
+# The rows a remediation command acts on, handed to its body as one ``remediate.runner.Pick``.
+PICK = Bundle("pick", _pick, group(ids=IdsArg, all_stuck=AllStuckOpt, older_than=OlderThanOpt, cls=ClassOpt))
+PICK_BY_ID = Bundle("pick", _pick, group(ids=IdsArg, older_than=OlderThanOpt, cls=ClassOpt))  # no --all-stuck
 
 RemediationSinceOpt = Annotated[Optional[str], typer.Option(
     "--since", metavar="DURATION", show_default=False,
@@ -154,7 +175,7 @@ NOTIFY = _notify()
 COMMON = group(env_file=EnvFileOpt, config=ConfigOpt, debug=DebugOpt)
 
 
-def command(*groups: Group, name: str | None = None,
+def command(*groups: Group | Bundle, name: str | None = None,
             no_config: bool = False) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Register ``fn(session, out, **own_options)`` as a command taking ``groups``' options too.
 
@@ -165,18 +186,21 @@ def command(*groups: Group, name: str | None = None,
     from stuckgen.session import Session
 
     common = Group(tuple(p for p in COMMON.params if not (no_config and p.name == "config")))
-    shared = functools.reduce(lambda a, b: a + b, (*groups, common))
+    bundles = [g for g in groups if isinstance(g, Bundle)]
+    shared = functools.reduce(lambda a, b: a + b, (*(g.group if isinstance(g, Bundle) else g for g in groups), common))
 
     def register(fn: Callable[..., int]) -> Callable[..., int]:
         from stuckgen.settings import OPTIONS
 
         sig = inspect.signature(fn)
-        own = [p for p in sig.parameters.values() if p.name not in ("session", "out")]
+        own = [p for p in sig.parameters.values() if p.name not in ("session", "out", *(b.name for b in bundles))]
         # An own option named like a setting (fail's --failed-status) is a flag for the settings too.
         names = {p.name for p in shared.params} | {p.name for p in own if p.name in OPTIONS}
 
         @functools.wraps(fn)
         def run(**kwargs: Any) -> int:
+            for b in bundles:
+                kwargs[b.name] = b.build(**{p.name: kwargs.pop(p.name) for p in b.group.params})
             flags = {n: kwargs.pop(n) if n not in sig.parameters else kwargs[n] for n in names if n in kwargs}
             if no_config:
                 flags["config"] = os.devnull
@@ -189,6 +213,8 @@ def command(*groups: Group, name: str | None = None,
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.default is not inspect.Parameter.empty else p
             for p in own] + list(shared.params))
         del run.__wrapped__
+        # Typer reads the hints too: a bundle's value is the body's, not an option.
+        run.__annotations__ = {k: v for k, v in fn.__annotations__.items() if k not in {b.name for b in bundles}}
         app.command(name)(handle_errors(run))
         return fn
 

@@ -3,7 +3,9 @@
 The CLI (``stuckgen.cli``) declares the options and calls one of these; the
 ``Session`` opens what the command needs and the ``Output`` is where it writes,
 so a test can run a command with its own streams. One module per family:
-scan (scan, schema), show, watch, jobs, probe (probe-auth), init.
+scan (scan, schema), show, watch, jobs, probe (probe-auth), init, doctor (doctor,
+check), remediate (fail, retrigger, undo, history), reconcile, demo; alerting and
+queues serve several.
 """
 
 from __future__ import annotations

@@ -180,8 +180,8 @@ def retrigger(session: Session, pick: Pick, trigger: Trigger, *, yes: bool, conf
 
 
 def undo_run(session: Session, run_id: str, *, batch_size: int, act: bool,
-             confirm: Callable[[str], bool] | None = None) -> RemediationResult:
-    """Undo a fail run (a dry run unless ``act``; ``confirm`` is asked after a dry run counted the rows)."""
+             confirm: Confirm | None = None) -> RemediationResult:
+    """Undo a fail run (a dry run unless ``act``; ``confirm`` is asked, with the dry run, after it counted the rows)."""
     from stuckgen.audit import new_run_id
 
     conn, mapping, audit = session.connection(), session.mapping(), session.audit()
@@ -195,7 +195,7 @@ def undo_run(session: Session, run_id: str, *, batch_size: int, act: bool,
     if not act and confirm is not None:
         preview = undo(conn, mapping, run_id, audit=audit, new_run_id=new_id, operator=op, options=options(True))
         n = sum(1 for o in preview.outcomes if o.outcome == "would-restore")
-        act = n > 0 and confirm(f"Restore {n} row(s) changed by run {run_id}?")
+        act = n > 0 and confirm(f"Restore {n} row(s) of {table_name(mapping)} changed by run {run_id}?", preview)
         if not act:
             return preview
     if act:

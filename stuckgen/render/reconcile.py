@@ -111,3 +111,17 @@ def reconcile_table(result: ReconcileResult, *, max_rows: int | None) -> tuple[A
         verdict = f"[{style}]{v.verdict}[/]" if style else v.verdict
         t.add_row(f"{v.id}\n{verdict}", escape(f"prediction {v.prediction_id}: {v.detail}"))
     return t, len(ordered) - len(shown)
+
+
+def settle_table(result: Any) -> Any:
+    """A settle run's rows for a person: each row's outcome and what the app did."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(show_edge=False, header_style="bold", pad_edge=False, show_lines=True)
+    t.add_column("row / outcome", no_wrap=True, min_width=36)
+    t.add_column("what the app did", overflow="fold")
+    for o in result.outcomes:
+        style = "green" if o.ok else "red"
+        t.add_row(f"{o.id}\n[{style}]{o.outcome}[/]", escape(f"{o.verdict}; {o.change}; {o.reason}"))
+    return t
