@@ -62,7 +62,7 @@ DEPLOYMENT_FLAGS = ("--url", "--route", "--secret-header", "--secret", "--bypass
                     "--cookie-name", "--http-timeout", "--allow-insecure")
 
 
-@pytest.mark.parametrize("name", ["doctor", "check", "retrigger", "reconcile"])
+@pytest.mark.parametrize("name", ["probe-auth", "doctor", "check", "retrigger", "reconcile"])
 def test_every_command_that_talks_to_the_deployment_takes_the_same_deployment_options(name):
     r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"}, terminal_width=200)
     missing = [f for f in DEPLOYMENT_FLAGS if f" {f} " not in r.stdout and f" {f}," not in r.stdout]
@@ -72,7 +72,7 @@ def test_every_command_that_talks_to_the_deployment_takes_the_same_deployment_op
 @pytest.mark.parametrize("name", ["fail", "retrigger", "reconcile", "doctor", "check"])
 def test_commands_that_classify_rows_take_scans_tuning_flags(name):
     r = CliRunner().invoke(app, [name, "--help"], env={"NO_COLOR": "1"}, terminal_width=200)
-    assert " --grace " in r.stdout and " --queue-lock " in r.stdout, name
+    assert all(f" {f} " in r.stdout for f in ("--grace", "--queue-lock", "--max-duration")), name
 
 
 @pytest.mark.parametrize("name", ["doctor", "check"])
