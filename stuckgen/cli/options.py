@@ -164,14 +164,20 @@ ROUTE = group(base_url=UrlOpt, route=RouteOpt, secret_header=SecretHeaderOpt, by
 DEPLOYMENT = ROUTE + group(internal_secret=SecretOpt, cookie=CookieOpt, cookie_file=CookieFileOpt,
                            cookie_name=CookieNameOpt)
 
-def _notify() -> Group:
-    from stuckgen.cli._alerting import PagerDutyOpt, SlackOpt, WebhookOpt
-
-    return group(slack_webhook_url=SlackOpt, pagerduty_routing_key=PagerDutyOpt, notify_webhook_url=WebhookOpt)
-
-
+SlackOpt = Annotated[Optional[str], typer.Option(
+    "--slack-webhook", metavar="URL", show_default=False,
+    help=env_help("slack_webhook_url", "Slack incoming webhook: one message when an incident starts, gets worse, "
+                                       "and is resolved (never printed)."))]
+PagerDutyOpt = Annotated[Optional[str], typer.Option(
+    "--pagerduty-routing-key", metavar="KEY", show_default=False,
+    help=env_help("pagerduty_routing_key", "PagerDuty Events API v2 routing key: trigger per cause, resolve when "
+                                           "clean (prefer the environment: a flag is visible in `ps`)."))]
+WebhookOpt = Annotated[Optional[str], typer.Option(
+    "--notify-webhook", metavar="URL", show_default=False,
+    help=env_help("notify_webhook_url", "POST incident events with the JSON report here, signed (Standard "
+                                        "Webhooks) when STUCKGEN_NOTIFY_WEBHOOK_SECRET is set."))]
 # Where incidents are told (check, watch); the state of each incident is kept in the audit log.
-NOTIFY = _notify()
+NOTIFY = group(slack_webhook_url=SlackOpt, pagerduty_routing_key=PagerDutyOpt, notify_webhook_url=WebhookOpt)
 COMMON = group(env_file=EnvFileOpt, config=ConfigOpt, debug=DebugOpt)
 
 
