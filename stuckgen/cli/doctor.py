@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from stuckgen.cli._app import Output, RepeatOpt, env_help
+from stuckgen.cli._app import Output, RepeatOpt, setting
 from stuckgen.cli.options import (
     AUDIT, DATABASE, DEPLOYMENT, NOTIFY, QUEUE_MODE, STUCK, command, formats, group, pick_format,
 )
@@ -15,29 +15,22 @@ from stuckgen.session import Session
 
 # Settings `check` takes as flags (each also from the environment, .env or stuckgen.toml).
 CHECK_SETTINGS = group(
-    max_trigger_failures=Annotated[Optional[int], typer.Option(
-        "--max-trigger-failures", min=0, metavar="N", show_default=False,
-        help="Fail when more rows than this failed at the trigger in --trigger-window (and over the rate). "
-             "Default: 2.")],
-    max_trigger_failure_rate=Annotated[Optional[str], typer.Option(
-        "--max-trigger-failure-rate", metavar="RATE", show_default=False,
-        help="... and they are more than this share of the rows created in the window. Default: 10%.")],
-    trigger_window=Annotated[Optional[str], typer.Option(
-        "--trigger-window", metavar="DURATION", show_default=False,
-        help="Recent window the trigger failures are judged on. Default: 1h.")],
-    metrics_file=Annotated[Optional[str], typer.Option(
-        "--metrics-file", metavar="PATH", show_default=False,
-        help=env_help("metrics_file", "Write OpenMetrics here atomically (0644) after every run, whatever its "
-                                      "exit code (node_exporter's textfile collector)."))],
-    heartbeat_url=Annotated[Optional[str], typer.Option(
-        "--heartbeat-url", metavar="URL", show_default=False,
-        help=env_help("heartbeat_url", "Cron monitor ping URL: /start when the run starts, then the URL itself "
-                                       "(exit 0) or /<exit code> (healthchecks.io convention)."))],
-    retrigger_classes=Annotated[Optional[list[str]], typer.Option(
-        "--retrigger-class", metavar="CLASS", show_default=False,
-        help="Policy: also retrigger rows of this class (repeatable). By default only never-started, "
-             "trigger-failed, queued-not-drained and timed-out, which a new trigger cannot harm; the rest are listed as "
-             "left out.")],
+    max_trigger_failures=Annotated[Optional[int], setting("max_trigger_failures", metavar="N", min=0, help=(
+        "Fail when more rows than this failed at the trigger in --trigger-window (and over the rate). Default: 2."))],
+    max_trigger_failure_rate=Annotated[Optional[str], setting("max_trigger_failure_rate", metavar="RATE", help=(
+        "... and they are more than this share of the rows created in the window. Default: 10%."))],
+    trigger_window=Annotated[Optional[str], setting("trigger_window", metavar="DURATION", help=(
+        "Recent window the trigger failures are judged on. Default: 1h."))],
+    metrics_file=Annotated[Optional[str], setting("metrics_file", metavar="PATH", help=(
+        "Write OpenMetrics here atomically (0644) after every run, whatever its exit code (node_exporter's "
+        "textfile collector)."))],
+    heartbeat_url=Annotated[Optional[str], setting("heartbeat_url", metavar="URL", help=(
+        "Cron monitor ping URL: /start when the run starts, then the URL itself (exit 0) or /<exit code> "
+        "(healthchecks.io convention)."))],
+    retrigger_classes=Annotated[Optional[list[str]], setting("retrigger_classes", "--retrigger-class", metavar="CLASS",
+                                                             help=(
+        "Policy: also retrigger rows of this class (repeatable). By default only never-started, trigger-failed, "
+        "queued-not-drained and timed-out, which a new trigger cannot harm; the rest are listed as left out."))],
 )
 
 

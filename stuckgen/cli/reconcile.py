@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from stuckgen.cli._app import Output, env_help
+from stuckgen.cli._app import Output, setting
 from stuckgen.cli.options import (
     AUDIT, DATABASE, DEPLOYMENT, PICK_BY_ID, STUCK_ANY_AGE, command, formats, group, pick_format,
 )
@@ -15,9 +15,8 @@ from stuckgen.session import Session
 if TYPE_CHECKING:
     from stuckgen.remediate.runner import Pick
 
-PROVIDER = group(replicate_api_url=Annotated[Optional[str], typer.Option(
-    "--provider-url", show_default=False, metavar="URL",
-    help=env_help("replicate_api_url", "The provider's API base. Default https://api.replicate.com/v1."))])
+PROVIDER = group(replicate_api_url=Annotated[Optional[str], setting(
+    "replicate_api_url", "--provider-url", metavar="URL", help="The provider's API base. Default https://api.replicate.com/v1.")])
 
 
 @command(PICK_BY_ID, DATABASE, STUCK_ANY_AGE, PROVIDER, DEPLOYMENT, AUDIT)

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from stuckgen.cli._app import Output, env_help
+from stuckgen.cli._app import Output, setting
 from stuckgen.cli.options import (
     AUDIT, DATABASE, DEPLOYMENT, PICK, QUEUE_MODE, STUCK_ANY_AGE, YesOpt, command, formats, group, pick_format,
 )
@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 
 FormatOpt = Annotated[Optional[str], formats(*core.FORMATS)]
 BatchSizeOpt = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Rows per transaction.")]
-FAILED_STATUS = group(failed_status=Annotated[Optional[str], typer.Option(
-    "--failed-status", show_default=False, metavar="STATUS", help=env_help("failed_status", "Status to set. Default failed."))])
+FAILED_STATUS = group(failed_status=Annotated[Optional[str], setting("failed_status", metavar="STATUS",
+                                                                     help="Status to set. Default failed.")])
 
 
 @command(PICK, DATABASE, STUCK_ANY_AGE, QUEUE_MODE, FAILED_STATUS, AUDIT)
