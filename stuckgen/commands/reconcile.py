@@ -55,8 +55,6 @@ def run_sync(session: Session, out: Output, pick: Pick, *, via: str, concurrency
     if via != "sync":
         raise ConfigError(f"--via: {via!r} is not one of process, sync",
                           hint="to replay the provider's webhook, use `stuckgen reconcile --apply --via webhook`")
-    if fmt not in ("table", "json"):
-        raise ConfigError(f"--format: {fmt!r} is not one of table, json")
     # scan=None for now: the options are checked (URL, owner session) before anything is read.
     settle_options(session, scan=None, via="sync", concurrency=concurrency, tries=tries)
     selection, opts = runner.select(session, pick)
