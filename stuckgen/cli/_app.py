@@ -11,11 +11,10 @@ documented exit code (``handle_errors``). ``setting`` declares a setting's optio
 
 
 import functools
-from contextvars import ContextVar
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
@@ -64,11 +63,16 @@ def env_help(name: str, text: str) -> str:
     return f"{text} [env: {names}]"
 
 
+def dashed(name: str) -> str:
+    """The flag a parameter or setting has unless it names another: ``--name-with-dashes``."""
+    return "--" + name.replace("_", "-")
+
+
 def setting(name: str, *decls: str, metavar: str, help: str, **kw: Any) -> Any:
     """The ``typer.Option`` of the setting ``name`` (a key of settings.OPTIONS): its flag is
     ``--name-with-dashes`` unless ``decls`` name one, and its help ends with its environment variables."""
     if not any(d.startswith("--") for d in decls):
-        decls = ("--" + name.replace("_", "-"), *decls)
+        decls = (dashed(name), *decls)
     return typer.Option(*decls, metavar=metavar, show_default=False, help=env_help(name, help), **kw)
 
 
@@ -130,42 +134,7 @@ MaxDurationOpt = Annotated[Optional[str], setting("max_duration", metavar="DURAT
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.", envvar="STUCKGEN_DEBUG")]
 
 
-def settings_from(params: dict[str, Any], *, map_flags: Iterable[str] | None = None):
-    """Settings from a command's locals: option values by name, plus --env-file/--config/--map."""
-    from stuckgen.settings import OPTIONS, load_settings
-
-    flags = {k: v for k, v in params.items() if k in OPTIONS}
-    return load_settings(flags, env_file=params.get("env_file"), config_file=params.get("config"),
-                         map_flags=tuple(map_flags or params.get("map") or ()), flag_names=_flag_names())
-
-
-def _flag_names() -> dict[str, str]:
-    """Each option's flag as the running command spells it (``base_url`` is ``--url``)."""
-    names = dict(_FLAGS.get())
-    if "url" in names:  # doctor and check collect --url into base_url themselves
-        names.setdefault("base_url", names["url"])
-    return names
-
-
-def _flags_of(fn: Callable[..., Any]) -> dict[str, str]:
-    """Parameter name -> long flag, read from the command's ``Annotated[..., typer.Option(...)]``."""
-    import inspect
-
-    from typer.models import OptionInfo
-
-    out: dict[str, str] = {}
-    for name, p in inspect.signature(fn).parameters.items():
-        for meta in getattr(p.annotation, "__metadata__", ()):
-            if isinstance(meta, OptionInfo):
-                decls = [meta.default] if isinstance(meta.default, str) and meta.default.startswith("-") else []
-                decls += list(meta.param_decls or ())
-                out[name] = next((d for d in decls if d.startswith("--")), "--" + name.replace("_", "-"))
-    return out
-
-
 F = TypeVar("F", bound=Callable[..., Any])
-# The running command's flags by parameter name, for settings sources that name real flags.
-_FLAGS: ContextVar[dict[str, str]] = ContextVar("stuckgen_flags", default={})
 
 
 def _known_secrets(flags: dict[str, Any] | None = None) -> list[str]:
@@ -188,7 +157,6 @@ def _known_secrets(flags: dict[str, Any] | None = None) -> list[str]:
 
 def handle_errors(fn: F) -> F:
     """The error boundary: our exceptions -> one line + exit code; tracebacks only with --debug."""
-    flags = _flags_of(fn)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -197,7 +165,6 @@ def handle_errors(fn: F) -> F:
         debug = bool(kwargs.get("debug")) or os.environ.get("STUCKGEN_DEBUG", "") not in ("", "0", "false")
         from stuckgen.signals import sigterm_interrupts
 
-        token = _FLAGS.set(flags)
         try:
             with sigterm_interrupts():
                 code = fn(*args, **kwargs)
@@ -226,8 +193,6 @@ def handle_errors(fn: F) -> F:
             msg = scrub(f"stuckgen: internal error: {type(exc).__name__}: {exc}", _known_secrets(kwargs))
             sys.stderr.write(msg + " (run again with --debug for a traceback)\n")
             raise typer.Exit(ExitCode.INTERNAL) from None
-        finally:
-            _FLAGS.reset(token)
         raise typer.Exit(int(code or ExitCode.OK))
 
     return wrapper  # type: ignore[return-value]

@@ -33,7 +33,7 @@ from stuckgen.cli._app import (
     AuditFileOpt, AuditTableOpt, ConfigOpt, ConnectTimeoutOpt, DatabaseUrlOpt, DbSchemaOpt, DebugOpt, EnvFileOpt,
     GraceOpt, InflightOpt, LockTimeoutOpt, MapOpt, MaxDurationOpt, OperatorOpt, Output, QueueLibraryOpt, QueueLockOpt,
     RepeatOpt, SecretOpt, SinceOpt, StatementTimeoutOpt, TableOpt, ThresholdOpt, app, default_format, env_help,
-    handle_errors, setting, settings_from,
+    dashed, handle_errors, setting,
 )
 from stuckgen.errors import ConfigError
 
@@ -164,21 +164,28 @@ ROUTE = group(base_url=UrlOpt, route=RouteOpt, secret_header=SecretHeaderOpt, by
 DEPLOYMENT = ROUTE + group(internal_secret=SecretOpt, cookie=CookieOpt, cookie_file=CookieFileOpt,
                            cookie_name=CookieNameOpt)
 
-SlackOpt = Annotated[Optional[str], typer.Option(
-    "--slack-webhook", metavar="URL", show_default=False,
-    help=env_help("slack_webhook_url", "Slack incoming webhook: one message when an incident starts, gets worse, "
-                                       "and is resolved (never printed)."))]
-PagerDutyOpt = Annotated[Optional[str], typer.Option(
-    "--pagerduty-routing-key", metavar="KEY", show_default=False,
-    help=env_help("pagerduty_routing_key", "PagerDuty Events API v2 routing key: trigger per cause, resolve when "
-                                           "clean (prefer the environment: a flag is visible in `ps`)."))]
-WebhookOpt = Annotated[Optional[str], typer.Option(
-    "--notify-webhook", metavar="URL", show_default=False,
-    help=env_help("notify_webhook_url", "POST incident events with the JSON report here, signed (Standard "
-                                        "Webhooks) when STUCKGEN_NOTIFY_WEBHOOK_SECRET is set."))]
+SlackOpt = Annotated[Optional[str], setting("slack_webhook_url", "--slack-webhook", metavar="URL", help=(
+    "Slack incoming webhook: one message when an incident starts, gets worse, and is resolved (never printed)."))]
+PagerDutyOpt = Annotated[Optional[str], setting("pagerduty_routing_key", metavar="KEY", help=(
+    "PagerDuty Events API v2 routing key: trigger per cause, resolve when clean (prefer the environment: a flag "
+    "is visible in `ps`)."))]
+WebhookOpt = Annotated[Optional[str], setting("notify_webhook_url", "--notify-webhook", metavar="URL", help=(
+    "POST incident events with the JSON report here, signed (Standard Webhooks) when "
+    "STUCKGEN_NOTIFY_WEBHOOK_SECRET is set."))]
 # Where incidents are told (check, watch); the state of each incident is kept in the audit log.
 NOTIFY = group(slack_webhook_url=SlackOpt, pagerduty_routing_key=PagerDutyOpt, notify_webhook_url=WebhookOpt)
 COMMON = group(env_file=EnvFileOpt, config=ConfigOpt, debug=DebugOpt)
+
+
+def _long_flag(p: inspect.Parameter) -> str:
+    """The long flag of an ``Annotated[..., typer.Option(...)]`` parameter."""
+    from typer.models import OptionInfo
+
+    for meta in getattr(p.annotation, "__metadata__", ()):
+        if isinstance(meta, OptionInfo):
+            decls = [meta.default] if isinstance(meta.default, str) and meta.default.startswith("-") else []
+            return next((d for d in [*decls, *(meta.param_decls or ())] if d.startswith("--")), dashed(p.name))
+    return dashed(p.name)
 
 
 def command(*groups: Group | Bundle, name: str | None = None,
@@ -196,12 +203,14 @@ def command(*groups: Group | Bundle, name: str | None = None,
     shared = functools.reduce(lambda a, b: a + b, (*(g.group if isinstance(g, Bundle) else g for g in groups), common))
 
     def register(fn: Callable[..., int]) -> Callable[..., int]:
-        from stuckgen.settings import OPTIONS
+        from stuckgen.settings import OPTIONS, load_settings
 
         sig = inspect.signature(fn)
         own = [p for p in sig.parameters.values() if p.name not in ("session", "out", *(b.name for b in bundles))]
         # An own option named like a setting (fail's --failed-status) is a flag for the settings too.
         names = {p.name for p in shared.params} | {p.name for p in own if p.name in OPTIONS}
+        # Where a value came from names the flag as this command spells it (`flag --url` for base_url).
+        flag_names = {p.name: _long_flag(p) for p in (*own, *shared.params)}
 
         @functools.wraps(fn)
         def run(**kwargs: Any) -> int:
@@ -210,8 +219,11 @@ def command(*groups: Group | Bundle, name: str | None = None,
             flags = {n: kwargs.pop(n) if n not in sig.parameters else kwargs[n] for n in names if n in kwargs}
             if no_config:
                 flags["config"] = os.devnull
+            settings = load_settings({k: v for k, v in flags.items() if k in OPTIONS}, env_file=flags.get("env_file"),
+                                     config_file=flags.get("config"), map_flags=tuple(flags.get("map") or ()),
+                                     flag_names=flag_names)
             out = Output()
-            with Session(settings_from(flags), out, allow_insecure=bool(flags.get("allow_insecure"))) as session:
+            with Session(settings, out, allow_insecure=bool(flags.get("allow_insecure"))) as session:
                 return fn(session, out, **kwargs)
 
         # Typer reads the signature: the command's own options first, then the shared ones.

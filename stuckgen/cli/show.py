@@ -6,19 +6,16 @@ from typing import Annotated, Optional
 import typer
 
 from stuckgen.cli.options import (
-    CLASSIFY, DATABASE, QUEUE_MODE, Output, ThresholdOpt, command, env_help, formats, group, pick_format,
+    CLASSIFY, DATABASE, QUEUE_MODE, Output, ThresholdOpt, command, formats, group, pick_format, setting,
 )
 from stuckgen.session import Session
 
 # show reads the audit log (never writes it): its own help for the same two options.
 SHOW_AUDIT = group(
-    audit_table=Annotated[Optional[str], typer.Option(
-        "--audit-table", show_default=False, metavar="NAME", help=env_help(
-            "audit_table", "Audit log table whose actions are shown ('none' to skip). Default stuckgen.audit "
-                           "(a schema of its own)."))],
-    audit_file=Annotated[Optional[str], typer.Option(
-        "--audit-file", show_default=False, metavar="PATH",
-        help=env_help("audit_file", "Read the audit log from this JSON Lines file instead of the table."))])
+    audit_table=Annotated[Optional[str], setting("audit_table", metavar="NAME", help=(
+        "Audit log table whose actions are shown ('none' to skip). Default stuckgen.audit (a schema of its own)."))],
+    audit_file=Annotated[Optional[str], setting("audit_file", metavar="PATH", help=(
+        "Read the audit log from this JSON Lines file instead of the table."))])
 
 
 @command(DATABASE, group(threshold=ThresholdOpt), CLASSIFY, QUEUE_MODE, SHOW_AUDIT)
