@@ -1,7 +1,7 @@
 """Connections and transactions: read-only with timeouts, pooler-safe, errors translated.
 
 Only the CLI opens connections (``connect``); the core receives them. Statements
-live with the module that owns the concern (scan.py, remediate/), always
+live with the module that owns the concern (scan/, remediate/), always
 composed with ``psycopg.sql``.
 """
 

@@ -1,6 +1,6 @@
 """The scan with its per-row work done by PostgreSQL: rows arrive as finished JSON or CSV lines.
 
-``ScanRun`` (scan.py) builds a ``StuckRow`` per stuck row in Python (~100 us a row); at
+``ScanRun`` (scan/run.py) builds a ``StuckRow`` per stuck row in Python (~100 us a row); at
 100,000 stuck rows that is most of a scan. Here one statement classifies each row with the
 rules in force (``rule_sql`` over the scan's evidence columns), writes its JSON (or CSV)
 line exactly as ``StuckRow.as_dict`` + ``json.dumps`` would, and ends with one more row:
@@ -87,17 +87,8 @@ def evidence_facts(m: SchemaMapping, opts: ScanOptions | None = None) -> RuleFac
     )
 
 
-def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], *, fmt: str,
-                       shown: int | None = None, pct: float | None = None) -> sql.Composed:
-    """Rows (``line``, or the evidence of a fallback row) in the scan's order, then one summary row.
-
-    ``fmt``: json or csv lines; ``table`` writes JSON lines for the first ``shown`` rows only
-    (the rest are counted, not sent). Every row the filters keep is in the summary, with the
-    window's counts (``pct``: the window's rows counted in a block sample, see scan.sample_pct).
-    """
-    if fmt not in FORMATS:
-        raise ValueError(fmt)
-    rules = tuple(rules)
+def _classified(m: SchemaMapping, opts: ScanOptions, rules: tuple[Rule, ...]) -> sql.Composable:
+    """CTE ``c``: each row's class (the first rule that matches its evidence) and the failed trigger's details."""
     facts = evidence_facts(m, opts)
     rule_no = sql.SQL("CASE {} ELSE 0 END").format(sql.SQL(" ").join(
         sql.SQL("WHEN {} THEN {}").format(rule_sql(r, m, facts=facts), sql.Literal(i + 1)) for i, r in enumerate(rules))) \
@@ -105,8 +96,7 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
     classes = sql.Literal(["unknown"] + [r.cls for r in rules])
     whys = sql.Literal(["no rule matched"] + [r.why for r in rules])
     has_hb = "(e.heartbeat_raw IS NOT NULL)" if m.has("heartbeat") else "NULL::boolean"
-    # c: the class and the failed trigger's details, from the evidence columns.
-    c = sql.SQL(
+    return sql.SQL(
         "SELECT e.*, ({classes}::text[])[n.rule_no + 1] AS cls, ({whys}::text[])[n.rule_no + 1] AS rule_why, "
         "{has_hb} AS has_hb, "
         "CASE WHEN length(e.trigger_entry) < {cut} THEN e.trigger_entry::jsonb END AS tobj, "
@@ -117,22 +107,28 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         "(extract(epoch FROM e.db_now - e.worker_started_at) * 1000000)::bigint AS worker_us "
         "FROM e CROSS JOIN LATERAL (SELECT {rule_no} AS rule_no) n"
     ).format(classes=classes, whys=whys, has_hb=sql.SQL(has_hb), cut=sql.Literal(_CUT), rule_no=rule_no)
-    # t: the trigger status (Python: int(st) when str(st).isdigit()) and the error excerpt.
+
+
+def _trigger_details() -> sql.Composable:
+    """CTE ``t``: the trigger status (Python: ``int(st)`` when ``str(st).isdigit()``) and the error excerpt."""
     err = (f"CASE WHEN {_truthy(chr(99) + '.tobj -> ' + chr(39) + 'error' + chr(39))} THEN c.tobj -> 'error' "
            f"WHEN {_truthy('c.tobj -> ' + chr(39) + 'errorText' + chr(39))} THEN c.tobj -> 'errorText' "
            f"WHEN {_truthy('c.tobj -> ' + chr(39) + 'message' + chr(39))} THEN c.tobj -> 'message' END")
-    t = sql.SQL(
+    return sql.SQL(
         "SELECT c.*, CASE WHEN jsonb_typeof(c.tobj -> 'status') IN ('number', 'string') "
         "AND (c.tobj ->> 'status') ~ '^[0-9]+$' THEN (c.tobj ->> 'status')::numeric END AS tstatus, "
         "(jsonb_typeof(c.tobj -> 'status') = 'string' AND (c.tobj ->> 'status') !~ '^[ -~]*$') AS todd, "
         "{err} AS terr FROM c").format(err=sql.SQL(err))
-    # w: why, the notes, and whether Python must render this row (see the module docstring).
+
+
+def _why_and_notes(opts: ScanOptions) -> sql.Composable:
+    """CTE ``w``: why, the notes, and whether Python must render this row (see the module docstring)."""
     unknown_bits = (
         "'no rule matched: ' || CASE WHEN coalesce(t.last_step, '') <> '' THEN 'last step ''' || t.last_step || '''' "
         "ELSE 'no last step' END || ', ' || CASE WHEN t.has_hb THEN 'heartbeat seen' WHEN NOT t.has_hb "
         "THEN 'no heartbeat' ELSE 'heartbeat not mapped' END || ', ' || "
         "CASE WHEN t.outputs IS NOT NULL THEN t.outputs || ' outputs' ELSE 'outputs not mapped' END")
-    w = sql.SQL(
+    return sql.SQL(
         "SELECT t.*, CASE WHEN t.cls = 'unknown' THEN " + unknown_bits + " "
         # As scan.classify.row_to_stuck: the app logs only its last attempt, so one entry claims no count.
         "WHEN t.cls = 'trigger-failed' AND t.tstatus IS NOT NULL THEN 'the trigger got HTTP ' || t.tstatus || "
@@ -154,6 +150,38 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
         + ", ".join(f"{_iso('t.' + c)} AS {c}_s" for c in ("created_at", "last_sign", "heartbeat_at")) + ", "
         + _seconds("t.quiet_us") + " AS quiet_s, " + _seconds("t.age_us") + " AS age_s "
         "FROM t").format(dead=deadline.evidence_sql(sql.SQL("t.worker_us"), opts.max_duration or 0.0))
+
+
+def _summary_row(m: SchemaMapping, opts: ScanOptions, pct: float | None) -> sql.Composable:
+    """The last row: counts by class and trigger status, per hour, onset, the oldest, and the window's counts."""
+    nulls = sql.SQL(", ").join(sql.SQL("NULL") for _ in _EVIDENCE)
+    # The window's counts come with the summary: one statement, one connection (window_count_sql).
+    counts = window_count_sql(m, opts, sample_pct=pct) or (sql.SQL("NULL::bigint"), sql.SQL("NULL::bigint"))
+    return sql.SQL(
+        "SELECT NULL::text, NULL::text, NULL::bigint, NULL::numeric, {nulls}, "
+        "(SELECT count(*) FROM r), "
+        "(SELECT jsonb_object_agg(cls, k) FROM (SELECT cls, count(*) AS k FROM r GROUP BY cls) x), "
+        "(SELECT jsonb_object_agg(tstatus::text, k) FROM (SELECT tstatus, count(*) AS k FROM r "
+        "WHERE tstatus IS NOT NULL GROUP BY tstatus) x), "
+        "(SELECT jsonb_object_agg(h, k) FROM (SELECT extract(epoch FROM date_trunc('hour', "
+        "coalesce(created_at, last_sign) AT TIME ZONE 'UTC'))::bigint::text AS h, count(*) AS k FROM r "
+        "WHERE coalesce(created_at, last_sign) IS NOT NULL GROUP BY 1) x), "
+        "(SELECT min(coalesce(created_at, last_sign)) FROM r), "
+        "(SELECT jsonb_build_array(id, (extract(epoch FROM created_at) * 1000000)::bigint, quiet_us) FROM r WHERE n = 1), "
+        "now(), {created}, {before}").format(nulls=nulls, created=counts[0], before=counts[1])
+
+
+def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule], *, fmt: str,
+                       shown: int | None = None, pct: float | None = None) -> sql.Composed:
+    """Rows (``line``, or the evidence of a fallback row) in the scan's order, then one summary row.
+
+    ``fmt``: json or csv lines; ``table`` writes JSON lines for the first ``shown`` rows only
+    (the rest are counted, not sent). Every row the filters keep is in the summary, with the
+    window's counts (``pct``: the window's rows counted in a block sample, see scan.sample_pct).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(fmt)
+    c, t, w = _classified(m, opts, tuple(rules)), _trigger_details(), _why_and_notes(opts)
     wanted = sql.SQL("WHERE w.cls = ANY({}::text[])").format(sql.Literal(list(opts.classes))) if opts.classes \
         else sql.SQL("")
     # OFFSET 0 keeps the evidence a subquery of its own: each column (the step list above all) is
@@ -169,27 +197,12 @@ def build_render_query(m: SchemaMapping, opts: ScanOptions, rules: Sequence[Rule
     if cap is not None:  # --limit shortens the list, never the counts: later rows are counted, not sent
         line = sql.SQL("CASE WHEN r.n <= {} THEN {} END").format(sql.Literal(cap), line)
     fb = sql.SQL(", ").join(sql.SQL("CASE WHEN r.fallback THEN r.{} END").format(sql.Identifier(col)) for col in _EVIDENCE)
-    nulls = sql.SQL(", ").join(sql.SQL("NULL") for _ in _EVIDENCE)
-    # The window's counts come with the summary: one statement, one connection (window_count_sql).
-    counts = window_count_sql(m, opts, sample_pct=pct) or (sql.SQL("NULL::bigint"), sql.SQL("NULL::bigint"))
-    summary = sql.SQL(
-        "SELECT NULL::text, NULL::text, NULL::bigint, NULL::numeric, {nulls}, "
-        "(SELECT count(*) FROM r), "
-        "(SELECT jsonb_object_agg(cls, k) FROM (SELECT cls, count(*) AS k FROM r GROUP BY cls) x), "
-        "(SELECT jsonb_object_agg(tstatus::text, k) FROM (SELECT tstatus, count(*) AS k FROM r "
-        "WHERE tstatus IS NOT NULL GROUP BY tstatus) x), "
-        "(SELECT jsonb_object_agg(h, k) FROM (SELECT extract(epoch FROM date_trunc('hour', "
-        "coalesce(created_at, last_sign) AT TIME ZONE 'UTC'))::bigint::text AS h, count(*) AS k FROM r "
-        "WHERE coalesce(created_at, last_sign) IS NOT NULL GROUP BY 1) x), "
-        "(SELECT min(coalesce(created_at, last_sign)) FROM r), "
-        "(SELECT jsonb_build_array(id, (extract(epoch FROM created_at) * 1000000)::bigint, quiet_us) FROM r WHERE n = 1), "
-        "now(), {created}, {before}").format(nulls=nulls, created=counts[0], before=counts[1])
     return sql.SQL(
         "WITH e AS ({evidence}), c AS ({c}), t AS ({t}), w AS ({w}), r AS MATERIALIZED ({r}) "
         "SELECT {line}, r.cls, r.n, r.tstatus, {fb}, NULL::bigint, NULL::jsonb, NULL::jsonb, NULL::jsonb, "
         "NULL::timestamptz, NULL::jsonb, NULL::timestamptz, NULL::bigint, NULL::bigint FROM r "
         "UNION ALL {summary}"
-    ).format(evidence=evidence, c=c, t=t, w=w, r=r, line=line, fb=fb, summary=summary)
+    ).format(evidence=evidence, c=c, t=t, w=w, r=r, line=line, fb=fb, summary=_summary_row(m, opts, pct))
 
 
 def listed(fmt: str, shown: int | None, limit: int | None) -> int | None:
