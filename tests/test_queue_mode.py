@@ -306,3 +306,30 @@ def test_init_on_fresh_queues_then_scan_finds_nothing_until_jobs_are_stuck(queue
     assert r.exit_code == 1
     assert {row["id"] for row in json.loads(r.stdout)["rows"]} == {
         ids["graphile"]["dead_worker"], ids["graphile"]["waiting"], ids["graphile"]["future"]}
+
+
+def test_a_named_queue_held_by_a_gone_worker_blocks_its_jobs_and_retrigger_frees_it(queues, tmp_path, monkeypatch):  # noqa: F811
+    dsn, _ = queues
+    monkeypatch.chdir(tmp_path)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        add = "SELECT id::text FROM graphile_worker.add_job('generate', '{}'::json, queue_name => %s)"
+        blocked = conn.execute(add, ("serial-a",)).fetchone()[0]
+        behind = conn.execute(add, ("serial-b",)).fetchone()[0]
+        # As graphile-worker's get_job leaves them: a worker holds each queue while it runs the queue's job;
+        # serial-a's worker took it 5 hours ago and is gone, serial-b's took it a minute ago.
+        conn.execute("UPDATE graphile_worker._private_job_queues SET locked_by = 'gone', "
+                     "locked_at = now() - interval '5 hours' WHERE queue_name = 'serial-a'")
+        conn.execute("UPDATE graphile_worker._private_job_queues SET locked_by = 'alive', "
+                     "locked_at = now() - interval '1 minute' WHERE queue_name = 'serial-b'")
+        conn.execute("UPDATE graphile_worker._private_jobs SET run_at = now() - interval '5 hours' "
+                     "WHERE id = ANY(%s::bigint[])", ([int(blocked), int(behind)],))
+    got = {row["id"]: row for row in json.loads(run("scan", "-d", dsn, "-f", "json", env=GW).stdout)["rows"]}
+    assert got[blocked]["class"] == "lock-expired" and got[blocked]["locked_by"] == "gone"
+    assert behind not in got  # behind a job running in its queue: waiting, not stuck
+    doc = json.loads(run("show", blocked, "-d", dsn, "-f", "json", env=GW).stdout)
+    assert "its queue 'serial-a' is locked by gone" in doc["why"]
+    r = run("retrigger", blocked, "--yes", "-d", dsn, "-f", "json", env=GW)
+    assert r.exit_code == 0, r.output
+    with psycopg.connect(dsn) as conn:
+        locks = dict(conn.execute("SELECT queue_name, locked_by FROM graphile_worker._private_job_queues").fetchall())
+    assert locks["serial-a"] is None and locks["serial-b"] == "alive"

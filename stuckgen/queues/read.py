@@ -49,11 +49,12 @@ class QueueCensus:
 STUCK_KINDS = frozenset({"lock-expired", "queued-not-drained", "expired-active"})
 
 _GRAPHILE_MEANING = {
-    "lock-expired": "locked longer than graphile-worker's 4-hour lock: the worker that took it is gone "
-                    "(a running worker would have unlocked it)",
+    "lock-expired": "locked longer than graphile-worker's 4-hour lock (the job, or its named queue): the worker "
+                    "that took it is gone (a running worker would have unlocked it)",
     "locked": "locked by a worker less than 4 hours ago (running, or its worker died: graphile-worker cannot tell)",
     "queued-not-drained": "available and due for longer than the threshold: no worker is taking jobs",
-    "waiting": "available, due within the threshold or later (run_at in the future: a retry or a scheduled job)",
+    "waiting": "available, due within the threshold or later (run_at in the future: a retry or a scheduled job), "
+               "or behind the job running in its named queue",
     "failed": "attempts used up (attempts >= max_attempts): failed for good, last_error says why",
 }
 _PGBOSS_MEANING = {
@@ -69,16 +70,27 @@ def _present(conn: Connection, regclass: str) -> bool:
     return scalar(conn, "SELECT to_regclass(%s) IS NOT NULL", (regclass,))
 
 
+# graphile-worker's classes, one CASE for the census and the job list (j: _private_jobs, q: its named queue,
+# if any). A job in a named queue runs only once the queue's lock is free: behind a job running in its queue
+# it is waiting; behind a queue lock older than the 4-hour lock (a gone worker's) it is lock-expired too.
+_GRAPHILE_KIND = (
+    "CASE WHEN j.attempts >= j.max_attempts THEN 'failed' "
+    "WHEN j.locked_at IS NOT NULL AND j.locked_at < now() - make_interval(secs => %(exp)s) THEN 'lock-expired' "
+    "WHEN j.locked_at IS NOT NULL THEN 'locked' "
+    "WHEN q.locked_at IS NOT NULL AND q.locked_at < now() - make_interval(secs => %(exp)s) "
+    "AND j.run_at < now() - make_interval(secs => %(t)s) THEN 'lock-expired' "
+    "WHEN q.locked_at IS NOT NULL THEN 'waiting' "
+    "WHEN j.run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' ELSE 'waiting' END")
+_GRAPHILE_FROM = ("FROM graphile_worker._private_jobs j "
+                  "LEFT JOIN graphile_worker._private_job_queues q ON q.id = j.job_queue_id ")
+
+
 def graphile_census(conn: Connection, *, threshold: float, examples: int = 3) -> QueueCensus | None:
     if not _present(conn, "graphile_worker._private_jobs"):
         return None
     rows = conn.execute(
-        "WITH j AS (SELECT id::text AS id, CASE "
-        "WHEN attempts >= max_attempts THEN 'failed' "
-        "WHEN locked_at IS NOT NULL AND locked_at < now() - make_interval(secs => %(exp)s) THEN 'lock-expired' "
-        "WHEN locked_at IS NOT NULL THEN 'locked' "
-        "WHEN run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' "
-        "ELSE 'waiting' END AS kind, coalesce(locked_at, run_at) AS t FROM graphile_worker._private_jobs) "
+        "WITH j AS (SELECT j.id::text AS id, " + _GRAPHILE_KIND + " AS kind, coalesce(j.locked_at, j.run_at) AS t "
+        + _GRAPHILE_FROM + ") "
         "SELECT kind, count(*), (array_agg(id ORDER BY t, id))[1:%(n)s] FROM j GROUP BY kind ORDER BY kind",
         {"exp": GRAPHILE_LOCK_EXPIRY_SECONDS, "t": threshold, "n": examples}).fetchall()
     return QueueCensus(library="graphile-worker", table="graphile_worker._private_jobs",
@@ -165,18 +177,13 @@ MEANING = {"graphile-worker": _GRAPHILE_MEANING, "pg-boss": _PGBOSS_MEANING}
 
 # One statement per library: every job classified by the library's own rules, filtered by kind or id.
 _GRAPHILE_JOBS = (
-    "SELECT * FROM (SELECT j.id::text AS id, t.identifier, CASE "
-    "WHEN j.attempts >= j.max_attempts THEN 'failed' "
-    "WHEN j.locked_at IS NOT NULL AND j.locked_at < now() - make_interval(secs => %(exp)s) THEN 'lock-expired' "
-    "WHEN j.locked_at IS NOT NULL THEN 'locked' "
-    "WHEN j.run_at < now() - make_interval(secs => %(t)s) THEN 'queued-not-drained' ELSE 'waiting' END AS kind, "
-    "j.attempts::int, j.max_attempts::int, j.locked_by, "
+    "SELECT * FROM (SELECT j.id::text AS id, t.identifier, " + _GRAPHILE_KIND + " AS kind, "
+    "j.attempts::int, j.max_attempts::int, coalesce(j.locked_by, q.locked_by), "
     "extract(epoch FROM now() - coalesce(j.locked_at, j.run_at))::float8 AS quiet, left(j.last_error, 300), "
     "q.queue_name, CASE WHEN j.attempts >= j.max_attempts THEN 'failed' WHEN j.locked_at IS NOT NULL THEN 'locked' "
-    "ELSE 'available' END, j.created_at, j.run_at, j.locked_at, NULL::float8 "
-    "FROM graphile_worker._private_jobs j "
-    "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id "
-    "LEFT JOIN graphile_worker._private_job_queues q ON q.id = j.job_queue_id) jobs ")
+    "WHEN q.locked_at IS NOT NULL THEN 'queue-locked' ELSE 'available' END, j.created_at, j.run_at, "
+    "coalesce(j.locked_at, q.locked_at), NULL::float8 "
+    + _GRAPHILE_FROM + "LEFT JOIN graphile_worker._private_tasks t ON t.id = j.task_id) jobs ")
 
 _PGBOSS_JOBS = (
     "SELECT * FROM (SELECT id::text AS id, name, CASE "
@@ -381,14 +388,19 @@ def job_story(conn: Connection, libraries: Sequence[str], job_id: str, *, thresh
     quiet = fd(max(0.0, j.quiet_seconds or 0.0))
     if j.library == "graphile-worker":
         left = GRAPHILE_LOCK_EXPIRY_SECONDS - (j.quiet_seconds or 0.0)
+        held = f"its queue {j.queue!r} is locked by {j.locked_by} since {_ago(j.locked_at)}" \
+            if j.state == "queue-locked" else ""
         why = {
-            "lock-expired": f"locked by {j.locked_by} {quiet} ago, longer than graphile-worker's 4-hour lock: the "
-                            "worker that took it is gone (a running worker would have unlocked it)",
+            "lock-expired": (f"{held}, longer than graphile-worker's 4-hour lock: the worker is gone, and the queue's "
+                             "jobs wait for it" if held else
+                             f"locked by {j.locked_by} {quiet} ago, longer than graphile-worker's 4-hour lock: the "
+                             "worker that took it is gone (a running worker would have unlocked it)"),
             "locked": f"locked by {j.locked_by} {quiet} ago; graphile-worker has no heartbeat, so a live worker and "
                       f"a dead one look alike until its 4-hour lock passes (in {fd(max(0.0, left))})",
             "queued-not-drained": f"available and due since {quiet} ago, longer than the threshold "
                                   f"({fd(threshold)}): no worker is taking jobs",
-            "waiting": (f"due in {fd(-(j.quiet_seconds or 0.0))} (run_at in the future: a retry's backoff or a "
+            "waiting": (f"{held}: it runs after the job running in its queue" if held else
+                        f"due in {fd(-(j.quiet_seconds or 0.0))} (run_at in the future: a retry's backoff or a "
                         "scheduled job)" if (j.quiet_seconds or 0.0) < 0
                         else f"due {quiet} ago, within the threshold ({fd(threshold)})"),
             "failed": f"attempts used up ({j.attempts}/{j.max_attempts}): failed for good"
@@ -407,6 +419,16 @@ def job_story(conn: Connection, libraries: Sequence[str], job_id: str, *, thresh
         }.get(j.kind, f"{j.state}: ended" + (f"; output: {j.last_error}" if j.last_error else ""))
     verdict = f"stuck: {j.kind}" if j.stuck else f"not stuck: {j.kind}"
     return JobStory(job=j, verdict=verdict, why=why, fix=fix_for(j.library, j.kind))
+
+
+def _ago(t: datetime | None) -> str:
+    from datetime import timezone
+
+    from stuckgen.durations import format_duration
+
+    if t is None:
+        return "an unknown time"
+    return f"{format_duration(max(0.0, (datetime.now(timezone.utc) - t).total_seconds()))} ago"
 
 
 def job_findings_evidence(c: QueueCensus) -> list[tuple[str, str]]:

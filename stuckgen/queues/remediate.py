@@ -135,8 +135,11 @@ def act(conn: Connection, jobs: Sequence[Job], *, action: str, reason: str | Non
     if action == "retry":
         workers = sorted({j.locked_by for j in take if j.kind == "lock-expired" and j.locked_by})
         alive = {r[0] for r in conn.execute(
-            "SELECT DISTINCT locked_by FROM graphile_worker._private_jobs WHERE locked_by = ANY(%s) "
-            "AND locked_at >= now() - make_interval(secs => %s)", (workers, GRAPHILE_LOCK_EXPIRY_SECONDS)).fetchall()}
+            "SELECT locked_by FROM graphile_worker._private_jobs WHERE locked_by = ANY(%(w)s) "
+            "AND locked_at >= now() - make_interval(secs => %(exp)s) UNION "
+            "SELECT locked_by FROM graphile_worker._private_job_queues WHERE locked_by = ANY(%(w)s) "
+            "AND locked_at >= now() - make_interval(secs => %(exp)s)",
+            {"w": workers, "exp": GRAPHILE_LOCK_EXPIRY_SECONDS}).fetchall()}
         for j in [j for j in take if j.locked_by in alive and j.kind == "lock-expired"]:
             take.remove(j)
             outs.append(JobOutcome(j.id, "skipped", f"worker {j.locked_by} holds another job locked within 4 hours: "
@@ -148,8 +151,9 @@ def act(conn: Connection, jobs: Sequence[Job], *, action: str, reason: str | Non
         gone = sorted({j.locked_by for j in take if j.kind == "lock-expired" and j.locked_by})
         if gone:
             conn.execute("SELECT graphile_worker.force_unlock_workers(%s::text[])", (gone,))
-            for r in conn.execute("SELECT id::text FROM graphile_worker._private_jobs WHERE id = ANY(%s::bigint[]) "
-                                  "AND locked_at IS NULL",
+            for r in conn.execute("SELECT j.id::text FROM graphile_worker._private_jobs j "
+                                  "LEFT JOIN graphile_worker._private_job_queues q ON q.id = j.job_queue_id "
+                                  "WHERE j.id = ANY(%s::bigint[]) AND j.locked_at IS NULL AND q.locked_at IS NULL",
                                   ([j.id for j in take if j.kind == "lock-expired"],)).fetchall():
                 changed[r[0]] = "unlocked with graphile_worker.force_unlock_workers: a live worker runs it again"
         failed = [j.id for j in take if j.kind == "failed"]
