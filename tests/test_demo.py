@@ -4,16 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 EXE = str(Path(sys.executable).parent / "stuckgen")
 README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """The demo's temporary directory, outside pytest's own root (/tmp/pytest-of-$USER).
+
+    As root, the embedded PostgreSQL runs as its own user and must traverse the directories
+    above its data; every pytest run that starts makes pytest-of-$USER 0700 again, which cut
+    a running demo off its data directory ("Permission denied") while another run started.
+    """
+    d = Path(tempfile.mkdtemp(prefix="stuckgen-demo-test-"))
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
