@@ -333,3 +333,39 @@ def test_a_named_queue_held_by_a_gone_worker_blocks_its_jobs_and_retrigger_frees
     with psycopg.connect(dsn) as conn:
         locks = dict(conn.execute("SELECT queue_name, locked_by FROM graphile_worker._private_job_queues").fetchall())
     assert locks["serial-a"] is None and locks["serial-b"] == "alive"
+
+
+def test_schema_in_queue_mode_counts_each_librarys_jobs_by_its_rules(stuck):
+    # init's next step is `stuckgen schema`: in queue mode it must read the library, not look for an app table.
+    dsn, ids = stuck
+    Path("stuckgen.toml").write_text('queue_library = ["graphile-worker", "pg-boss"]\n')
+    r = run("schema", "-d", dsn, "-f", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["mode"] == "queue" and "lock-expired" in doc["stuck_kinds"]
+    by_lib = {lib["library"]: lib for lib in doc["libraries"]}
+    assert by_lib["graphile-worker"]["counts"]["lock-expired"] == 1
+    assert by_lib["graphile-worker"]["counts"]["queued-not-drained"] == 2
+    assert by_lib["pg-boss"]["counts"]["expired-active"] == 1
+    assert "4-hour lock" in by_lib["graphile-worker"]["meaning"]["lock-expired"]
+    r = run("schema", "-d", dsn, "-f", "table")
+    assert r.exit_code == 0, r.output
+    assert "graphile-worker: graphile_worker._private_jobs (queue mode" in r.stdout
+    line = next(x for x in r.stdout.splitlines() if x.strip().startswith("expired-active"))
+    assert line.split()[1] == "1" and "stuck" in line
+    assert "not found" not in r.output
+
+
+def test_schema_in_queue_mode_names_a_missing_library(stuck):
+    dsn, _ = stuck
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA pgboss CASCADE")
+    r = run("schema", "-d", dsn, "--queue-library", "pg-boss")
+    assert r.exit_code == 2 and "pgboss.job is not in this database" in r.stderr
+
+
+def test_watch_in_queue_mode_says_what_to_run_instead(stuck):
+    dsn, _ = stuck
+    r = run("watch", "-d", dsn, "--queue-library", "graphile-worker", "--count", "1", "-f", "json")
+    assert r.exit_code == 2, r.output
+    assert "queue mode" in r.stderr and "stuckgen scan" in r.stderr and "Traceback" not in r.output

@@ -44,7 +44,7 @@ def scan(session: Session, out: Output, cls: ClassesOpt = None, limit: LimitOpt 
                     limit=limit)
 
 
-@command(DATABASE)
+@command(DATABASE, QUEUE_MODE)
 def schema(session: Session, out: Output, fmt: Annotated[Optional[str], formats("table", "json")] = None) -> int:
     """Print the schema mapping stuckgen resolved, where each field came from, and the rules in force.
 

@@ -6,13 +6,13 @@ from typing import Annotated, Optional
 import typer
 
 from stuckgen.cli.options import (
-    AUDIT, DATABASE, DEPLOYMENT, NOTIFY, STUCK, Output, RepeatOpt, command, formats, pick_format,
+    AUDIT, DATABASE, DEPLOYMENT, NOTIFY, QUEUE_MODE, STUCK, Output, RepeatOpt, command, formats, pick_format,
 )
 from stuckgen.durations import parse_duration
 from stuckgen.session import Session
 
 
-@command(DATABASE, STUCK, DEPLOYMENT, NOTIFY, AUDIT)
+@command(DATABASE, STUCK, QUEUE_MODE, DEPLOYMENT, NOTIFY, AUDIT)
 def watch(session: Session, out: Output,
           interval: Annotated[str, typer.Option("--interval", "-i", metavar="DURATION",
                                                 help="Time between refreshes.")] = "5s",

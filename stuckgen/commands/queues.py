@@ -35,6 +35,34 @@ def run_scan_jobs(session: Session, out: Output, libraries: tuple[str, ...], *, 
     return ExitCode.FINDINGS if result.stuck else ExitCode.OK
 
 
+def run_schema_jobs(session: Session, out: Output, libraries: tuple[str, ...], *, fmt: str) -> int:
+    """`schema` with queue_library: each library's table and its jobs counted by what they mean, with the
+    rule behind each kind (what `scan` lists as stuck, what it leaves alone)."""
+    import json
+
+    from stuckgen.queues import STUCK_KINDS, queue_census, require
+
+    threshold = session.settings.threshold
+    with session.read():
+        conn = session.connection()
+        require(conn, libraries)
+        found = [c for c in queue_census(conn, threshold=threshold) if c.library in libraries]
+    if fmt == "json":
+        doc = {"mode": "queue", "threshold_seconds": threshold, "stuck_kinds": sorted(STUCK_KINDS),
+               "libraries": [{**c.as_dict(), "meaning": dict(c.meaning)} for c in found]}
+        out.lines([json.dumps(doc, indent=2)])
+        return ExitCode.OK
+    for c in found:
+        out.out.print(f"{c.library}: {c.table} (queue mode: read by {c.library}'s own rules, "
+                      f"threshold {threshold:g} s)", markup=False)
+        for kind, meaning in c.meaning.items():
+            mark = "stuck" if kind in STUCK_KINDS else ""
+            out.out.print(f"  {kind:<20} {c.counts.get(kind, 0):>7,}  {mark:<5}  {meaning}", markup=False,
+                          soft_wrap=True)
+        out.out.print("", markup=False)
+    return ExitCode.OK
+
+
 def run_show_job(session: Session, out: Output, libraries: tuple[str, ...], job_id: str, *, fmt: str) -> int:
     """`show JOB_ID` with queue_library: one job by its library's rules. FINDINGS when stuck."""
     from stuckgen.queues import job_story

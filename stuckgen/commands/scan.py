@@ -136,8 +136,13 @@ def run_schema(session: Session, out: Output, *, fmt: str) -> int:
     """The resolved mapping with each field's source, the census, index advice and the rules in force."""
     from stuckgen.discover import census
     from stuckgen.render.schema import mapping_json_lines, mapping_renderables
+    from stuckgen.queues import libraries_in_force
     from stuckgen.scan import explain_advice
 
+    if libraries := libraries_in_force(session.settings):  # queue mode: the library's census and rules
+        from stuckgen.commands.queues import run_schema_jobs
+
+        return run_schema_jobs(session, out, libraries, fmt=fmt)
     conn, rules = session.connection(), session.rules()
     with session.read():
         m = session.mapping(announce=False)  # the table shows the gaps itself

@@ -26,8 +26,14 @@ def run_watch(session: Session, out: Output, *, fmt: str, interval: float, count
     """Refresh every ``interval`` until ``count`` refreshes or Ctrl-C/SIGTERM; a one-line summary on stderr."""
     from stuckgen.watch import Watcher
 
+    from stuckgen.queues import libraries_in_force
+
     if interval <= 0:
         raise ConfigError("--interval must be positive")
+    if libraries_in_force(session.settings):
+        raise ConfigError("watch follows an app table's rows; queue mode (queue_library) has no watch yet",
+                          hint="for the library's jobs run `stuckgen scan` (exit 1 when any is stuck), or "
+                               "`stuckgen check` on a schedule")
     prober = Prober(session, every=max(MIN_PROBE_INTERVAL, probe_interval), repeat=repeat) if probe else None
     alerts, view, watcher = Alerts(session), View(out, fmt, session, interval), Watcher()
     last: Refresh | None = None
