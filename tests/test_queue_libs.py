@@ -251,4 +251,5 @@ def test_scan_of_the_apps_table_points_at_stuck_library_jobs(queues_with_app_tab
     r = runner.invoke(app, ["scan", "-d", dsn, "-f", "json"])
     assert r.exit_code == 0, r.output  # the app's own table has nothing stuck
     assert "graphile-worker holds 3 stuck job(s)" in r.stderr and "pg-boss holds 2 stuck job(s)" in r.stderr
+    assert "`stuckgen scan --queue-library graphile-worker`" in r.stderr
     assert json.loads(r.stdout)["rows"] == []

@@ -57,7 +57,7 @@ def _note_queue_libraries(conn: Connection, out: Output, *, threshold: float) ->
 
     for q in queue_census(conn, threshold=threshold):
         if q.stuck:
-            out.note(f"note: {q.library} holds {q.stuck} stuck job(s) in {q.table}; see `stuckgen jobs`")
+            out.note(f"note: {q.library} holds {q.stuck} stuck job(s) in {q.table}; list them with `stuckgen scan --queue-library {q.library}`")
 
 
 def _note_index(conn: Connection, out: Output, mapping: SchemaMapping, opts: ScanOptions) -> None:
