@@ -136,6 +136,25 @@ def test_circuit_breaker_stops_at_the_first_401(conn, db):
     assert res.stop_kind == "auth" and "probe-auth" in (res.stopped or "") and "INTERNAL_API_SECRET" in res.stopped
 
 
+@pytest.mark.parametrize(("status", "code", "words"), [
+    (503, "DEPLOYMENT_PAUSED", "Resume the project"),  # a 5xx, yet not worth a retry: the project is paused
+    (403, "DEPLOYMENT_BLOCKED", "credentials play no part"),  # a 403, yet not the app's secret
+])
+def test_a_platform_wall_stops_the_run_at_once_and_names_its_fix(conn, db, status, code, words):
+    with psycopg.connect(db, autocommit=True) as c:
+        seed(c, {"never-started": 5})
+    m = mapping_of(conn)
+    with respx.mock() as mock:
+        route = mock.post(URL).respond(status, text=f"{status}: {code}\nCode: {code}\n",
+                                       headers={"content-type": "text/plain; charset=utf-8", "x-vercel-error": code})
+        res = retrigger(conn, m, select(conn, m, all_stuck=True).targets, table_audit(conn, m),
+                        rt_options(URL, concurrency=1))
+    assert route.call_count == 1  # no retries, no further row
+    assert res.counts == {"rejected": 1, "not-sent": 4}
+    assert res.stop_kind == "platform" and code in (res.stopped or "") and words in (res.stopped or "")
+    assert "INTERNAL_API_SECRET" not in (res.stopped or "") and res.exit_code == 1
+
+
 def test_a_redirect_is_not_followed_and_stops_the_run(conn, db):
     with psycopg.connect(db, autocommit=True) as c:
         seed(c, {"never-started": 3})

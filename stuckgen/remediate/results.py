@@ -131,7 +131,7 @@ class RemediationResult:
     batches_total: int = 0
     interrupted: bool = False
     stopped: str | None = None  # why the run stopped early (circuit breaker)
-    stop_kind: str | None = None  # auth | redirect | unreachable
+    stop_kind: str | None = None  # auth | redirect | platform | unreachable
     undo_of: str | None = None
     notes: tuple[str, ...] = ()
 

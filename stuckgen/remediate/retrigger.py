@@ -107,6 +107,19 @@ class _Breaker:
             self.trip("unreachable", f"{streak} rows in a row could not reach {url}; stopped")
 
 
+def _platform_wall(status: int, headers: Any) -> str | None:
+    """An x-vercel-error with which Vercel answers instead of running the app (a paused project, a
+    disabled, deleted or blocked deployment): every further row would get the same answer, and retrying
+    only delays the run. What it means and what fixes it, from probe.PLATFORM_ERRORS."""
+    from stuckgen.probe import PLATFORM_ERRORS
+
+    code = headers.get("x-vercel-error")
+    if code not in PLATFORM_ERRORS:
+        return None
+    meaning, fix = PLATFORM_ERRORS[code]
+    return f"{code} ({meaning}). {fix}"
+
+
 def _auth_diagnosis(status: int, headers: Any, body: str, *, secret_sent: bool, secret_header: str) -> str:
     cookies = " ".join(headers.get_list("set-cookie")) if hasattr(headers, "get_list") else ""
     if "_vercel_sso_nonce" in cookies or "Authentication Required" in body:
@@ -370,6 +383,10 @@ def _send(client: Any, row_id: str, key: str, options: RetriggerOptions, stop: t
         else:
             if 200 <= status < 300:
                 return Outcome.ACCEPTED, status, n, f"HTTP {status}: accepted"
+            if wall := _platform_wall(status, resp_headers):
+                breaker.trip("platform", f"Vercel answered for the deployment instead of the app for row {row_id}: "
+                                         f"{wall}. Stopped before sending any further row")
+                return Outcome.REJECTED, status, n, f"HTTP {status}: {wall.split('.')[0]}"
             if status in (401, 403):
                 why = _auth_diagnosis(status, resp_headers, excerpt, secret_sent=bool(options.secret),
                                       secret_header=options.secret_header)
