@@ -99,9 +99,7 @@ class Output:
         def confirm(question: str) -> bool:
             if yes:
                 return True
-            if _isatty(self.stdin) and self.err.is_terminal:
-                return self.ask(question)
-            return False
+            return self.interactive() and self.ask(question)
         return confirm
 
     @contextmanager

@@ -81,3 +81,8 @@ def format_duration(seconds: float) -> str:
 def iso_utc(t: datetime | None) -> str | None:
     """``t`` in UTC as ISO 8601 with a ``Z`` (what every JSON document writes); None stays None."""
     return None if t is None else t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def format_ago(seconds: float | None, *, unknown: str = "-") -> str:
+    """``3m05s ago``; ``unknown`` when there is no time."""
+    return unknown if seconds is None else f"{format_duration(seconds)} ago"

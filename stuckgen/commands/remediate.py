@@ -126,7 +126,7 @@ class Asker:
     @property
     def asks(self) -> bool:
         """Whether, without --yes, a person is asked (a terminal on both ends) rather than a silent dry run."""
-        return not self.yes and self.out.stdin.isatty() and self.out.err.is_terminal
+        return not self.yes and self.out.interactive()
 
     def __call__(self, question: str, preview: RemediationResult | None = None) -> bool:
         if self.yes:

@@ -8,6 +8,7 @@ from typing import Any
 
 from stuckgen.db import Connection, scalar
 from stuckgen.discover.catalog import candidates
+from stuckgen.durations import format_ago
 from stuckgen.discover.proposal import Choice, Proposal, propose
 from stuckgen.errors import SchemaError
 
@@ -36,7 +37,7 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
              "# Precedence: flag > environment > .env > this file > default.", ""]
     lines.append(f"# Status census of {p.table}.{p.census.column} ({p.census.total} rows):")
     for v in p.census.values:
-        ago = "-" if v.newest_sign_seconds is None else _ago(v.newest_sign_seconds)
+        ago = format_ago(None if v.newest_sign_seconds is None else max(0.0, v.newest_sign_seconds))
         lines.append(f"#   {v.value!r:<24} {v.rows:>8} row{'s' if v.rows != 1 else ' '}, {v.last_day:>6} in the last day, "
                      f"newest sign of life {ago}: {v.role or 'unknown'}")
     if p.census.enum is not None:
@@ -72,12 +73,6 @@ def toml_text(p: Proposal, *, generated_at: str, source: str) -> str:
         lines += _comment(f"{choice.key}: {choice.why}")
         lines.append(f"{choice.key} = {_toml_value(choice.value)}")
     return "\n".join(lines) + "\n"
-
-
-def _ago(seconds: float) -> str:
-    from stuckgen.durations import format_duration
-
-    return f"{format_duration(max(0.0, seconds))} ago"
 
 
 # -- job-queue libraries as the job table (queue mode) --------------------------------------------
@@ -135,11 +130,11 @@ def propose_config(conn: Connection, *, table: str | None = None, db_schema: str
                    naive_tz: str = "UTC", threshold: float = 120.0) -> Proposal | QueueProposal:
     """``propose``, or queue mode when the jobs live in a library's tables: a --table naming the library's
     own table, or no app job table at all beside a library's."""
-    from stuckgen.queues.read import _LIBRARY_TABLES
+    from stuckgen.queues.read import library_of_table, qualified_name
 
     if table is not None:
-        name = table if "." in table or not db_schema else f"{db_schema}.{table}"
-        lib = _LIBRARY_TABLES.get(name.lower())
+        name = qualified_name(table, db_schema)
+        lib = library_of_table(table, db_schema)
         if lib:
             found = propose_queues(conn, threshold=threshold, libraries=(lib,), why=f"named with --table {table}")
             if found is None:

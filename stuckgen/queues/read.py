@@ -256,10 +256,18 @@ def libraries_in_force(settings: Any) -> tuple[str, ...]:
     (with ``db_schema``) that names a library's own job table."""
     if settings.queue_library:
         return tuple(settings.queue_library)
-    table = str(settings.table)
-    name = table if "." in table or not settings.db_schema else f"{settings.db_schema}.{table}"
-    lib = _LIBRARY_TABLES.get(name.lower())
+    lib = library_of_table(str(settings.table), settings.db_schema)
     return (lib,) if lib else ()
+
+
+def library_of_table(table: str, db_schema: str | None = None) -> str | None:
+    """The job-queue library whose own job table ``table`` (in ``db_schema`` unless qualified) is, if any."""
+    return _LIBRARY_TABLES.get(qualified_name(table, db_schema).lower())
+
+
+def qualified_name(table: str, db_schema: str | None = None) -> str:
+    """``schema.table`` when a schema is given and the name is not qualified already."""
+    return table if "." in table or not db_schema else f"{db_schema}.{table}"
 
 
 def require(conn: Connection, libraries: Sequence[str]) -> None:
@@ -424,11 +432,10 @@ def job_story(conn: Connection, libraries: Sequence[str], job_id: str, *, thresh
 def _ago(t: datetime | None) -> str:
     from datetime import timezone
 
-    from stuckgen.durations import format_duration
+    from stuckgen.durations import format_ago
 
-    if t is None:
-        return "an unknown time"
-    return f"{format_duration(max(0.0, (datetime.now(timezone.utc) - t).total_seconds()))} ago"
+    return format_ago(None if t is None else max(0.0, (datetime.now(timezone.utc) - t).total_seconds()),
+                      unknown="an unknown time")
 
 
 def job_findings_evidence(c: QueueCensus) -> list[tuple[str, str]]:

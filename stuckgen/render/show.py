@@ -31,7 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stuckgen.durations import format_duration
+from stuckgen.durations import format_ago, format_duration
 from stuckgen.render.scan import CLASS_STYLE
 from stuckgen.show import SHOW_SCHEMA, GenerationStory, StepEntry
 
@@ -133,8 +133,8 @@ def _field_rows(story: GenerationStory, g: dict[str, Any]) -> list[tuple[str, st
     rows = [
         ("status", story.status),
         ("class", story.stuck.cls if story.stuck else "-"),
-        ("created", f"{_short(story.created_at)} ({_ago(story.age_seconds)})"),
-        ("last sign of life", f"{_short(story.last_sign_of_life)} ({_ago(story.quiet_seconds)})"),
+        ("created", f"{_short(story.created_at)} ({format_ago(story.age_seconds)})"),
+        ("last sign of life", f"{_short(story.last_sign_of_life)} ({format_ago(story.quiet_seconds)})"),
         ("heartbeat", _short(story.heartbeat_at)),
         ("last step", story.last_step or "-"),
         ("user", story.user_id or "-"),
@@ -195,8 +195,6 @@ def _short(t: datetime | None) -> str:
     return "-" if t is None else t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _ago(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{format_duration(seconds)} ago"
 
 
 def _now_iso() -> str:
