@@ -19,8 +19,9 @@ def print_fitted(out: Output, table: Any) -> None:
     """A table fitted to the terminal, and what it left out to fit (``render.layout.fit_table``)."""
     out.out.print(table)
     if table.left_out:
-        out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
-                      "widen the terminal, or use --format json)", markup=False)
+        # Short enough for 80 columns with the usual one or two columns named: "--format json" must not break.
+        out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns; --format json has them)",
+                      markup=False)
 
 
 def index_note(table: str, advice: str) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stuckgen.commands import print_fitted
 from stuckgen.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -184,10 +185,7 @@ def render_result(out: Output, fmt: str, result: RemediationResult, *, rows: boo
         from stuckgen.render import TERMINAL_ROWS
 
         table, hidden = result_table(result, max_rows=TERMINAL_ROWS if out.is_tty else None, width=out.width)
-        out.out.print(table)
-        if table.left_out:
-            out.out.print(f"({', '.join(table.left_out)} left out at {out.width} columns: "
-                          "widen the terminal, or use --format json)", markup=False)
+        print_fitted(out, table)
         if hidden:
             out.out.print(f"{hidden:,} more; use --format json", markup=False)
         out.out.print()
